@@ -1,0 +1,1 @@
+"""hashrepro.losses: see the submodules (one file per family)."""

@@ -1,0 +1,1 @@
+"""hashrepro.methods: see the submodules (one file per family)."""

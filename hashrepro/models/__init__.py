@@ -1,0 +1,1 @@
+"""hashrepro.models: see the submodules (one file per family)."""

@@ -1,0 +1,1 @@
+"""hashrepro.plots: see the submodules (one file per family)."""
