@@ -1,0 +1,232 @@
+"""One training loop for every chapter: seeding, device, progress bar, checkpoints, NaN guard.
+
+Methods in :mod:`hashrepro.methods` build a model, a loss and a batch sampler, and hand them to
+:func:`fit`. Encoding (images → codes) goes through :func:`encode` so every chapter binarises
+the same way.
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+__all__ = [
+    "seed_everything",
+    "resolve_device",
+    "describe_device",
+    "to_tensor_images",
+    "fit",
+    "encode",
+    "History",
+    "NonFiniteLossError",
+]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised by :func:`fit` when the loss becomes NaN or infinite."""
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA); return a seeded ``torch.Generator``.
+
+    Parameters
+    ----------
+    seed : int
+        Non-negative seed. The same seed gives the same split, initialisation and batches
+        on the same device (GPU kernels may still be non-deterministic).
+    """
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Turn ``"auto"`` / ``"cpu"`` / ``"cuda"`` / ``"cuda:1"`` into a ``torch.device``.
+
+    ``"auto"`` picks CUDA when available, else the CPU. Asking for CUDA on a machine without
+    it is an error (not a silent fallback), so a run record never lies about its device.
+    """
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} asked for but CUDA is not available; use 'auto' or 'cpu'")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}")
+    return torch.device(device)
+
+
+def describe_device(device: torch.device) -> str:
+    """Human-readable device string for run records, e.g. ``'cpu (2 threads)'``."""
+    device = resolve_device(device)
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu ({torch.get_num_threads()} threads, {os.cpu_count()} cores)"
+
+
+def to_tensor_images(images: np.ndarray, size: int | None = None, channels: int | None = None) -> torch.Tensor:
+    """uint8 images (N, H, W, C) → float tensor (N, C, H, W) in [0, 1].
+
+    Parameters
+    ----------
+    images : ndarray uint8, shape (N, H, W, C) or (N, H, W)
+    size : optional int, resize (bilinear) to size × size.
+    channels : optional 1 or 3; grey images are replicated to 3 channels when 3 is asked.
+    """
+    arr = np.asarray(images)
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    if arr.ndim != 4:
+        raise ValueError(f"images must have shape (N, H, W, C) or (N, H, W), got {arr.shape}")
+    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float().div_(255.0)
+    if channels is not None:
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels}")
+        if x.shape[1] == 1 and channels == 3:
+            x = x.expand(-1, 3, -1, -1).contiguous()
+        elif x.shape[1] == 3 and channels == 1:
+            x = x.mean(dim=1, keepdim=True)
+    if size is not None and (x.shape[2] != size or x.shape[3] != size):
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return x
+
+
+@dataclass
+class History:
+    """Loss per iteration and wall time of a :func:`fit` call."""
+
+    loss: list[float] = field(default_factory=list)
+    iterations: int = 0
+    wall_time_s: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def fit(
+    step: Callable[[int], torch.Tensor],
+    parameters: Iterable[torch.nn.Parameter] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    iterations: int = 1000,
+    scheduler=None,
+    on_iteration: Callable[[int], None] | None = None,
+    checkpoint: str | Path | None = None,
+    state: Callable[[], dict] | None = None,
+    load_state: Callable[[dict], None] | None = None,
+    checkpoint_every: int = 0,
+    desc: str = "train",
+    progress: bool | None = None,
+) -> History:
+    """Run ``iterations`` optimisation steps.
+
+    Parameters
+    ----------
+    step : callable(it) -> scalar loss tensor
+        Draws a batch, runs the model, returns the loss (the graph attached).
+    optimizer : torch optimizer over the parameters (built with SGD by the method).
+    scheduler : optional LR scheduler, stepped once per iteration.
+    on_iteration : optional callable(it) run after each step (e.g. anneal β, ε, margins).
+    checkpoint, state, load_state, checkpoint_every : optional resumable checkpointing;
+        ``state()`` returns a dict of state dicts, ``load_state(d)`` restores it. The checkpoint
+        is written atomically every ``checkpoint_every`` iterations and resumed from if present.
+    progress : show a tqdm bar (None: only on a terminal).
+
+    Returns
+    -------
+    History with the loss of every iteration.
+
+    Raises
+    ------
+    NonFiniteLossError if the loss is NaN/inf (the NaN guard), naming the iteration.
+    """
+    if optimizer is None:
+        if parameters is None:
+            raise ValueError("fit needs an optimizer or parameters")
+        optimizer = torch.optim.SGD(parameters, lr=1e-3, momentum=0.9)
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {iterations}")
+    hist = History()
+    start_it = 0
+    ckpt = Path(checkpoint) if checkpoint else None
+    if ckpt is not None and ckpt.exists() and load_state is not None:
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+        load_state(saved["state"])
+        optimizer.load_state_dict(saved["optimizer"])
+        start_it = int(saved["iteration"])
+        hist.loss = list(saved.get("loss", []))
+    t0 = time.perf_counter()
+    bar = tqdm(range(start_it, iterations), desc=desc, disable=(not progress) if progress is not None else None,
+               mininterval=2.0, leave=False)
+    for it in bar:
+        optimizer.zero_grad(set_to_none=True)
+        loss = step(it)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(f"loss became {loss.item()} at iteration {it}; lower the learning rate")
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        if on_iteration is not None:
+            on_iteration(it)
+        hist.loss.append(float(loss.detach()))
+        if it % 50 == 0:
+            bar.set_postfix(loss=f"{hist.loss[-1]:.4f}")
+        if ckpt is not None and state is not None and checkpoint_every and (it + 1) % checkpoint_every == 0:
+            tmp = ckpt.with_suffix(ckpt.suffix + ".tmp")
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"state": state(), "optimizer": optimizer.state_dict(), "iteration": it + 1,
+                        "loss": hist.loss}, tmp)
+            os.replace(tmp, ckpt)
+    hist.iterations = iterations
+    hist.wall_time_s = time.perf_counter() - t0
+    return hist
+
+
+@torch.no_grad()
+def encode(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    batch_size: int = 512,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """Run ``model`` over ``images`` (N, C, H, W) in batches; return its outputs (N, D) as float32.
+
+    The caller binarises (``hashrepro.codes.binarize``) with the threshold its paper uses.
+    """
+    device = resolve_device(device)
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    outs = []
+    for i in range(0, len(images), batch_size):
+        xb = images[i:i + batch_size].to(device)
+        outs.append(model(xb).float().cpu())
+    if was_training and hasattr(model, "train"):
+        model.train()
+    if not outs:
+        return np.zeros((0, 0), dtype=np.float32)
+    return torch.cat(outs).numpy()
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Endless random mini-batches of indices into ``range(n)`` (epoch-wise permutations)."""
+    while True:
+        perm = torch.randperm(n, generator=generator)
+        for i in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
+            yield perm[i:i + batch_size]
