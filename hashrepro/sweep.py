@@ -1,0 +1,423 @@
+"""Run chapter notebooks over a grid with papermill: resumable, parallel, optionally on Dask.
+
+A *task* is one notebook run with one set of parameters. Its outputs are
+
+* the run record ``results/<paper>/<run_name>.json`` (written atomically by the notebook through
+  :func:`hashrepro.results.save_run`), and
+* the executed notebook ``book/runs/<paper>/<run_name>.ipynb`` (written to a temporary file and
+  renamed into place only when the run succeeded).
+
+A task counts as done only when both exist and the record is complete, so an interrupted sweep
+rerun redoes exactly the runs that did not finish, and a half-written file is never trusted.
+
+Example
+-------
+>>> from hashrepro.sweep import build_grid, run_sweep           # doctest: +SKIP
+>>> tasks = build_grid("dnnh", dataset=["cifar10"], bits=[12, 24], seed=[0], scale=["default"])
+>>> summary = run_sweep(tasks, jobs=2)
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .paths import PAPERS, notebooks_root, repo_root
+
+__all__ = [
+    "Task",
+    "TaskResult",
+    "SweepSummary",
+    "notebook_parameters",
+    "build_grid",
+    "defaults_tasks",
+    "run_name_for",
+    "is_done",
+    "execute_task",
+    "run_sweep",
+]
+
+#: Order of the grid axes in run names.
+GRID_AXES = ("dataset", "bits", "seed", "scale")
+#: Parameters every chapter notebook must declare (the sweep sets them).
+REQUIRED_PARAMETERS = ("results_dir", "run_name")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One notebook run.
+
+    Attributes
+    ----------
+    paper : chapter name (``notebooks/<paper>.ipynb``).
+    parameters : papermill parameters, including ``results_dir`` and ``run_name``.
+    record_path, notebook_path : where the run's record and executed notebook end up.
+    """
+
+    paper: str
+    parameters: dict
+    run_name: str
+    record_path: str
+    notebook_path: str
+
+    @property
+    def notebook(self) -> Path:
+        return notebooks_root() / f"{self.paper}.ipynb"
+
+
+@dataclass
+class TaskResult:
+    """What happened to one task: ``status`` is ``done``, ``skipped`` or ``failed``."""
+
+    task: Task
+    status: str
+    wall_time_s: float = 0.0
+    error: str = ""
+    record: dict | None = None
+    notebook_json: str | None = None
+
+
+@dataclass
+class SweepSummary:
+    """Counts and per-run results of a sweep; ``ok`` is False if any run failed."""
+
+    results: list[TaskResult] = field(default_factory=list)
+    wall_time_s: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def ok(self) -> bool:
+        return self.count("failed") == 0
+
+    def table(self) -> str:
+        lines = [f"{'status':8s} {'wall (s)':>9s}  run"]
+        for r in self.results:
+            lines.append(f"{r.status:8s} {r.wall_time_s:9.1f}  {r.task.paper}/{r.task.run_name}"
+                         + (f"  ({r.error.splitlines()[-1][:120]})" if r.error else ""))
+        lines.append(f"{self.count('done')} done, {self.count('skipped')} skipped, "
+                     f"{self.count('failed')} failed in {self.wall_time_s:.1f} s")
+        return "\n".join(lines)
+
+
+def notebook_parameters(paper_or_path: str | os.PathLike) -> dict[str, Any]:
+    """Names and default values of a notebook's ``parameters`` cell (via papermill).
+
+    Raises ValueError when the notebook does not exist or has no tagged parameters cell.
+    """
+    import papermill
+
+    path = Path(paper_or_path)
+    if path.suffix != ".ipynb":
+        path = notebooks_root() / f"{paper_or_path}.ipynb"
+    if not path.is_file():
+        known = sorted(p.stem for p in notebooks_root().glob("*.ipynb"))
+        raise ValueError(f"no notebook {path}; known chapters: {', '.join(known) or '(none)'}")
+    params = papermill.inspect_notebook(str(path))
+    if not params:
+        raise ValueError(f"{path} has no cell tagged 'parameters'")
+    out = {}
+    for name, info in params.items():
+        default = info.get("default")
+        try:
+            import yaml
+
+            out[name] = yaml.safe_load(default) if isinstance(default, str) else default
+        except Exception:  # keep the raw source text when it is not a literal
+            out[name] = default
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value).replace("/", "-").replace(" ", "")
+
+
+def run_name_for(paper: str, parameters: dict) -> str:
+    """Deterministic run name from the grid parameters.
+
+    ``<paper>_<dataset>_<bits>b_seed<seed>_<scale>`` followed by ``_<key>-<value>`` for every other
+    parameter in sorted order (``results_dir`` and ``run_name`` excluded), e.g.
+    ``dnnh_cifar10_48b_seed0_default_variant-fc``.
+    """
+    p = dict(parameters)
+    parts = [paper]
+    if "dataset" in p:
+        parts.append(_fmt(p.pop("dataset")))
+    if "bits" in p:
+        parts.append(f"{_fmt(p.pop('bits'))}b")
+    if "seed" in p:
+        parts.append(f"seed{_fmt(p.pop('seed'))}")
+    if "scale" in p:
+        parts.append(_fmt(p.pop("scale")))
+    for k in sorted(p):
+        if k in REQUIRED_PARAMETERS or k == "device":
+            continue
+        parts.append(f"{k}-{_fmt(p[k])}")
+    return "_".join(parts)
+
+
+def _check_parameters(paper: str, names: Iterable[str]) -> dict[str, Any]:
+    declared = notebook_parameters(paper)
+    missing_required = [r for r in REQUIRED_PARAMETERS if r not in declared]
+    if missing_required:
+        raise ValueError(f"notebooks/{paper}.ipynb must declare {missing_required} in its parameters cell")
+    unknown = sorted(set(names) - set(declared))
+    if unknown:
+        raise ValueError(
+            f"unknown parameter(s) {unknown} for notebooks/{paper}.ipynb; "
+            f"valid: {', '.join(sorted(declared))}")
+    return declared
+
+
+def _expand_papers(papers: str | Sequence[str]) -> list[str]:
+    if isinstance(papers, str):
+        papers = [papers]
+    out: list[str] = []
+    for p in papers:
+        if p == "all":
+            out.extend(x for x in PAPERS if (notebooks_root() / f"{x}.ipynb").is_file())
+        elif (notebooks_root() / f"{p}.ipynb").is_file():
+            out.append(p)
+        else:
+            known = sorted(x.stem for x in notebooks_root().glob("*.ipynb"))
+            raise ValueError(f"unknown paper {p!r}; valid: all, {', '.join(known)}")
+    return out
+
+
+def build_grid(
+    papers: str | Sequence[str],
+    results_dir: str = "results",
+    runs_dir: str = "book/runs",
+    **axes: Sequence[Any] | Any,
+) -> list[Task]:
+    """The cross product of the given parameter axes, for each paper.
+
+    Parameters
+    ----------
+    papers : a chapter name, a list of them, or ``"all"``.
+    results_dir, runs_dir : output folders, relative to the repository root.
+    **axes : parameter name → list of values (a scalar means one value), e.g.
+        ``dataset=["cifar10"], bits=[12, 24], seed=[0, 1], scale=["default"], variant=["dem", "fc"]``.
+        Every name must be a parameter of the notebook (checked: unknown names are an error).
+    """
+    axes = {k: (list(v) if isinstance(v, (list, tuple)) else [v]) for k, v in axes.items() if v is not None}
+    for k, v in axes.items():
+        if not v:
+            raise ValueError(f"axis {k!r} has no values")
+    tasks = []
+    for paper in _expand_papers(papers):
+        _check_parameters(paper, axes)
+        names = list(axes)
+        for combo in itertools.product(*(axes[n] for n in names)):
+            params = dict(zip(names, combo))
+            name = run_name_for(paper, params)
+            params.update(results_dir=results_dir, run_name=name)
+            tasks.append(Task(paper, params, name,
+                              str(Path(results_dir) / paper / f"{name}.json"),
+                              str(Path(runs_dir) / paper / f"{name}.ipynb")))
+    names = [t.paper + "/" + t.run_name for t in tasks]
+    if len(set(names)) != len(names):
+        raise ValueError("two grid points map to the same run name; give distinct values")
+    return tasks
+
+
+def defaults_tasks(papers: str | Sequence[str] = "all", results_dir: str = "results/local",
+                   runs_dir: str = "book/runs/local") -> list[Task]:
+    """One task per notebook with its own small defaults (the embedded-data run)."""
+    tasks = []
+    for paper in _expand_papers(papers):
+        _check_parameters(paper, [])
+        name = f"{paper}_defaults"
+        params = {"results_dir": results_dir, "run_name": name}
+        tasks.append(Task(paper, params, name, str(Path(results_dir) / paper / f"{name}.json"),
+                          str(Path(runs_dir) / f"{paper}.ipynb")))
+    return tasks
+
+
+def _record_complete(path: Path) -> bool:
+    from .results import is_complete
+
+    return is_complete(path)
+
+
+def is_done(task: Task, root: Path | None = None) -> bool:
+    """True when the task's record is complete and its executed notebook exists."""
+    root = root or repo_root()
+    return _record_complete(root / task.record_path) and (root / task.notebook_path).is_file()
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def execute_task(task: Task, root: str | None = None, threads: int | None = None,
+                 timeout: int | None = None) -> TaskResult:
+    """Execute one notebook with papermill (in the calling process; a kernel is started).
+
+    The notebook writes its run record itself; the executed notebook is written to a temporary
+    file and renamed into ``task.notebook_path`` on success. On failure the partial notebook is
+    kept under ``_build/sweep-failed/`` for inspection and nothing is written to the run folders.
+    The record and notebook text are returned so that a driver on another machine can store them.
+    """
+    import papermill
+
+    root_p = Path(root) if root else repo_root()
+    if threads:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[var] = str(threads)
+    os.environ["HASHREPRO_ROOT"] = str(root_p)
+    final_nb = root_p / task.notebook_path
+    final_nb.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = root_p / "_build" / "sweep-tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp_nb = tmp_dir / f"{task.paper}-{task.run_name}-{os.getpid()}.ipynb"
+    record_path = root_p / task.record_path
+    if record_path.exists() and not _record_complete(record_path):
+        record_path.unlink()  # a half-written record from an interrupted run is never trusted
+    t0 = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(root_p / "notebooks" / f"{task.paper}.ipynb"), str(tmp_nb),
+            parameters=task.parameters, cwd=str(root_p), kernel_name="python3",
+            progress_bar=False, log_output=False, execution_timeout=timeout)
+        wall = time.perf_counter() - t0
+        if not _record_complete(record_path):
+            raise RuntimeError(f"the notebook finished but wrote no complete record at {task.record_path}")
+        text = tmp_nb.read_text()
+        os.replace(tmp_nb, final_nb)
+        return TaskResult(task, "done", wall, record=json.loads(record_path.read_text()), notebook_json=text)
+    except BaseException as exc:  # noqa: BLE001 - reported, never swallowed silently
+        wall = time.perf_counter() - t0
+        failed = root_p / "_build" / "sweep-failed"
+        failed.mkdir(parents=True, exist_ok=True)
+        if tmp_nb.exists():
+            shutil.move(str(tmp_nb), failed / f"{task.paper}-{task.run_name}.ipynb")
+        msg = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return TaskResult(task, "failed", wall, error=msg)
+
+
+def _store_locally(result: TaskResult, root: Path) -> None:
+    """Make sure a remote worker's outputs exist on this machine (no-op on a shared disk)."""
+    if result.status != "done":
+        return
+    rec = root / result.task.record_path
+    if not _record_complete(rec) and result.record is not None:
+        _atomic_write_text(rec, json.dumps(result.record, indent=1))
+    nb = root / result.task.notebook_path
+    if not nb.is_file() and result.notebook_json is not None:
+        _atomic_write_text(nb, result.notebook_json)
+
+
+def run_sweep(
+    tasks: Sequence[Task],
+    jobs: int = 1,
+    engine: str = "local",
+    scheduler: str | None = None,
+    force: bool = False,
+    timeout: int | None = None,
+    progress: bool | None = None,
+    echo=print,
+) -> SweepSummary:
+    """Run the tasks that are not done yet; return a :class:`SweepSummary`.
+
+    Parameters
+    ----------
+    jobs : parallel notebook runs (processes) on this machine, or Dask workers of a local cluster.
+    engine : ``"local"`` (a process pool) or ``"dask"`` (Dask distributed: ``scheduler`` is the
+        address of an existing cluster, e.g. ``tcp://head:8786``; without one a ``LocalCluster``
+        with ``jobs`` worker processes is started). Workers must have this repository and its
+        environment; outputs are copied back to this machine when they do not share its disk.
+    force : rerun tasks even when their record is complete.
+    """
+    from tqdm.auto import tqdm
+
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if engine not in ("local", "dask"):
+        raise ValueError(f"engine must be 'local' or 'dask', got {engine!r}")
+    root = repo_root()
+    summary = SweepSummary()
+    t0 = time.perf_counter()
+    todo = []
+    for t in tasks:
+        if not force and is_done(t, root):
+            summary.results.append(TaskResult(t, "skipped"))
+        else:
+            todo.append(t)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="sweep", unit="run",
+               disable=(not progress) if progress is not None else None, file=sys.stderr)
+    n_total = len(tasks)
+
+    def report(res: TaskResult):
+        summary.results.append(res)
+        bar.update(1)
+        done_n = len(summary.results)
+        line = f"[{done_n}/{n_total}] {res.status:7s} {res.wall_time_s:8.1f} s  {res.task.paper}/{res.task.run_name}"
+        if res.error:
+            line += f"\n    {res.error.splitlines()[-1][:300]}"
+        tqdm.write(line) if echo is print else echo(line)
+
+    for r in summary.results:
+        echo(f"[skip] {r.task.paper}/{r.task.run_name} (complete record exists)")
+    try:
+        if engine == "local" and jobs == 1:
+            for t in todo:
+                report(execute_task(t, str(root), threads, timeout))
+        elif engine == "local":
+            import multiprocessing as mp
+
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+                futs = [pool.submit(execute_task, t, str(root), threads, timeout) for t in todo]
+                for f in as_completed(futs):
+                    report(f.result())
+        else:
+            from dask.distributed import Client, LocalCluster
+            from dask.distributed import as_completed as dask_completed
+
+            cluster = None
+            if scheduler:
+                client = Client(scheduler)
+            else:
+                cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+                client = Client(cluster)
+            try:
+                futs = [client.submit(execute_task, t, str(root), threads, timeout, pure=False)
+                        for t in todo]
+                for f in dask_completed(futs):
+                    res = f.result()
+                    _store_locally(res, root)
+                    report(res)
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+    finally:
+        bar.close()
+        summary.wall_time_s = time.perf_counter() - t0
+    return summary
