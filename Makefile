@@ -1,0 +1,41 @@
+# hashrepro: two commands on a fresh machine (Python 3.11 + the package registries).
+#   make book   set up .venv, run every chapter notebook with its embedded defaults, build the site
+#   make test   set up .venv (and headless Chromium for the site test), run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.hashrepro-installed
+PYTEST_ARGS ?=
+
+.PHONY: setup runs book test test-fast browser sweep-help clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+# Every chapter notebook once, with its own small defaults (embedded data, a few minutes each).
+runs: setup
+	$(BIN)/hashrepro sweep all --defaults
+
+book: runs
+	$(BIN)/jupyter-book build book/ -W
+	@echo "site: $(CURDIR)/_build/html/index.html"
+
+# Debian's Chromium + ChromeDriver for the rendered-site test (only when missing; needs root).
+browser:
+	@bash .ci/install-browser.sh
+
+test: setup browser
+	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-sanitize-with .ci/nbval-sanitize.cfg \
+	  -p no:cacheprovider $(PYTEST_ARGS)
+
+# Unit tests only (seconds to minutes): no notebooks, no site build.
+test-fast: setup
+	$(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider $(PYTEST_ARGS)
+
+clean:
+	rm -rf _build book/runs/local results/local
