@@ -1,0 +1,240 @@
+"""Tests of the DDH chapter: pseudo labels (Alg. 1), the CNN-F-like net, the loss (eq. 10–13),
+the contrastive backbone, the method's run() and the notebook."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from hashrepro.losses.ddh import DDHLoss, ddh_loss
+from hashrepro.models.cnnf import CNNF, DDHNet, LRN, load_imagenet_cnnf, sgn
+from hashrepro.models.contrastive import augment, nt_xent, train_contrastive, encode_features
+from hashrepro.pseudolabels import (batch_similarity, build_pseudo_labels, class_similarity,
+                                    expand_neighbourhood, knn_cosine, knn_matrix, label_precision,
+                                    label_precision_curve)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------- pseudo labels (Alg. 1)
+
+def _alg1_reference(knn: np.ndarray, k2: int) -> np.ndarray:
+    """Literal Algorithm 1 (double loop), ties: own list first, then rank in L_i, then index."""
+    n, k1 = knn.shape
+    L = [set(r.tolist()) for r in knn]
+    S = np.zeros((n, n), dtype=bool)
+    for i in range(n):
+        rank = {int(j): k1 - r for r, j in enumerate(knn[i])}
+        key = [(len(L[i] & L[j]), k1 + 1 if j == i else rank.get(j, 0), -j) for j in range(n)]
+        for j in sorted(range(n), key=lambda j: key[j], reverse=True)[:k2]:
+            S[i, list(L[j])] = True
+    return S
+
+
+def test_knn_cosine_matches_bruteforce_and_backends():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 6)).astype(np.float32)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    g = xn @ xn.T
+    np.fill_diagonal(g, -np.inf)
+    ref = np.argsort(-g, axis=1, kind="stable")[:, :7]
+    for backend in ("faiss", "numpy"):
+        idx, sim = knn_cosine(x, 7, backend=backend)
+        assert idx.shape == (200, 7) and sim.shape == (200, 7)
+        assert (idx == ref).mean() > 0.99
+        assert not (idx == np.arange(200)[:, None]).any()
+        assert np.all(np.diff(sim, axis=1) <= 1e-6)
+    with pytest.raises(ValueError, match="k must be"):
+        knn_cosine(x, 200)
+    with pytest.raises(ValueError, match="2-D"):
+        knn_cosine(x[0], 3)
+
+
+def test_expansion_equals_literal_algorithm1():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(120, 5)).astype(np.float32)
+    for k1, k2 in [(5, 3), (4, 1), (8, 6)]:
+        knn, _ = knn_cosine(x, k1)
+        S = expand_neighbourhood(knn, k2).toarray() > 0
+        assert (S == _alg1_reference(knn, k2)).all(), (k1, k2)
+
+
+def test_expansion_hand_example():
+    # 6 points, K1 = 2 lists given by hand; K2 = 2
+    knn = np.array([[1, 2], [0, 2], [0, 1], [4, 5], [3, 5], [3, 4]])
+    S = expand_neighbourhood(knn, 2).toarray().astype(int)
+    # |L_0 ∩ L_j|: j=0:2, j=1:1 ({2}), j=2:1 ({1}) → keep L_0 and (tie: rank of 1 in L_0 is best) L_1
+    assert S[0].tolist() == [1, 1, 1, 0, 0, 0]
+    assert S[3].tolist() == [0, 0, 0, 1, 1, 1]
+    # with K2 = 1 S equals S1 (own list only)
+    assert (expand_neighbourhood(knn, 1).toarray() == knn_matrix(knn).toarray()).all()
+
+
+def test_build_pseudo_labels_and_precision():
+    rng = np.random.default_rng(2)
+    centers = rng.normal(size=(4, 16)) * 4
+    y = np.repeat(np.arange(4), 50)
+    x = centers[y] + rng.normal(size=(200, 16))
+    pl = build_pseudo_labels(x, k1=5, k2=3)
+    S = pl.S.toarray()
+    assert (S == S.T).all() and np.all(np.diag(S) == 0)
+    assert pl.knn.shape == (200, 5)
+    assert label_precision(pl.S, y) > 0.95
+    plain = build_pseudo_labels(x, k1=5, k2=3, expand=False)
+    assert plain.positives_per_item() < pl.positives_per_item()
+    # multi-hot labels: share at least one
+    Y = np.eye(4, dtype=np.uint8)[y]
+    assert label_precision(pl.S, Y) == pytest.approx(label_precision(pl.S, y))
+    assert label_precision(sp.csr_matrix((3, 3)), np.zeros(3)) != label_precision(sp.csr_matrix((3, 3)), np.zeros(3))
+
+
+def test_label_precision_curve_shapes():
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(3), 40)
+    x = rng.normal(size=(3, 8))[y] * 3 + rng.normal(size=(120, 8))
+    c = label_precision_curve(x, y, ks=(2, 5, 10), k2=3)
+    assert c["k"] == [2, 5, 10]
+    assert len(c["knn_precision"]) == 3 and len(c["expanded_positives"]) == 3
+    assert all(e >= k for e, k in zip(c["expanded_positives"], c["knn_positives"]))
+
+
+def test_batch_and_class_similarity():
+    S = sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 0], [0, 0, 0]], dtype=np.float32))
+    s = batch_similarity(S, np.array([0, 1, 2]))
+    assert s.tolist() == [[-1, 1, -1], [1, -1, -1], [-1, -1, -1]]
+    s = class_similarity(np.array([0, 0, 1]), np.array([0, 1, 2]))
+    assert s.tolist() == [[1, 1, -1], [1, 1, -1], [-1, -1, 1]]
+
+
+def test_pseudo_labels_vectorised_speed():
+    """10,000 items in well under a minute (50,000 take seconds to a minute; see the chapter)."""
+    import time
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(10000, 32)).astype(np.float32)
+    t = time.perf_counter()
+    pl = build_pseudo_labels(x, 15, 6)
+    assert time.perf_counter() - t < 60
+    assert pl.S.shape == (10000, 10000)
+
+
+# ---------------------------------------------------------------- network
+
+def test_cnnf_shapes_and_paper_config():
+    net = CNNF(3, 32, width=4, fc_dim=16)
+    assert net(torch.rand(2, 3, 32, 32)).shape == (2, 16)
+    net = CNNF(1, 28, width=4, fc_dim=16)
+    assert net(torch.rand(2, 1, 28, 28)).shape == (2, 16)
+    paper = CNNF.paper()
+    convs = [m for m in paper.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [64, 256, 256, 256, 256]
+    assert convs[0].kernel_size == (11, 11) and convs[0].stride == (4, 4)
+    assert paper.fc[1].out_features == 4096 and paper.fc[4].out_features == 4096
+    with pytest.raises(ValueError, match="in_channels"):
+        CNNF(2, 32)
+    with pytest.raises(ValueError, match="expected images"):
+        CNNF(3, 32, 4, 8)(torch.rand(1, 1, 32, 32))
+    with pytest.raises(RuntimeError, match="not available offline"):
+        load_imagenet_cnnf()
+
+
+def test_lrn_matches_torch():
+    x = torch.randn(2, 10, 5, 5) * 3
+    ref = torch.nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)(x)
+    assert torch.allclose(LRN(10)(x), ref, atol=1e-6)
+
+
+def test_sgn_and_ddhnet():
+    z = torch.tensor([[-0.5, 0.0, 2.0]])
+    assert sgn(z).tolist() == [[-1.0, 1.0, 1.0]]          # eq. 4: u >= 0 → +1
+    net = DDHNet(CNNF(3, 32, 4, 16), 12)
+    x = torch.rand(3, 3, 32, 32)
+    assert net(x).shape == (3, 12)
+    b = net.codes(x)
+    assert set(b.unique().tolist()) <= {-1.0, 1.0}
+
+
+# ---------------------------------------------------------------- loss (eq. 10–13)
+
+def test_loss_hand_value():
+    z = torch.tensor([[1.0, -1.0], [0.5, 0.5]])
+    s = torch.tensor([[1.0, 1.0], [1.0, 1.0]])
+    L = 2
+    theta01 = (1 * 0.5 + -1 * 0.5) / L                    # 0
+    pair = 0.5 * 2 * (theta01 - 1) ** 2                   # both ordered pairs
+    quant = 0.5 * 15 * ((0.5 - 1) ** 2 * 2)               # b_1 = (1, 1), b_0 = z_0
+    loss, parts = ddh_loss(z, s, lambda1=15, reduction="sum")
+    assert loss.item() == pytest.approx(pair + quant)
+    assert parts["pair"] == pytest.approx(pair) and parts["quant"] == pytest.approx(quant)
+    loss_m, _ = ddh_loss(z, s, lambda1=15, reduction="mean")
+    assert loss_m.item() == pytest.approx((pair + quant) / 2)
+
+
+def test_loss_gradient_matches_eq13():
+    torch.manual_seed(0)
+    L = 8
+    z = torch.randn(2, L, dtype=torch.float64, requires_grad=True)
+    s = torch.tensor([[0.0, -1.0], [-1.0, 0.0]], dtype=torch.float64)  # one pair (ordered twice)
+    lam = 15.0
+    loss, _ = ddh_loss(z, s, lambda1=lam, reduction="sum")
+    loss.backward()
+    zi, zj = z.detach()[0], z.detach()[1]
+    bi = torch.where(zi >= 0, 1.0, -1.0).to(zi.dtype)
+    # eq. 13 for the pair (i, j); the ordered pair (j, i) doubles the pair part
+    eq13 = 2 * ((zi @ zj) / L**2 * zj - (1 / L) * s[0, 1] * zj) + lam * (zi - bi)
+    assert torch.allclose(z.grad[0], eq13)
+
+
+def test_ddhloss_module_regulariser_and_validation():
+    lin = torch.nn.Linear(4, 3)
+    z = torch.randn(5, 3)
+    s = torch.ones(5, 5)
+    base = DDHLoss(15, 0)(z, s, lin)
+    withreg = DDHLoss(15, 0.1)(z, s, lin)
+    reg = 0.5 * 0.1 * (lin.weight.pow(2).sum() + lin.bias.pow(2).sum())
+    assert (withreg - base).item() == pytest.approx(reg.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="s must be"):
+        ddh_loss(z, torch.ones(4, 4))
+    with pytest.raises(ValueError, match="lambda1"):
+        DDHLoss(-1)
+
+
+def test_loss_training_separates_pairs():
+    """A few steps of eq. 10 on free z make positives agree and negatives disagree."""
+    torch.manual_seed(0)
+    z = torch.randn(8, 16, requires_grad=True)
+    y = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    s = torch.from_numpy(class_similarity(y.numpy(), np.arange(8)))
+    opt = torch.optim.SGD([z], lr=0.5)
+    for _ in range(300):
+        opt.zero_grad()
+        ddh_loss(z, s, lambda1=0.1)[0].backward()
+        opt.step()
+    b = sgn(z.detach())
+    ip = b @ b.t() / 16
+    same = (s > 0) & ~torch.eye(8, dtype=torch.bool)
+    assert ip[same].mean() > 0.25 and ip[s < 0].mean() < -0.25
+
+
+# ---------------------------------------------------------------- contrastive backbone
+
+def test_augment_and_ntxent():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 3, 32, 32)
+    a = augment(x, generator=g)
+    assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
+    assert not torch.allclose(a, x)
+    z = torch.randn(4, 8)
+    assert nt_xent(z, z).item() < nt_xent(z, torch.randn(4, 8)).item()
+
+
+def test_train_contrastive_tiny():
+    imgs = torch.rand(40, 3, 32, 32)
+    model, info = train_contrastive(imgs, CNNF(3, 32, 4, 16), iterations=3, batch_size=16, seed=0)
+    assert len(info["loss"]) == 3 and np.isfinite(info["loss"]).all()
+    f = encode_features(model, imgs[:10])
+    assert f.shape == (10, 16)
