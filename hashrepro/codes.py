@@ -225,6 +225,44 @@ def hamming_packed(q_packed, db_packed, chunk_size: int = 1024) -> np.ndarray:
     return out
 
 
+class _HammingRows:
+    """Internal: precomputed packed database for repeated chunked Hamming queries.
+
+    ``rows(s, e)`` returns the (e - s, ndb) distances of queries s..e-1 in a
+    reused buffer (uint8 when n_bits <= 255, else uint16): copy it to keep it.
+    """
+
+    def __init__(self, q_packed: np.ndarray, db_packed: np.ndarray, n_bits: int, max_rows: int):
+        self.qw, self.dw = _to_words(q_packed), _to_words(db_packed)
+        self.n_bits = int(n_bits)
+        self.dtype = np.uint8 if n_bits <= 255 else np.uint16
+        ndb = self.dw.shape[0]
+        self.max_rows = max(1, int(max_rows))
+        self._x = np.empty((self.max_rows, ndb), dtype=np.uint64)
+        self._c = np.empty((self.max_rows, ndb), dtype=np.uint8)
+        self._o = np.empty((self.max_rows, ndb), dtype=self.dtype)
+
+    def rows(self, s: int, e: int) -> np.ndarray:
+        n = e - s
+        if n > self.max_rows:
+            raise ValueError("chunk larger than the buffers")
+        x, c, o = self._x[:n], self._c[:n], self._o[:n]
+        nw = self.qw.shape[1]
+        if nw == 0:
+            o[...] = 0
+            return o
+        for w in range(nw):
+            np.bitwise_xor(self.qw[s:e, w, None], self.dw[None, :, w], out=x)
+            if w == 0:
+                _popcount(x, out=c if self.dtype != np.uint8 else o)
+                if self.dtype != np.uint8:
+                    o[...] = c
+            else:
+                _popcount(x, out=c)
+                np.add(o, c, out=o, casting="unsafe")
+        return o
+
+
 def hamming(query_bits01, db_bits01, chunk_size: int = 1024) -> np.ndarray:
     """Hamming distance matrix between {0,1} codes, via packing and popcount.
 

@@ -143,3 +143,15 @@ def test_multicodes_constructors_and_errors():
         MultiCodes(a, [0, 2])
     with pytest.raises(ValueError, match="one item id per code"):
         MultiCodes(a, [0])
+
+
+@pytest.mark.parametrize("n_bits", [5, 64, 70, 300])
+def test_hamming_rows_engine(n_bits):
+    rng = np.random.default_rng(n_bits)
+    q = rng.integers(0, 2, (11, n_bits), dtype=np.uint8)
+    d = rng.integers(0, 2, (23, n_bits), dtype=np.uint8)
+    eng = codes._HammingRows(pack(q), pack(d), n_bits, max_rows=4)
+    assert eng.dtype == (np.uint8 if n_bits < 256 else np.uint16)
+    ref = brute_hamming(q, d)
+    for s in range(0, 11, 4):
+        np.testing.assert_array_equal(eng.rows(s, min(11, s + 4)), ref[s : s + 4])
