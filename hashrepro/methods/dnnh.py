@@ -1,0 +1,390 @@
+"""DNNH: Lai, Pan, Liu, Yan, *Simultaneous Feature Learning and Hash Coding with Deep Neural
+Networks*, CVPR 2015. The whole recipe, from dataset to run record.
+
+Pipeline (paper section in brackets)
+
+1. Split (§4.1): 100 queries and 500 training images per class, the rest is the database
+   (:func:`hashrepro.data.split` protocol ``"per_class"``). NUS-WIDE: MAP within the top 5,000.
+2. Network: the NIN shared sub-network (§3.2, Table 1; 32×32 derivation in
+   :mod:`hashrepro.models.nin`) with a divide-and-encode module (§3.3), or the FC / two-sub-network
+   ablations (§4.3, §4.4). Images are scaled to [0, 1] and the training-set mean per channel is
+   subtracted (Caffe's mean subtraction). MNIST-sized inputs are resized to 32×32 by default.
+3. Training: in-batch triplets from the class labels (§4.1 "randomly constructed based on the
+   image class labels"), triplet ranking loss eq. 2 with margin 1, SGD momentum 0.9, batch 64,
+   weight decay 0.0005 (§4.1). ε of eq. 6 starts at 0.5 and shrinks by 20% every 20,000
+   iterations; a shorter schedule shrinks it at the same *fractions* of training
+   (every ``20000 × iterations / paper_iterations`` iterations).
+4. Prediction (§3.4): b = sign(F(I) − 0.5), i.e. bit = 1 where F(I) > 0.5.
+5. Evaluation: MAP of Hamming ranking (Table 2), precision within Hamming radius 2,
+   precision–recall of Hamming ranking, precision at the top k (Figs. 5–8), via
+   :func:`hashrepro.metrics.evaluate`.
+
+What the paper leaves open and we chose (each is a ``Config`` field, recorded in the run record):
+the learning rate and its schedule, β of eq. 5, the number of iterations
+(``paper_iterations``; the text only says ε shrinks "after every 20,000 iterations"), the
+initialisation, and whether the two-sub-network variant duplicates the divide-and-encode module.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..losses.triplet import TripletRankingLoss
+from ..models.nin import SUPPORTED_INPUT_SIZES, VARIANTS, DNNHNet
+
+__all__ = ["Config", "SCALES", "PAPER_EPSILON_EVERY", "run", "build_model", "epsilon_at", "method_name"]
+
+SCALES = ("smoke", "default", "paper")
+#: §4.1: "decrease it by 20% after every 20,000 iterations".
+PAPER_EPSILON_EVERY = 20_000
+#: Datasets whose MAP is computed within the top 5,000 returned (Table 2 caption).
+_TOPK_5000 = ("nuswide21", "nuswide")
+
+
+@dataclass
+class Config:
+    """Every parameter of a DNNH run. Build with :meth:`for_scale`; validated on creation.
+
+    Data / protocol
+        dataset, data_root (None: ``HASHREPRO_DATA``), n_query_per_class=100,
+        n_train_per_class=500, database_includes_train=False, topk (None = all; 5000 on NUS-WIDE),
+        radius=2, ks (precision at the top k).
+    Model
+        variant ("dem" | "fc" | "two-subnets"), bits, width (channel multiplier of Table 1;
+        1.0 = paper), input_size (32; MNIST is resized to it), beta (eq. 5),
+        epsilon0=0.5, epsilon_decay=0.8, epsilon_every (None: scaled, see module doc).
+    Optimisation
+        iterations, paper_iterations (the length the ε schedule refers to), batch_size=64,
+        lr, lr_steps (fractions of training where lr is multiplied by lr_gamma), momentum=0.9,
+        weight_decay=5e-4, margin=1.0, triplets ("all" in-batch triplets | "random").
+    Run
+        seed, scale, device ("auto" | "cpu" | "cuda"), num_threads (CPU threads; None = leave),
+        eval_batch_size, progress.
+    """
+
+    dataset: str = "mnist5k"
+    bits: int = 48
+    seed: int = 0
+    scale: str = "default"
+    variant: str = "dem"
+    device: str = "auto"
+    data_root: str | None = None
+    # protocol (§4.1)
+    n_query_per_class: int = 100
+    n_train_per_class: int = 500
+    database_includes_train: bool = False
+    topk: int | None = None
+    radius: int = 2
+    ks: tuple = tuple(range(100, 1001, 100))
+    # model (§3.2, §3.3)
+    width: float = 0.25
+    input_size: int = 32
+    beta: float = 1.0
+    epsilon0: float = 0.5
+    epsilon_decay: float = 0.8
+    epsilon_every: int | None = None
+    # optimisation (§4.1)
+    iterations: int = 1500
+    paper_iterations: int = 100_000
+    batch_size: int = 64
+    lr: float = 0.01
+    lr_steps: tuple = (0.6, 0.85)
+    lr_gamma: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    margin: float = 1.0
+    triplets: str = "all"
+    # run
+    num_threads: int | None = 1
+    eval_batch_size: int = 500
+    progress: bool | None = None
+
+    def __post_init__(self):
+        self.ks = tuple(int(k) for k in self.ks)
+        self.lr_steps = tuple(float(f) for f in self.lr_steps)
+        self.validate()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def for_scale(cls, scale: str = "default", **overrides) -> "Config":
+        """Config for a scale, then ``overrides`` (any field).
+
+        ``"smoke"``: seconds, for tests (tiny network, 15 iterations).
+        ``"default"``: CPU-sized (width 1/4 of Table 1's channels, 1,500 iterations ≈ 2–4 min of
+        training on one core at 48 bits); far shorter than the paper's schedule.
+        ``"paper"``: Table 1's widths and ``paper_iterations`` = 100,000 iterations (ε shrinks 4×),
+        for a GPU.
+        """
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+        base: dict = {"scale": scale}
+        if scale == "smoke":
+            base.update(width=0.0625, iterations=15, batch_size=32, n_query_per_class=10,
+                        n_train_per_class=30, ks=(10, 20, 50))
+        elif scale == "default":
+            base.update(width=0.25, iterations=1500)
+        else:
+            base.update(width=1.0, iterations=100_000, num_threads=None)
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown Config field(s) {sorted(unknown)}; valid: "
+                             f"{', '.join(f.name for f in dataclasses.fields(cls))}")
+        base.update({k: v for k, v in overrides.items()})
+        if "topk" not in overrides and base.get("dataset", cls.dataset) in _TOPK_5000:
+            base["topk"] = 5000
+        return cls(**base)
+
+    def validate(self) -> None:
+        def bad(name, valid):
+            raise ValueError(f"Config.{name}={getattr(self, name)!r} is invalid; {valid}")
+
+        if self.variant not in VARIANTS:
+            bad("variant", f"valid: {VARIANTS}")
+        if self.scale not in SCALES:
+            bad("scale", f"valid: {SCALES}")
+        if not isinstance(self.bits, (int, np.integer)) or self.bits < 1:
+            bad("bits", "must be a positive integer (the paper uses 12, 24, 32, 48)")
+        if self.input_size not in SUPPORTED_INPUT_SIZES:
+            bad("input_size", f"valid: {SUPPORTED_INPUT_SIZES}")
+        for name in ("width", "beta", "lr", "epsilon_decay"):
+            if not getattr(self, name) > 0:
+                bad(name, "must be > 0")
+        if not 0 <= self.epsilon0 <= 0.5:
+            bad("epsilon0", "must be in [0, 0.5] (0.5 makes g the identity on [0, 1])")
+        if self.iterations < 0 or self.paper_iterations < 1:
+            bad("iterations", "iterations must be >= 0 and paper_iterations >= 1")
+        if self.batch_size < 2:
+            bad("batch_size", "must be >= 2 (triplets are built inside a batch)")
+        if not 0 <= self.momentum < 1:
+            bad("momentum", "must be in [0, 1)")
+        if self.weight_decay < 0 or self.margin < 0:
+            bad("weight_decay", "weight_decay and margin must be >= 0")
+        if self.triplets not in ("all", "random"):
+            bad("triplets", "valid: 'all', 'random'")
+        if self.epsilon_every is not None and self.epsilon_every < 1:
+            bad("epsilon_every", "must be >= 1 or None (scaled from the paper's 20,000)")
+        if any(not 0 < f < 1 for f in self.lr_steps):
+            bad("lr_steps", "fractions of training strictly between 0 and 1")
+        if self.topk is not None and self.topk < 1:
+            bad("topk", "must be None (rank the whole database) or >= 1")
+        if self.n_query_per_class < 1 or self.n_train_per_class < 1:
+            bad("n_query_per_class", "per-class counts must be >= 1")
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def epsilon_every_effective(self) -> int:
+        """Iterations between two ε shrinks: ``epsilon_every`` or 20,000 scaled to ``iterations``."""
+        if self.epsilon_every is not None:
+            return int(self.epsilon_every)
+        return max(1, int(round(PAPER_EPSILON_EVERY * self.iterations / self.paper_iterations)))
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["ks"] = list(self.ks)
+        d["lr_steps"] = list(self.lr_steps)
+        d["epsilon_every_effective"] = self.epsilon_every_effective
+        return d
+
+
+def method_name(variant: str) -> str:
+    """Record name of a variant: ``dnnh-dem``, ``dnnh-fc``, ``dnnh-two-subnets``."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    return f"dnnh-{variant}"
+
+
+def epsilon_at(it: int, cfg: Config) -> float:
+    """ε of eq. 6 during iteration ``it`` (0-based): ε0 · decay^⌊it / every⌋ (§4.1)."""
+    return cfg.epsilon0 * cfg.epsilon_decay ** (it // cfg.epsilon_every_effective)
+
+
+def build_model(cfg: Config, in_channels: int) -> DNNHNet:
+    """The network of ``cfg.variant`` (see :class:`hashrepro.models.nin.DNNHNet`)."""
+    return DNNHNet(cfg.bits, cfg.variant, in_channels=in_channels, input_size=cfg.input_size,
+                   width=cfg.width, beta=cfg.beta, epsilon=cfg.epsilon0)
+
+
+# ---------------------------------------------------------------------- helpers
+def _prepare(images: np.ndarray, cfg: Config, mean: torch.Tensor | None) -> torch.Tensor:
+    """uint8 (N, H, W, C) → float (N, C, S, S): [0, 1], resized to input_size, mean subtracted."""
+    from ..train import to_tensor_images
+
+    size = cfg.input_size if images.shape[1] != cfg.input_size or images.shape[2] != cfg.input_size else None
+    x = to_tensor_images(images, size=size)
+    if mean is not None:
+        x = x - mean.view(1, -1, 1, 1)
+    return x
+
+
+def _encode(net: DNNHNet, images: np.ndarray, cfg: Config, mean: torch.Tensor, device, role: str) -> np.ndarray:
+    """Approximate codes F(I) (N, bits) float32 in [0, 1], converting images chunk by chunk."""
+    from ..train import encode
+
+    chunk = max(cfg.eval_batch_size, 1) * 8
+    outs = []
+    for i in range(0, len(images), chunk):
+        x = _prepare(images[i:i + chunk], cfg, mean)
+        outs.append(encode(lambda b: net(b, role=role), x, batch_size=cfg.eval_batch_size, device=device))
+    if not outs:
+        return np.zeros((0, cfg.bits), np.float32)
+    return np.concatenate(outs)
+
+
+def _split(ds, cfg: Config):
+    from .. import data
+
+    return data.split(ds, "per_class", seed=cfg.seed, database_includes_train=cfg.database_includes_train,
+                      n_query_per_class=cfg.n_query_per_class, n_train_per_class=cfg.n_train_per_class)
+
+
+def _subsample_curve(values: list[float], n_points: int = 200) -> dict:
+    """Mean of ``values`` over ≤ n_points equal windows: {"iteration": [...], "loss": [...]}."""
+    if not values:
+        return {"iteration": [], "loss": []}
+    v = np.asarray(values, dtype=np.float64)
+    w = max(1, int(math.ceil(len(v) / n_points)))
+    n = len(v) // w * w
+    its, means = [], []
+    for i in range(0, n, w):
+        its.append(i + w)
+        means.append(float(v[i:i + w].mean()))
+    if n < len(v):
+        its.append(len(v))
+        means.append(float(v[n:].mean()))
+    return {"iteration": its, "loss": means}
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    return obj
+
+
+# ---------------------------------------------------------------------- the run
+def run(cfg: Config | None = None, command: str | None = None, **overrides) -> dict:
+    """Train and evaluate DNNH once; return the run record (:func:`hashrepro.results.make_record`).
+
+    ``run(Config.for_scale("smoke", dataset="digits"))`` or ``run(dataset="mnist5k", bits=12)``
+    (keyword overrides build ``Config.for_scale(scale, **overrides)``).
+
+    The record's metrics: ``map``, ``precision_radius2`` (and recall), ``train_time_s``,
+    ``encode_time_s``, ``final_loss``, ``active_triplets`` (fraction with positive loss, last 50
+    iterations), ``bit_balance`` (mean of the database bits) and ``saturated_fraction`` (share of
+    F(I) values that the piecewise threshold has made exactly 0 or 1). Curves: the evaluation
+    curves of :func:`hashrepro.metrics.evaluate` plus ``train_loss``.
+    """
+    from .. import data
+    from ..codes import binarize
+    from ..metrics import evaluate
+    from ..results import make_record
+    from ..train import History, batches, describe_device, fit, resolve_device, seed_everything
+
+    if cfg is None:
+        cfg = Config.for_scale(overrides.pop("scale", "default"), **overrides)
+    elif overrides:
+        cfg = dataclasses.replace(cfg, **overrides)
+    cfg.validate()
+    t_start = time.perf_counter()
+    device = resolve_device(cfg.device)
+    old_threads = torch.get_num_threads()
+    if cfg.num_threads and device.type == "cpu":
+        torch.set_num_threads(int(cfg.num_threads))
+    try:
+        gen = seed_everything(cfg.seed)
+        ds = data.load(cfg.dataset, root=cfg.data_root)
+        sp = _split(ds, cfg)
+        train_idx, query_idx, db_idx = (np.asarray(a, dtype=np.int64) for a in (sp.train, sp.query, sp.database))
+        labels = np.asarray(ds.labels)
+
+        # training tensors and the Caffe-style mean (per channel, training set)
+        x_train = _prepare(ds.images[train_idx], cfg, None)
+        mean = x_train.mean(dim=(0, 2, 3))
+        x_train = (x_train - mean.view(1, -1, 1, 1)).to(device)
+        y_train = torch.as_tensor(labels[train_idx]).to(device)
+        in_channels = x_train.shape[1]
+
+        net = build_model(cfg, in_channels).to(device)
+        loss_fn = TripletRankingLoss(margin=cfg.margin, triplets=cfg.triplets)
+        opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        milestones = sorted({int(round(f * cfg.iterations)) for f in cfg.lr_steps})
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_gamma)
+        batch_iter = batches(len(train_idx), min(cfg.batch_size, len(train_idx)), gen)
+        active: list[float] = []
+
+        def step(it: int) -> torch.Tensor:
+            idx = next(batch_iter).to(device)
+            xb, yb = x_train[idx], y_train[idx]
+            if net.asymmetric:  # §4.4: anchors through P, positives/negatives through Q
+                loss = loss_fn(net(xb, role="query"), yb, codes_other=net(xb, role="database"), generator=gen)
+            else:
+                loss = loss_fn(net(xb), yb, generator=gen)
+            active.append(loss_fn.last_stats.get("active", 0.0))
+            return loss
+
+        def on_iteration(it: int) -> None:
+            net.set_epsilon(epsilon_at(it + 1, cfg))
+
+        net.set_epsilon(epsilon_at(0, cfg))
+        net.train()
+        hist = fit(step, optimizer=opt, iterations=cfg.iterations, scheduler=sched, on_iteration=on_iteration,
+                   desc=f"dnnh-{cfg.variant} {cfg.dataset} {cfg.bits}b", progress=cfg.progress) \
+            if cfg.iterations > 0 else History()
+        del x_train
+
+        # encode (§3.4) and evaluate
+        t_enc = time.perf_counter()
+        net.eval()
+        f_query = _encode(net, ds.images[query_idx], cfg, mean, device, role="query")
+        f_db = _encode(net, ds.images[db_idx], cfg, mean, device, role="database")
+        encode_time = time.perf_counter() - t_enc
+        q_codes = binarize(f_query, threshold=0.5)
+        db_codes = binarize(f_db, threshold=0.5)
+        ev = evaluate(q_codes, db_codes, labels[query_idx], labels[db_idx], topk=cfg.topk,
+                      radius=cfg.radius, ks=cfg.ks)
+
+        metrics = {"map": float(ev["map"]), "precision_radius2": float(ev["precision_radius2"])}
+        for k, v in ev.items():
+            if k not in ("map", "precision_radius2", "curves", "protocol") and isinstance(v, (int, float, np.floating)):
+                metrics[k] = float(v)
+        loss_tail = hist.loss[-50:] if hist.loss else [float("nan")]
+        metrics.update(
+            train_time_s=float(hist.wall_time_s),
+            encode_time_s=float(encode_time),
+            final_loss=float(np.mean(loss_tail)),
+            active_triplets=float(np.mean(active[-50:])) if active else float("nan"),
+            bit_balance=float(db_codes.mean()) if db_codes.size else float("nan"),
+            saturated_fraction=float(np.mean((f_db == 0) | (f_db == 1))) if f_db.size else float("nan"),
+            final_epsilon=float(net.head.epsilon),
+        )
+        curves = dict(ev.get("curves", {}))
+        curves["train_loss"] = _subsample_curve(hist.loss)
+
+        protocol = {"split": "per_class", **_jsonable(dict(getattr(sp, "protocol", {}) or {})),
+                    "n_train": int(len(train_idx)), "n_query": int(len(query_idx)), "n_database": int(len(db_idx)),
+                    "database_includes_train": bool(cfg.database_includes_train)}
+        protocol.update(_jsonable(ev.get("protocol", {})))
+        protocol.setdefault("ranking", "binary")
+        wall = time.perf_counter() - t_start
+        record = make_record(
+            paper="dnnh", method=method_name(cfg.variant), dataset=cfg.dataset, bits=int(cfg.bits),
+            seed=int(cfg.seed), scale=cfg.scale, config=_jsonable(cfg.to_dict()), protocol=protocol,
+            metrics=metrics, curves=_jsonable(curves), wall_time_s=float(wall),
+            device=describe_device(device), command=command)
+        return record
+    finally:
+        torch.set_num_threads(old_threads)

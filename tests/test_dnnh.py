@@ -1,0 +1,224 @@
+"""Tests of the DNNH chapter: NIN sub-network, divide-and-encode module, triplet ranking loss,
+the method's config/schedule, a smoke run and the notebook (slow)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hashrepro.losses.triplet import TripletRankingLoss, similarity_matrix, triplet_mask, triplet_ranking_loss
+from hashrepro.models.nin import (DivideAndEncode, DNNHNet, FCEncoder, NINSubNetwork, layer_table, nin_layers,
+                                  piecewise_threshold)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------- NIN (Table 1)
+def test_table1_output_sizes_for_256_images():
+    rows = nin_layers(224, bits=48)
+    sizes = [(r.type, r.out_channels, r.out_size) for r in rows]
+    assert sizes == [
+        ("convolution", 96, 54), ("convolution", 96, 54), ("max pool", 96, 27),
+        ("convolution", 256, 27), ("convolution", 256, 27), ("max pool", 256, 13),
+        ("convolution", 384, 13), ("convolution", 384, 13), ("max pool", 384, 6),
+        ("convolution", 1024, 6), ("convolution", 2400, 6), ("ave pool", 2400, 1)]
+    assert rows[0].filter == "11×11/4" and rows[-1].filter == "6×6/1"
+
+
+@pytest.mark.parametrize("size,final", [(32, 4), (28, 3)])
+def test_derived_configs_end_in_small_map(size, final):
+    rows = nin_layers(size, bits=12)
+    assert rows[-2].out_channels == 600 and rows[-2].out_size == final
+    assert rows[-1].type == "ave pool" and rows[-1].kernel == final
+    assert [r.out_size for r in rows if r.type == "max pool"][0] == size // 2
+
+
+def test_layer_table_and_width():
+    t = layer_table(32, 24, width=0.5)
+    assert list(t.columns) == ["type", "filter size/stride", "output size"]
+    assert t["output size"].iloc[0] == "48 × 32 × 32"
+    assert t["output size"].iloc[-1] == "1200 × 1 × 1"
+
+
+@pytest.mark.parametrize("size,channels", [(32, 3), (28, 1)])
+def test_subnetwork_shapes_nonnegative(size, channels):
+    torch.manual_seed(0)
+    net = NINSubNetwork(bits=8, in_channels=channels, input_size=size, width=0.0625)
+    out = net(torch.randn(5, channels, size, size))
+    assert out.shape == (5, 400) and (out >= 0).all()
+    with pytest.raises(ValueError, match="expected images"):
+        net(torch.randn(5, channels, size + 1, size + 1))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="input_size"):
+        nin_layers(64, 12)
+    with pytest.raises(ValueError, match="bits"):
+        nin_layers(32, 0)
+    with pytest.raises(ValueError, match="variant"):
+        DNNHNet(12, variant="nope")
+
+
+# ----------------------------------------------------------------------------- eq. 6 and DEM
+def test_piecewise_threshold_values_and_gradient():
+    s = torch.tensor([0.0, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0], requires_grad=True)
+    g = piecewise_threshold(s, 0.2)
+    assert torch.allclose(g, torch.tensor([0.0, 0.0, 0.35, 0.5, 0.65, 1.0, 1.0]))
+    g.sum().backward()
+    assert torch.equal(s.grad, torch.tensor([0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0]))
+    s2 = torch.rand(100)
+    assert torch.equal(piecewise_threshold(s2, 0.5), s2)  # ε = 0.5: identity on [0, 1]
+    assert torch.equal(piecewise_threshold(s2, 0.0), (s2 > 0.5).float())
+
+
+def test_divide_and_encode_matches_eq4_eq5_slice_by_slice():
+    torch.manual_seed(0)
+    q, beta = 4, 2.5
+    dem = DivideAndEncode(50 * q, q, beta=beta, epsilon=0.5)
+    x = torch.rand(3, 50 * q)
+    out = dem(x)
+    w = dem.weight.detach()
+    for i in range(q):
+        c = x[:, 50 * i:50 * (i + 1)] @ w[50 * i:50 * (i + 1)]  # eq. 4: fc_i(x^(i)) = W_i x^(i)
+        assert torch.allclose(out[:, i], 1 / (1 + torch.exp(-beta * c)), atol=1e-6)  # eq. 5
+    # bit i depends only on slice i
+    x2 = x.clone()
+    x2[:, 50:100] += 1.0
+    changed = (dem(x2) != out).any(0)
+    assert changed.tolist() == [False, True, False, False]
+
+
+def test_divide_and_encode_uneven_slices_footnote4():
+    dem = DivideAndEncode(10, 3)  # 10 = 3·3 + 1 → lengths 4, 3, 3
+    assert torch.bincount(dem.slice_id).tolist() == [4, 3, 3]
+    assert dem.slice_id.tolist() == [0, 0, 0, 0, 1, 1, 1, 2, 2, 2]
+    with pytest.raises(ValueError, match="at least one feature"):
+        DivideAndEncode(2, 3)
+
+
+def test_threshold_applies_and_epsilon_settable():
+    torch.manual_seed(0)
+    net = DNNHNet(6, "dem", in_channels=1, input_size=28, width=0.0625, beta=50.0)
+    x = torch.randn(20, 1, 28, 28)
+    net.set_epsilon(0.05)
+    out = net(x)
+    inside = (out - 0.5).abs() <= 0.05
+    assert ((out == 0) | (out == 1) | inside).all()
+    assert float(net.head.epsilon) == pytest.approx(0.05)
+
+
+def test_fc_variant_is_dense_sigmoid():
+    torch.manual_seed(0)
+    fc = FCEncoder(100, 4, beta=1.0)
+    x = torch.rand(2, 100)
+    assert torch.allclose(fc(x), torch.sigmoid(x @ fc.fc.weight.T + fc.fc.bias))
+    x2 = x.clone()
+    x2[:, 0] += 1
+    assert (fc(x2) != fc(x)).all()  # every bit sees every feature
+
+
+def test_two_subnets_roles():
+    torch.manual_seed(0)
+    net = DNNHNet(4, "two-subnets", in_channels=1, input_size=28, width=0.0625)
+    x = torch.randn(3, 1, 28, 28)
+    assert net.asymmetric
+    assert not torch.allclose(net(x, role="query"), net(x, role="database"))
+    shared = DNNHNet(4, "dem", in_channels=1, input_size=28, width=0.0625)
+    assert torch.equal(shared(x, role="query"), shared(x, role="database"))
+    with pytest.raises(ValueError, match="role"):
+        net(x, role="anchor")
+
+
+# ----------------------------------------------------------------------------- eq. 2 / eq. 3
+def test_triplet_loss_hand_values():
+    b = torch.tensor([[1.0, 0.0, 1.0]])
+    bp = torch.tensor([[1.0, 0.0, 0.0]])  # ‖b − b⁺‖² = 1
+    bn = torch.tensor([[0.0, 1.0, 1.0]])  # ‖b − b⁻‖² = 2
+    assert triplet_ranking_loss(b, bp, bn).item() == pytest.approx(0.0)  # max(0, 1 − 2 + 1)
+    assert triplet_ranking_loss(b, bn, bp).item() == pytest.approx(2.0)  # max(0, 2 − 1 + 1)
+    half = torch.full((1, 3), 0.5)
+    assert triplet_ranking_loss(half, half, half).item() == pytest.approx(1.0)
+
+
+def test_triplet_gradients_are_eq3_up_to_its_sign_typo():
+    torch.manual_seed(0)
+    b, bp, bn = (torch.rand(1, 6, requires_grad=True) for _ in range(3))
+    loss = triplet_ranking_loss(b, bp, bn, margin=10.0)  # active
+    loss.backward()
+    assert torch.allclose(b.grad, 2 * bn - 2 * bp)
+    assert torch.allclose(bp.grad, 2 * bp - 2 * b)
+    # eq. 3 prints (2b⁻ − 2b) for b⁻; the derivative of −‖b − b⁻‖² is (2b − 2b⁻): a sign typo
+    assert torch.allclose(bn.grad, 2 * b - 2 * bn)
+    b.grad = None
+    triplet_ranking_loss(b, b.detach(), 1 - b.detach().round() * 0 + 5, margin=1.0).backward()  # inactive
+    assert torch.count_nonzero(b.grad) == 0
+
+
+def test_triplet_mask_single_and_multilabel():
+    y = torch.tensor([0, 0, 1])
+    m = triplet_mask(y)
+    assert m.sum() == 2 and m[0, 1, 2] and m[1, 0, 2]
+    multi = torch.tensor([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1]])
+    sim = similarity_matrix(multi)
+    assert sim[0, 1] and sim[1, 2] and not sim[0, 2] and not sim[3, :3].any()
+    mm = triplet_mask(multi)
+    assert mm[0, 1, 2] and mm[0, 1, 3] and not mm[1, 0, 2] and not mm[3].any()
+
+
+def test_inbatch_loss_equals_explicit_mean():
+    torch.manual_seed(1)
+    codes = torch.rand(7, 5)
+    y = torch.tensor([0, 1, 0, 2, 1, 0, 2])
+    lf = TripletRankingLoss()
+    got = lf(codes, y)
+    vals = [triplet_ranking_loss(codes[a:a + 1], codes[p:p + 1], codes[n:n + 1]).item()
+            for a in range(7) for p in range(7) for n in range(7)
+            if a != p and y[a] == y[p] and y[a] != y[n]]
+    assert got.item() == pytest.approx(float(np.mean(vals)), rel=1e-5)
+    assert lf.last_stats["triplets"] == len(vals)
+    # asymmetric: positives / negatives from another set of codes
+    other = torch.rand(7, 5)
+    got2 = lf(codes, y, codes_other=other)
+    vals2 = [triplet_ranking_loss(codes[a:a + 1], other[p:p + 1], other[n:n + 1]).item()
+             for a in range(7) for p in range(7) for n in range(7)
+             if a != p and y[a] == y[p] and y[a] != y[n]]
+    assert got2.item() == pytest.approx(float(np.mean(vals2)), rel=1e-5)
+
+
+def test_random_triplets_and_empty_batch():
+    torch.manual_seed(0)
+    codes = torch.rand(16, 4, requires_grad=True)
+    y = torch.arange(16) % 3
+    lf = TripletRankingLoss(triplets="random", per_anchor=2)
+    loss = lf(codes, y, generator=torch.Generator().manual_seed(0))
+    assert lf.last_stats["triplets"] == 32
+    loss.backward()
+    assert codes.grad is not None
+    one_class = TripletRankingLoss()(codes, torch.zeros(16, dtype=torch.long))
+    assert one_class.item() == 0.0 and one_class.requires_grad
+    with pytest.raises(ValueError, match="triplets"):
+        TripletRankingLoss(triplets="hard")
+
+
+def test_training_separates_classes():
+    """A few SGD steps on two separable blobs make same-class codes closer (gradient sanity)."""
+    torch.manual_seed(0)
+    head = DivideAndEncode(40, 4, beta=1.0)
+    x = torch.cat([torch.rand(16, 40) + torch.linspace(0, 1, 40), torch.rand(16, 40) + torch.linspace(1, 0, 40)])
+    y = torch.tensor([0] * 16 + [1] * 16)
+    lf = TripletRankingLoss()
+    opt = torch.optim.SGD(head.parameters(), lr=0.5, momentum=0.9)
+    first = None
+    for _ in range(60):
+        loss = lf(head(x), y)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
