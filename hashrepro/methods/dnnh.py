@@ -361,6 +361,8 @@ def run(cfg: Config | None = None, command: str | None = None, **overrides) -> d
         for k, v in ev.items():
             if k not in ("map", "precision_radius2", "curves", "protocol") and isinstance(v, (int, float, np.floating)):
                 metrics[k] = float(v)
+        for k, v in dict(ev.get("precision_at_k", {})).items():
+            metrics[f"precision_at_{int(k)}"] = float(v)
         loss_tail = hist.loss[-50:] if hist.loss else [float("nan")]
         metrics.update(
             train_time_s=float(hist.wall_time_s),
