@@ -207,12 +207,25 @@ def _pr_topk_result(ks, P, Rc, used):
     return {"k": ks.astype(np.float64), "precision": P / d * nanv, "recall": Rc / d * nanv}
 
 
-def precision_recall_within_radius(dist, rel, n_bits=None, empty="zero", chunk_size=None) -> dict:
+def precision_recall_within_radius(
+    dist=None,
+    rel=None,
+    n_bits=None,
+    empty="zero",
+    chunk_size=None,
+    *,
+    query_codes=None,
+    db_codes=None,
+    query_labels=None,
+    db_labels=None,
+) -> dict:
     """Precision and recall of Hamming-ball retrieval for every radius r = 0..n_bits.
 
     A query returns the items with distance <= r (hash lookup within radius r).
     Per query: precision = relevant returned / returned (**0 when nothing is
-    returned**, as CNNH/DNNH evaluated "precision within Hamming radius 2");
+    returned**: the common convention for "precision within Hamming radius 2"
+    in CNNH/DNNH-era evaluation code; the papers do not spell it out, and
+    "precision_nonempty" below gives the other reading);
     recall = relevant returned / relevant in the database. A query with no
     relevant item has recall 0 and counts ("zero") or is left out of every mean
     ("skip"). Independent of tie order (a radius takes whole tie groups).
@@ -222,6 +235,9 @@ def precision_recall_within_radius(dist, rel, n_bits=None, empty="zero", chunk_s
     dist : (nq, ndb) integer Hamming distances (or min distances over multi-codes)
     rel : (nq, ndb) bool
     n_bits : code length (default: max distance)
+    query_codes, db_codes, query_labels, db_labels : keyword-only alternative to
+        (dist, rel): Hamming distances and relevance are then computed in query
+        chunks, never as full matrices.
 
     Returns
     -------
@@ -231,6 +247,14 @@ def precision_recall_within_radius(dist, rel, n_bits=None, empty="zero", chunk_s
       "frac_returning" (fraction of queries returning >= 1 item)
     """
     check_choice(empty, "empty", EMPTY)
+    if dist is None:  # from codes, chunk by chunk (no full matrices)
+        if rel is not None or query_labels is None or db_labels is None:
+            raise ValueError("give (dist, rel), or query_codes, db_codes, query_labels and db_labels")
+        src = DistanceSource(query_codes, db_codes)
+        acc = _RadiusAcc(src.n_bits, empty)
+        for s, e, ch in iter_chunks(src, Relevance(query_labels, db_labels), chunk_size):
+            acc.update(ch)
+        return acc.result()
     d = check_dist(dist)
     di, nb = integer_dist(d)
     if di is None:
