@@ -172,6 +172,10 @@ def test_validation_messages():
         precision_at_k(d, rel, [0, 1])
     with pytest.raises(ValueError, match="integer"):
         precision_recall_within_radius(d + 0.5, rel)
+    with pytest.raises(ValueError, match="empty"):
+        mean_average_precision(np.zeros((2, 4), np.uint8), np.zeros((0, 4), np.uint8), [0, 1], np.zeros(0, int))
+    with pytest.raises(ValueError, match="sizes"):
+        mean_average_precision(np.zeros((2, 4), np.uint8), np.zeros((3, 4), np.uint8), [0, 1], [0, 1])
 
 
 # --------------------------------------------------------------------------- property tests
@@ -443,6 +447,8 @@ def test_evaluate_consistency_and_protocol():
     pr = precision_recall_within_radius(D, R, n_bits=8, empty="skip")
     assert res["precision_radius2"] == pytest.approx(pr["precision"][2])
     assert res["curves"]["precision_at_k"]["k"] == [1.0, 10.0, 100.0]  # 1000 > ndb dropped
+    assert res["precision_at_10"] == pytest.approx(precision_at_k(D, R, [10], ties="expected")[0])
+    assert all(isinstance(v, float) for k, v in res.items() if k not in ("curves", "protocol"))
     assert res["protocol"] == {
         "topk": 50, "ties": "expected", "empty": "skip", "ranking": "binary", "radius": 2,
         "n_query": 30, "n_database": 200, "n_bits": 8, "multi_code": False,

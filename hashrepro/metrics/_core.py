@@ -191,6 +191,8 @@ class DistanceSource:
             self.n_bins = nb
             self.n_bits = None
             self.kind = "matrix"
+            if self.ndb == 0:
+                raise ValueError("the database is empty (0 items)")
             return
         if query_codes is None or db_codes is None:
             raise ValueError("give query_codes and db_codes (bits01), or a distance matrix dist")
@@ -214,6 +216,8 @@ class DistanceSource:
             self._ham = None
         self.n_bits = q.shape[1]
         self.n_bins = self.n_bits + 1
+        if self.ndb == 0:
+            raise ValueError("the database is empty (0 items)")
 
     def chunk_rows(self, chunk_size=None) -> int:
         if chunk_size is not None:

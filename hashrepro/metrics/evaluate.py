@@ -39,7 +39,10 @@ def evaluate(
     query_labels, db_labels : int (n,) (same label = relevant) or multi-hot (n, C) (share >= 1)
     topk : None or int, the cut of mAP@k (see :func:`mean_average_precision`)
     radius : Hamming radius of the scalar "precision_radius{r}" / "recall_radius{r}"
-    ks : cut-offs of the precision@k curve (values above ndb are dropped)
+    ks : cut-offs of the precision@k curve (values above ndb are dropped). Precision@k
+        averages over *all* queries (a query with no relevant item has P@k = 0, a
+        well-defined value), exactly as :func:`precision_at_k`; the "pr_topk" curve
+        (precision and recall of the top k on a geometric grid of k) follows ``empty``.
     ties : "index" | "expected";  empty : "zero" | "skip" (both as in mean_average_precision)
     dist : (nq, ndb), optional: rank by these distances instead of codes.
     ranking : recorded protocol; "binary" with codes. With ``dist`` it defaults to
@@ -51,14 +54,17 @@ def evaluate(
     dict::
 
         {"map": float, "precision_radius2": float, "recall_radius2": float,
-         "precision_at_k": {k: float}, "n_empty_queries": int,
+         "precision_at_1": float, "precision_at_5": float, ... (one per k in ks),
+         "n_empty_queries": float,
          "curves": {"pr_radius": {"radius", "precision", "recall", "n_returned", ...},
                     "precision_at_k": {"k": [...], "precision": [...]},
                     "pr_topk": {"k": [...], "precision": [...], "recall": [...]}},
          "protocol": {"topk", "ties", "empty", "ranking", "radius", "n_query",
                       "n_database", "n_bits", "multi_code"}}
 
-    Radius metrics are omitted under continuous ranking. Curves are lists (JSON-ready).
+    Every top-level entry except "curves" and "protocol" is a float, ready for a run
+    record's "metrics". Radius metrics are omitted under continuous ranking. Curves
+    are lists (JSON-ready).
     """
     check_choice(ties, "ties", TIES)
     check_choice(empty, "empty", EMPTY)
@@ -96,8 +102,10 @@ def evaluate(
                 racc.update(ch)
             yield s, e, ch
 
-    P, Rc, used = _pr_topk_accumulate(src, relsrc, all_ks, ties, empty, chunk_size, chunks=gen())
+    p_all = np.zeros(all_ks.size)
+    P, Rc, used = _pr_topk_accumulate(src, relsrc, all_ks, ties, empty, chunk_size, chunks=gen(), p_all=p_all)
     prk = _pr_topk_result(all_ks, P, Rc, used)
+    p_at_k = p_all / max(nq, 1)  # precision@k over all queries, as precision_at_k()
     sel = np.searchsorted(all_ks, ks_arr)
     out = {"map": mean_with_policy(aps, emp, empty)}
     curves = {}
@@ -106,9 +114,10 @@ def evaluate(
         out[f"precision_radius{radius}"] = float(pr["precision"][radius])
         out[f"recall_radius{radius}"] = float(pr["recall"][radius])
         curves["pr_radius"] = {c: v.tolist() for c, v in pr.items()}
-    out["precision_at_k"] = {int(kk): float(prk["precision"][j]) for kk, j in zip(ks_arr, sel)}
-    out["n_empty_queries"] = int(emp.sum())
-    curves["precision_at_k"] = {"k": ks_arr.astype(float).tolist(), "precision": prk["precision"][sel].tolist()}
+    for kk, j in zip(ks_arr, sel):
+        out[f"precision_at_{int(kk)}"] = float(p_at_k[j])
+    out["n_empty_queries"] = float(emp.sum())
+    curves["precision_at_k"] = {"k": ks_arr.astype(float).tolist(), "precision": p_at_k[sel].tolist()}
     curves["pr_topk"] = {c: v.tolist() for c, v in prk.items()}
     out["curves"] = curves
     out["protocol"] = {

@@ -186,7 +186,9 @@ def pr_curve_topk(dist, rel, ks=None, ties="index", empty="zero", chunk_size=Non
     return _pr_topk_result(ks, P, Rc, nq_used)
 
 
-def _pr_topk_accumulate(src, relsrc, ks, ties, empty, chunk_size, chunks=None):
+def _pr_topk_accumulate(src, relsrc, ks, ties, empty, chunk_size, chunks=None, p_all=None):
+    """Sums over queries of P@k and R@k (queries kept by the empty policy);
+    ``p_all`` (optional array) receives the P@k sum over all queries."""
     P = np.zeros(ks.size)
     Rc = np.zeros(ks.size)
     used = 0
@@ -196,6 +198,8 @@ def _pr_topk_accumulate(src, relsrc, ks, ties, empty, chunk_size, chunks=None):
         R = ch.n_relevant.astype(np.float64)
         keep = np.ones(ch.n, bool) if empty == "zero" else R > 0
         P += (cnt[keep] / ks).sum(axis=0)
+        if p_all is not None:
+            p_all += (cnt / ks).sum(axis=0)
         Rc += (cnt[keep] / np.maximum(R[keep], 1)[:, None]).sum(axis=0)
         used += int(keep.sum())
     return P, Rc, used
