@@ -1,0 +1,560 @@
+"""DSCH / DRSCH / BS-DRSCH (Zhang, Lin, Zhang, Zuo, Zhang, IEEE TIP 2015, arXiv 1508.04535).
+
+One recipe, three variants:
+
+* ``"dsch"``      triplet hinge on the weighted Hamming affinity only (λ = 0);
+* ``"drsch"``     the same plus the Laplacian regulariser (λ/2)·tr(Rᵀ L R);
+* ``"bs-drsch"``  DRSCH trained at ``bits`` (64), evaluated on the ``keep_bits`` bits with the
+  largest |w_k| (bit-scalable hashing: "truncating the insignificant bits").
+
+The network, the scaled-tanh code layer with growing slope and the bit weights are in
+:mod:`hashrepro.models.drsch_net`; the loss is :class:`hashrepro.losses.drsch.DRSCHLoss`.
+The paper's text was not available: everything follows the released Caffe code as summarised in
+``../shared/papers/drsch-notes.md`` (section numbers "notes §n" below), with its sign quirk and
+stale-label bug available only behind ``code_faithful=True``.
+
+Batches are P classes × K images (10 × 10 in the released code), and the loss averages over
+**all** valid in-batch triplets (computed with tensor masks). Inputs are 30 × 30 crops: MNIST
+is resized to 32 × 32 and grey is replicated to 3 channels; CIFAR-10 is used at 32 × 32 RGB
+(the documented CIFAR equivalent of the MNIST net, see :mod:`hashrepro.models.drsch_net`).
+Training crops are random (±1 px jitter), test crops central. Pixels are mapped as the released
+data layer does, x = (128 − p)·0.1.
+
+Evaluation (``run``) ranks the database three ways, each labelled in the record:
+
+* ``"binary"`` (the main metrics, keys without suffix): Hamming distance of sign(z) on the kept
+  bits;
+* ``"weighted-hamming"`` (suffix ``_whamming``): Σ_k w_k² [b_ik ≠ b_jk] on the kept bits;
+* ``"continuous"`` (suffix ``_continuous``): the released test code's ranking, the squared
+  Euclidean distance of tanh(5z/2) (slope reset to 5, before the weight layer) on the kept bits.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..losses.drsch import DRSCHLoss, margin_at
+from ..models.drsch_net import DRSCHNet, slope_at
+
+__all__ = ["VARIANTS", "SCALES", "Config", "PKSampler", "prepare_images", "augment_batch", "train_model",
+           "encode_preactivations", "kept_bits", "weighted_hamming", "continuous_distance", "evaluate_codes",
+           "run"]
+
+VARIANTS = ("dsch", "drsch", "bs-drsch")
+SCALES = ("smoke", "default", "paper")
+
+#: Schedules per scale. "paper" is the released solver (notes §4) and annealing (notes §1–2);
+#: "default" is the CPU schedule (see ``Config.for_scale``); "smoke" runs in seconds for tests.
+_SCALE_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": dict(iterations=800_000, lr=1 / 300, momentum=0.0, lr_step=50_000, lr_gamma=1 / 3,
+                  slope_every=10_000, margin_every=10_000, eval_batch_size=1024),
+    "default": dict(iterations=1000, lr=0.01, momentum=0.9, lr_step=400, lr_gamma=1 / 3,
+                    slope_every=25, margin_every=25, eval_batch_size=1024),
+    "smoke": dict(iterations=6, lr=0.01, momentum=0.9, lr_step=100, lr_gamma=1 / 3,
+                  slope_every=2, margin_every=2, n_query_per_class=5, n_train_per_class=20,
+                  max_database=300, eval_batch_size=256),
+}
+
+
+@dataclass
+class Config:
+    """All parameters of a DSCH / DRSCH / BS-DRSCH run (validated on construction).
+
+    Use :meth:`for_scale` to get the smoke / default / paper schedule with overrides.
+
+    Data and protocol
+        dataset, seed, device; protocol "per_class" with ``n_query_per_class`` (100) queries and
+        ``n_train_per_class`` (500) training images per class (notes §7), the database being the
+        rest (``database_includes_train=False``) or the rest plus the training images
+        (``True``; the released code used the training set itself as the database).
+        ``max_database`` subsamples the database (tests only; None keeps it all).
+    Model
+        bits (q trained), variant, keep_bits (BS-DRSCH: bits kept at test, None = all),
+        input_size (30), flip (random horizontal flip in training; None = on for colour data,
+        off for digits; the released code flips always), jitter (±px of the random crop).
+    Loss
+        lam (λ of DRSCH; ignored by DSCH), form ("affinity" | "distance"), same/diff (S values),
+        code_faithful (released sign quirk + stale labels), margin0/margin_step/margin_every
+        (C = margin0 + margin_step·⌊it/margin_every⌋), slope0/slope_factor/slope_every
+        (a = slope0·slope_factor^⌊it/slope_every⌋).
+    Optimiser
+        SGD with lr, momentum, weight_decay (per-layer multipliers of the released prototxt),
+        step decay ×lr_gamma every lr_step iterations, for ``iterations`` steps of P × K images.
+    Evaluation
+        topk (None = full ranking), precision_k (500), keep_list (bit counts of the
+        bit-scalable curve).
+    """
+
+    dataset: str = "mnist5k"
+    bits: int = 32
+    variant: str = "drsch"
+    keep_bits: int | None = None
+    seed: int = 0
+    scale: str = "default"
+    device: str = "auto"
+    # protocol
+    protocol: str = "per_class"
+    n_query_per_class: int = 100
+    n_train_per_class: int = 500
+    database_includes_train: bool = False
+    max_database: int | None = None
+    # batches / input
+    classes_per_batch: int = 10
+    images_per_class: int = 10
+    input_size: int = 30
+    resize_to: int = 32
+    jitter: int = 1
+    flip: bool | None = None
+    # loss
+    lam: float = 0.01
+    form: str = "affinity"
+    same: float = 1.0
+    diff: float = 0.001
+    code_faithful: bool = False
+    margin0: float = 5.0
+    margin_step: float = 0.1
+    margin_every: int = 10_000
+    slope0: float = 5.0
+    slope_factor: float = 1.1
+    slope_every: int = 10_000
+    # optimiser
+    iterations: int = 1000
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_step: int = 400
+    lr_gamma: float = 1 / 3
+    init: str = "caffe"
+    # evaluation
+    topk: int | None = None
+    precision_k: int = 500
+    keep_list: tuple = (8, 16, 24, 32, 40, 48, 56, 64)
+    eval_batch_size: int = 1024
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
+        if not isinstance(self.bits, (int, np.integer)) or self.bits <= 0:
+            raise ValueError(f"bits must be a positive int, got {self.bits!r}")
+        self.bits = int(self.bits)
+        if self.keep_bits is not None:
+            if self.variant != "bs-drsch":
+                raise ValueError(f"keep_bits is for variant='bs-drsch' only (got variant={self.variant!r}); "
+                                 "set keep_bits=None")
+            if not 1 <= int(self.keep_bits) <= self.bits:
+                raise ValueError(f"keep_bits must be in 1..bits={self.bits}, got {self.keep_bits}")
+            self.keep_bits = int(self.keep_bits)
+        if self.form not in ("affinity", "distance"):
+            raise ValueError(f"form must be 'affinity' or 'distance', got {self.form!r}")
+        if self.lam < 0:
+            raise ValueError(f"lam must be >= 0, got {self.lam}")
+        for name in ("iterations", "classes_per_batch", "images_per_class", "lr_step", "margin_every",
+                     "slope_every", "n_query_per_class", "n_train_per_class", "precision_k", "eval_batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or v < (0 if name == "iterations" else 1):
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if self.classes_per_batch < 2 or self.images_per_class < 2:
+            raise ValueError("classes_per_batch and images_per_class must be >= 2 so that triplets exist; got "
+                             f"{self.classes_per_batch} x {self.images_per_class}")
+        if self.lr <= 0 or not 0 <= self.momentum < 1:
+            raise ValueError(f"lr must be > 0 and momentum in [0, 1), got lr={self.lr}, momentum={self.momentum}")
+        if self.jitter < 0 or self.input_size > self.resize_to:
+            raise ValueError(f"need input_size <= resize_to and jitter >= 0; got input_size={self.input_size}, "
+                             f"resize_to={self.resize_to}, jitter={self.jitter}")
+        self.keep_list = tuple(int(k) for k in self.keep_list if 1 <= int(k) <= self.bits) or (self.bits,)
+
+    # ------------------------------------------------------------------ scales
+    @classmethod
+    def for_scale(cls, scale: str = "default", **overrides: Any) -> "Config":
+        """The schedule of a scale, with ``overrides`` (``None`` values are ignored).
+
+        * ``"paper"``: the released solver: SGD lr 1/300, momentum 0, weight decay 5e-4, ×1/3
+          every 50k iterations, 800k iterations; slope ×1.1 and margin +0.1 every 10k (notes §1–4).
+          For a GPU machine (days on a CPU).
+        * ``"default"``: the CPU schedule, 1,000 iterations of 10 × 10 images (20 epochs of the
+          5,000 training images, 1/800 of the paper's iterations), SGD lr 0.01 with momentum 0.9
+          (momentum 0 and lr 1/300 barely move in 1k steps), ×1/3 every 400 iterations; the
+          slope and margin schedules are compressed 400× (every 25 iterations) so that they
+          reach the same end values a ≈ 5·1.1⁴⁰ ≈ 226 and C = 9 as the paper schedule reaches at
+          400k iterations.
+        * ``"smoke"``: a few iterations on a tiny split (tests; numbers meaningless).
+        """
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+        kw = dict(_SCALE_PRESETS[scale])
+        kw.update({k: v for k, v in overrides.items() if v is not None})
+        kw["scale"] = scale
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kw) - names)
+        if unknown:
+            raise ValueError(f"unknown Config field(s) {unknown}; valid: {sorted(names)}")
+        return cls(**kw)
+
+    @property
+    def effective_lam(self) -> float:
+        """λ actually used: 0 for DSCH."""
+        return 0.0 if self.variant == "dsch" else float(self.lam)
+
+    @property
+    def eval_bits(self) -> int:
+        """Code length evaluated: ``keep_bits`` for BS-DRSCH (default all bits), else ``bits``."""
+        return self.keep_bits if (self.variant == "bs-drsch" and self.keep_bits) else self.bits
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["keep_list"] = list(self.keep_list)
+        return d
+
+
+# ---------------------------------------------------------------------- data
+class PKSampler:
+    """Batches of P classes × K images (released ``data_layer.cpp``: 10 × 10, notes §3).
+
+    Each call draws P distinct classes (among those with ≥ 2 images) and K distinct images of
+    each (with replacement only when a class has fewer than K). Returns int64 indices (P·K,)
+    into the training set, grouped by class.
+    """
+
+    def __init__(self, labels: np.ndarray, classes_per_batch: int, images_per_class: int, seed: int = 0):
+        labels = np.asarray(labels)
+        if labels.ndim != 1:
+            raise ValueError("PKSampler needs single-label int labels (N,); multi-label data has no P x K classes")
+        self.by_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+        self.by_class = [ix for ix in self.by_class if len(ix) >= 2]
+        if len(self.by_class) < 2:
+            raise ValueError("PKSampler needs at least 2 classes with >= 2 images each")
+        self.p = min(int(classes_per_batch), len(self.by_class))
+        self.k = int(images_per_class)
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self) -> np.ndarray:
+        cls = self.rng.choice(len(self.by_class), size=self.p, replace=False)
+        out = []
+        for c in cls:
+            ix = self.by_class[c]
+            out.append(self.rng.choice(ix, size=self.k, replace=len(ix) < self.k))
+        return np.concatenate(out)
+
+
+def prepare_images(images: np.ndarray, size: int = 32, chunk: int = 4096) -> torch.Tensor:
+    """uint8 (N, H, W, C) → uint8 tensor (N, 3, size, size): resized (bilinear) and grey → RGB.
+
+    Kept as uint8 to hold 70k images in ~200 MB; :func:`augment_batch` crops and normalises.
+    """
+    from ..train import to_tensor_images
+
+    out = torch.empty((len(images), 3, size, size), dtype=torch.uint8)
+    for i in range(0, len(images), chunk):
+        x = to_tensor_images(images[i:i + chunk], size=size, channels=3)
+        out[i:i + chunk] = (x * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def augment_batch(x: torch.Tensor, crop: int, train: bool, jitter: int = 1, flip: bool = False,
+                  generator: np.random.Generator | None = None) -> torch.Tensor:
+    """uint8 (N, 3, S, S) → float (N, 3, crop, crop), pixels mapped to (128 − p)·0.1 (notes §3).
+
+    ``train``: one random crop offset within ±``jitter`` px of the centre per image and a random
+    horizontal flip when ``flip``; otherwise the central crop.
+    """
+    n, _, s, _ = x.shape
+    c0 = (s - crop) // 2
+    if not train:
+        out = x[:, :, c0:c0 + crop, c0:c0 + crop]
+    else:
+        rng = generator or np.random.default_rng()
+        lo, hi = max(0, c0 - jitter), min(s - crop, c0 + jitter)
+        oy = rng.integers(lo, hi + 1, size=n)
+        ox = rng.integers(lo, hi + 1, size=n)
+        out = torch.stack([x[i, :, oy[i]:oy[i] + crop, ox[i]:ox[i] + crop] for i in range(n)])
+        if flip:
+            f = torch.from_numpy(rng.random(n) < 0.5)
+            out = torch.where(f[:, None, None, None], out.flip(-1), out)
+    return (128.0 - out.float()) * 0.1
+
+
+# ------------------------------------------------------------------ training
+def train_model(cfg: Config, images: torch.Tensor, labels: np.ndarray, device: torch.device | str = "cpu",
+                progress: bool | None = None) -> tuple[DRSCHNet, dict]:
+    """Train the DRSCH net on prepared training images.
+
+    Parameters
+    ----------
+    cfg : Config
+    images : uint8 tensor (N, 3, S, S) from :func:`prepare_images`
+    labels : int (N,)
+
+    Returns
+    -------
+    (model in eval mode, info dict with "loss" (per-iteration list), "triplet", "regulariser",
+    "active_fraction" (last-iteration values), "final_slope", "final_margin", "wall_time_s").
+    """
+    from ..train import fit, resolve_device, seed_everything
+
+    device = resolve_device(device)
+    seed_everything(cfg.seed)
+    model = DRSCHNet(cfg.bits, in_channels=3, input_size=cfg.input_size, slope=cfg.slope0, init=cfg.init).to(device)
+    loss_fn = DRSCHLoss(lam=cfg.effective_lam, margin=cfg.margin0, form=cfg.form, same=cfg.same, diff=cfg.diff,
+                        code_faithful=cfg.code_faithful)
+    opt = torch.optim.SGD(model.param_groups(cfg.lr, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    sampler = PKSampler(labels, cfg.classes_per_batch, cfg.images_per_class, seed=cfg.seed)
+    rng = np.random.default_rng(cfg.seed + 1)
+    labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    flip = cfg.flip if cfg.flip is not None else False
+    state = {"margin": cfg.margin0}
+    parts: dict = {}
+
+    def step(it: int) -> torch.Tensor:
+        idx = sampler()
+        xb = augment_batch(images[idx], cfg.input_size, True, cfg.jitter, flip, rng).to(device)
+        yb = labels_t[idx].to(device)
+        _, h, _ = model.codes(xb)
+        loss = loss_fn(h, model.weights, yb, state["margin"])
+        parts.update(loss_fn.last)
+        return loss
+
+    def on_iteration(it: int) -> None:
+        model.set_slope(slope_at(it + 1, cfg.slope0, cfg.slope_factor, cfg.slope_every))
+        state["margin"] = margin_at(it + 1, cfg.margin0, cfg.margin_step, cfg.margin_every)
+
+    model.train()
+    hist = fit(step, optimizer=opt, iterations=cfg.iterations, scheduler=sched, on_iteration=on_iteration,
+               desc=f"{cfg.variant} {cfg.bits}b", progress=progress)
+    model.eval()
+    info = {"loss": hist.loss, "wall_time_s": hist.wall_time_s,
+            "triplet": parts.get("triplet"), "regulariser": parts.get("regulariser"),
+            "active_fraction": (parts["n_active"] / parts["n_valid"]) if parts.get("n_valid") else None,
+            "final_slope": float(model.code.slope), "final_margin": state["margin"]}
+    return model, info
+
+
+@torch.no_grad()
+def encode_preactivations(model: DRSCHNet, images: torch.Tensor, crop: int, batch_size: int = 1024,
+                          device: torch.device | str = "cpu") -> np.ndarray:
+    """Central-crop pre-activations z (N, q) float32; sign(z) is the binary code."""
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        xb = augment_batch(images[i:i + batch_size], crop, False).to(device)
+        out.append(model.preactivation(xb).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, model.n_bits), np.float32)
+
+
+# ---------------------------------------------------------------- evaluation
+def kept_bits(weights: np.ndarray, n_keep: int) -> np.ndarray:
+    """Indices (sorted) of the ``n_keep`` bits with the largest |w_k| (BS-DRSCH truncation)."""
+    w = np.abs(np.asarray(weights, dtype=np.float64))
+    if not 1 <= n_keep <= len(w):
+        raise ValueError(f"n_keep must be in 1..{len(w)}, got {n_keep}")
+    order = np.argsort(-w, kind="stable")
+    return np.sort(order[:n_keep])
+
+
+def weighted_hamming(q01: np.ndarray, db01: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Σ_k w_k² [b_ik ≠ b_jk]: {0,1} codes (nq, b), (ndb, b), weights (b,) → float32 (nq, ndb)."""
+    w2 = np.asarray(weights, dtype=np.float32) ** 2
+    q = np.asarray(q01, dtype=np.float32)
+    d = np.asarray(db01, dtype=np.float32)
+    return ((q @ w2)[:, None] + (d @ w2)[None, :] - 2.0 * ((q * w2) @ d.T)).clip(min=0.0).astype(np.float32)
+
+
+def continuous_distance(zq: np.ndarray, zdb: np.ndarray, slope: float = 5.0) -> np.ndarray:
+    """Released test code's ranking: ‖tanh(a·z_q/2) − tanh(a·z_db/2)‖² with a = 5 → (nq, ndb)."""
+    hq = np.tanh(slope * np.asarray(zq, np.float32) / 2)
+    hd = np.tanh(slope * np.asarray(zdb, np.float32) / 2)
+    return ((hq * hq).sum(1)[:, None] + (hd * hd).sum(1)[None, :] - 2.0 * hq @ hd.T).clip(min=0.0)
+
+
+def _metrics_module():
+    from .. import metrics
+
+    return metrics
+
+
+def evaluate_codes(zq: np.ndarray, zdb: np.ndarray, yq: np.ndarray, ydb: np.ndarray, weights: np.ndarray,
+                   keep: int, topk: int | None = None, precision_k: int = 500,
+                   rankings: tuple = ("binary", "weighted-hamming", "continuous"),
+                   ks: tuple | None = None, query_chunk: int = 250) -> dict:
+    """Metrics of the ``keep`` bits with largest |w| under each ranking.
+
+    Parameters: pre-activations zq (nq, q), zdb (ndb, q); labels yq (nq,), ydb (ndb,); bit
+    weights (q,). Queries are processed in chunks (memory: chunk × ndb distances).
+
+    Returns {ranking: {"map", "precision_at_<precision_k>", "precision_radius2" (binary only),
+    "curves": {"precision_at_k": {"k", "precision"}, "pr_radius": {...} (binary only)}}}.
+    """
+    from ..codes import binarize, hamming
+
+    metrics = _metrics_module()
+    sel = kept_bits(weights, keep)
+    bq = binarize(zq[:, sel], 0.0)
+    bdb = binarize(zdb[:, sel], 0.0)
+    w = np.asarray(weights)[sel]
+    n_db = len(ydb)
+    if ks is None:
+        ks = tuple(sorted({*range(100, 1001, 100), precision_k, *(k for k in (1, 10, 50) if k <= n_db)}))
+    ks = tuple(k for k in ks if k <= n_db) or (n_db,)
+    out = {}
+    nq = len(yq)
+    for ranking in rankings:
+        ap_sum, pk_sum, n = 0.0, np.zeros(len(ks)), 0
+        pr = None
+        for s in range(0, nq, query_chunk):
+            e = min(nq, s + query_chunk)
+            if ranking == "binary":
+                dist = hamming(bq[s:e], bdb)
+            elif ranking == "weighted-hamming":
+                dist = weighted_hamming(bq[s:e], bdb, w)
+            elif ranking == "continuous":
+                dist = continuous_distance(zq[s:e][:, sel], zdb[:, sel])
+            else:
+                raise ValueError(f"ranking must be binary, weighted-hamming or continuous, got {ranking!r}")
+            rel = metrics.relevance(yq[s:e], ydb)
+            ap = metrics.average_precision(dist, rel, topk=topk)
+            ap_sum += float(np.nansum(ap))
+            pk_sum += np.asarray(metrics.precision_at_k(dist, rel, ks), dtype=np.float64) * (e - s)
+            if ranking == "binary":
+                r = metrics.precision_recall_within_radius(dist, rel, len(sel))
+                part = {k: np.asarray(v, dtype=np.float64) * (e - s) for k, v in r.items() if k != "radius"}
+                if pr is None:
+                    pr = {"radius": np.asarray(r["radius"]), **part}
+                else:
+                    for k in part:
+                        pr[k] = pr[k] + part[k]
+            n += e - s
+        pk = pk_sum / max(n, 1)
+        res = {"map": ap_sum / max(n, 1),
+               f"precision_at_{precision_k}": float(pk[list(ks).index(precision_k)]) if precision_k in ks else float("nan"),
+               "curves": {"precision_at_k": {"k": list(map(int, ks)), "precision": [float(v) for v in pk]}}}
+        if pr is not None:
+            pr = {k: (v if k == "radius" else v / max(n, 1)) for k, v in pr.items()}
+            radius = list(map(int, pr["radius"]))
+            res["precision_radius2"] = float(pr["precision"][radius.index(2)]) if 2 in radius else float("nan")
+            res["curves"]["pr_radius"] = {k: [float(x) for x in v] for k, v in pr.items()}
+        out[ranking] = res
+    return out
+
+
+_SUFFIX = {"binary": "", "weighted-hamming": "_whamming", "continuous": "_continuous"}
+
+
+def _load_split(cfg: Config):
+    from .. import data
+
+    ds = data.load(cfg.dataset)
+    if ds.multilabel:
+        raise ValueError(f"dataset {cfg.dataset!r} is multi-label; this recipe's P x K sampler needs single-label "
+                         "data (NUS-WIDE: not run, data not available offline)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # small embedded sets scale the per-class counts (documented there)
+        sp = data.split(ds, cfg.protocol, seed=cfg.seed, database_includes_train=cfg.database_includes_train,
+                        n_query_per_class=cfg.n_query_per_class, n_train_per_class=cfg.n_train_per_class)
+    db = np.asarray(sp.database)
+    if cfg.max_database is not None and len(db) > cfg.max_database:
+        db = np.sort(np.random.default_rng(cfg.seed).choice(db, cfg.max_database, replace=False))
+    return ds, sp, np.asarray(sp.train), np.asarray(sp.query), db
+
+
+def run(cfg: Config | None = None, progress: bool | None = None, **overrides: Any) -> dict:
+    """Train and evaluate one DSCH / DRSCH / BS-DRSCH model; return a run record.
+
+    ``run(Config.for_scale("smoke", dataset="digits"))`` or ``run(dataset="mnist5k", bits=16)``
+    (keyword overrides build ``Config.for_scale(scale, ...)``).
+
+    The record's ``bits`` is the evaluated code length (``keep_bits`` for BS-DRSCH); the trained
+    length is ``config.bits``. Metrics: ``map``, ``precision_radius2``, ``precision_at_500``
+    (binary Hamming ranking), the same with suffix ``_whamming`` (weighted Hamming) and
+    ``_continuous`` (released code's ranking); curves ``pr_radius``, ``precision_at_k`` (+
+    suffixed), ``bit_scalable`` (metrics of the top-n bits by |w| for n in ``keep_list``),
+    ``bit_weights`` and ``loss``.
+    """
+    from ..results import make_record
+    from ..train import describe_device, resolve_device
+
+    if cfg is None:
+        cfg = Config.for_scale(overrides.pop("scale", "default"), **overrides)
+    elif overrides:
+        cfg = dataclasses.replace(cfg, **overrides)
+    t0 = time.perf_counter()
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    device = resolve_device(cfg.device)
+    ds, sp, tr, qu, db = _load_split(cfg)
+    needed = np.unique(np.concatenate([tr, qu, db]))
+    pos = {int(i): j for j, i in enumerate(needed)}
+    imgs = prepare_images(ds.images[needed], cfg.resize_to)
+    labels = np.asarray(ds.labels)
+    take = lambda ix: np.fromiter((pos[int(i)] for i in ix), dtype=np.int64, count=len(ix))  # noqa: E731
+    flip = cfg.flip if cfg.flip is not None else (ds.images.shape[-1] == 3)
+    train_cfg = dataclasses.replace(cfg, flip=flip)
+    model, info = train_model(train_cfg, imgs[take(tr)], labels[tr], device, progress)
+    zq = encode_preactivations(model, imgs[take(qu)], cfg.input_size, cfg.eval_batch_size, device)
+    zdb = encode_preactivations(model, imgs[take(db)], cfg.input_size, cfg.eval_batch_size, device)
+    w = model.weights.detach().cpu().numpy().astype(np.float64)
+    ev = evaluate_codes(zq, zdb, labels[qu], labels[db], w, cfg.eval_bits, cfg.topk, cfg.precision_k)
+    metrics: dict[str, float] = {}
+    curves: dict[str, dict] = {}
+    for ranking, res in ev.items():
+        sfx = _SUFFIX[ranking]
+        for k, v in res.items():
+            if k == "curves":
+                for cname, c in v.items():
+                    curves[cname + sfx] = c
+            else:
+                metrics[k + sfx] = float(v)
+    # bit-scalable curve: top-n bits by |w| (binary Hamming and weighted Hamming)
+    bs = {"bits": [], "map": [], f"precision_at_{cfg.precision_k}": [], "precision_radius2": [],
+          "map_whamming": [], f"precision_at_{cfg.precision_k}_whamming": []}
+    if cfg.variant == "bs-drsch":
+        for n in cfg.keep_list:
+            e = evaluate_codes(zq, zdb, labels[qu], labels[db], w, n, cfg.topk, cfg.precision_k,
+                               rankings=("binary", "weighted-hamming"), ks=(cfg.precision_k,))
+            bs["bits"].append(int(n))
+            bs["map"].append(e["binary"]["map"])
+            bs[f"precision_at_{cfg.precision_k}"].append(e["binary"][f"precision_at_{cfg.precision_k}"])
+            bs["precision_radius2"].append(e["binary"]["precision_radius2"])
+            bs["map_whamming"].append(e["weighted-hamming"]["map"])
+            bs[f"precision_at_{cfg.precision_k}_whamming"].append(
+                e["weighted-hamming"][f"precision_at_{cfg.precision_k}"])
+        curves["bit_scalable"] = bs
+    order = np.argsort(-np.abs(w), kind="stable")
+    curves["bit_weights"] = {"bit": list(map(int, order)), "weight": [float(w[i]) for i in order]}
+    loss = np.asarray(info["loss"], dtype=np.float64)
+    stride = max(1, len(loss) // 200)
+    curves["loss"] = {"iteration": list(range(0, len(loss), stride)), "loss": [float(v) for v in loss[::stride]]}
+    metrics["final_loss"] = float(np.mean(loss[-20:])) if len(loss) else float("nan")
+    metrics["train_time_s"] = float(info["wall_time_s"])
+    metrics["bit_weight_abs_min"] = float(np.abs(w).min())
+    metrics["bit_weight_abs_max"] = float(np.abs(w).max())
+    protocol = {"split": cfg.protocol, "n_train": int(len(tr)), "n_query": int(len(qu)), "n_database": int(len(db)),
+                "database_includes_train": bool(cfg.database_includes_train), "topk": cfg.topk, "ties": "index",
+                "empty": "zero", "ranking": "binary", "radius": 2,
+                "rankings": {"": "binary: Hamming distance of sign(z) on the kept bits",
+                             "_whamming": "weighted-hamming: sum_k w_k^2 [b_ik != b_jk] on the kept bits",
+                             "_continuous": "continuous: released test code, squared Euclidean distance of "
+                                            "tanh(5 z / 2) on the kept bits (before the weight layer)"},
+                "bits_trained": cfg.bits, "bits_evaluated": cfg.eval_bits,
+                "bit_selection": "top |w_k|" if cfg.eval_bits < cfg.bits else "all"}
+    if hasattr(sp, "protocol") and isinstance(sp.protocol, dict):
+        protocol["split_detail"] = {k: v for k, v in sp.protocol.items() if isinstance(v, (int, float, str, bool))}
+    config = cfg.to_dict()
+    config["flip_used"] = bool(flip)
+    config["effective_lam"] = cfg.effective_lam
+    config["final_slope"] = info["final_slope"]
+    config["final_margin"] = info["final_margin"]
+    wall = time.perf_counter() - t0
+    return make_record(paper="drsch", method=cfg.variant, dataset=cfg.dataset, bits=cfg.eval_bits, seed=cfg.seed,
+                       scale=cfg.scale, config=config, protocol=protocol, metrics=metrics, curves=curves,
+                       wall_time_s=wall, device=describe_device(device))
