@@ -446,6 +446,10 @@ def test_evaluate_consistency_and_protocol():
     D, R = hamming(q, db), relevance(ql, dl)
     pr = precision_recall_within_radius(D, R, n_bits=8, empty="skip")
     assert res["precision_radius2"] == pytest.approx(pr["precision"][2])
+    pr_codes = precision_recall_within_radius(query_codes=q, db_codes=db, query_labels=ql, db_labels=dl, empty="skip")
+    for c in ("precision", "recall", "n_returned"):
+        np.testing.assert_allclose(pr_codes[c], pr[c], rtol=1e-12)
+        np.testing.assert_allclose(res["curves"]["pr_radius"][c], pr[c], rtol=1e-12)
     assert res["curves"]["precision_at_k"]["k"] == [1.0, 10.0, 100.0]  # 1000 > ndb dropped
     assert res["precision_at_10"] == pytest.approx(precision_at_k(D, R, [10], ties="expected")[0])
     assert all(isinstance(v, float) for k, v in res.items() if k not in ("curves", "protocol"))
