@@ -270,13 +270,15 @@ def label_precision(S: sp.spmatrix, labels: np.ndarray) -> float:
 
 
 def label_precision_curve(features: np.ndarray, labels: np.ndarray, ks=(5, 10, 15, 20, 30, 50, 100),
-                          k2: int = 6, backend: str = "auto") -> dict:
+                          k2: int = 6, backend: str = "auto", expand_max_k: int | None = None) -> dict:
     """Fig. 2 of DDH: precision of the constructed positives against the true classes.
 
     For each K in ``ks``: "knn" = plain K-NN lists (S1 with K1 = K), "expanded" = Algorithm 1
     with K1 = K and the given K2 (symmetrised, as used for training). Also returns the mean
     number of positives per image for each, since expansion enlarges the neighbourhood.
-    One K-NN search at max(ks) serves all K (lists are prefix-closed).
+    One K-NN search at max(ks) serves all K (lists are prefix-closed). The expansion's overlap
+    matrix has about K² non-zeros per row, so ``expand_max_k`` skips it for larger K (entries
+    None).
 
     Returns dict of lists: k, knn_precision, knn_positives, expanded_precision,
     expanded_positives, plus seconds.
@@ -291,6 +293,10 @@ def label_precision_curve(features: np.ndarray, labels: np.ndarray, ks=(5, 10, 1
         S1 = knn_matrix(knn)
         out["knn_precision"].append(label_precision(S1, labels))
         out["knn_positives"].append(S1.nnz / S1.shape[0])
+        if expand_max_k is not None and k > expand_max_k:
+            out["expanded_precision"].append(None)
+            out["expanded_positives"].append(None)
+            continue
         S = expand_neighbourhood(knn, k2)
         S = S.maximum(S.T).tocsr()
         S.setdiag(0)

@@ -78,6 +78,11 @@ def augment(x: torch.Tensor, generator: torch.Generator | None = None, scale=(0.
     return x.clamp(0, 1)
 
 
+def _as_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, C, H, W) → float in [0, 1]; float tensors pass through."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+
+
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     """NT-Xent (SimCLR) loss of two views (N, D) each: cross-entropy of each view against its
     partner among the 2N − 1 others, cosine similarities divided by ``temperature``."""
@@ -113,7 +118,8 @@ class ContrastiveModel(nn.Module):
 def train_contrastive(images: torch.Tensor, backbone: CNNF, iterations: int = 200, batch_size: int = 256,
                       lr: float = 1e-3, temperature: float = 0.5, proj_dim: int = 64, seed: int = 0,
                       device: torch.device | str = "cpu", progress: bool | None = None) -> tuple[ContrastiveModel, dict]:
-    """Train ``backbone`` with NT-Xent on ``images`` (N, C, H, W) float in [0, 1]; labels unused.
+    """Train ``backbone`` with NT-Xent on ``images`` (N, C, H, W), float in [0, 1] or uint8
+    (converted per batch, so 50,000 CIFAR images stay 150 MB); labels are never used.
 
     Adam (lr) for ``iterations`` steps of ``batch_size`` images (2 views each).
     Returns the model and a dict {"loss": [...], "wall_time_s": ...}.
@@ -131,7 +137,7 @@ def train_contrastive(images: torch.Tensor, backbone: CNNF, iterations: int = 20
 
     def step(it):
         idx = torch.randint(0, n, (bs,), generator=g)
-        xb = images[idx].to(device)
+        xb = _as_float(images[idx]).to(device)
         v1, v2 = augment(xb, generator=g), augment(xb, generator=g)
         return nt_xent(model(v1), model(v2), temperature)
 
@@ -150,6 +156,6 @@ def encode_features(model: nn.Module, images: torch.Tensor, batch_size: int = 50
     fn = model.features if hasattr(model, "features") else model
     was = model.training
     model.eval()
-    out = [fn(images[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(images), batch_size)]
+    out = [fn(_as_float(images[i:i + batch_size]).to(device)).float().cpu() for i in range(0, len(images), batch_size)]
     model.train(was)
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)

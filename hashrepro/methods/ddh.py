@@ -1,0 +1,589 @@
+"""DDH: Deep Discrete Hashing with self-supervised pairwise labels (Song, He, Fan, Gao 2017).
+
+Recipe (``run(config) -> run record``):
+
+1. data and split: CIFAR-10 uses the common unsupervised protocol ("official"): the 10,000
+   official test images are the queries, the 50,000 training images the database, and the
+   hasher trains on the database images *without their labels* (``n_train`` of them; all by
+   default). Datasets without an official split (mnist5k, digits) take ``n_query_per_class``
+   queries per class and use the rest as database and training set.
+2. features of the training images (``features``): "contrastive" (a CNN-F-like backbone trained
+   with SimCLR's NT-Xent on the training images, :mod:`hashrepro.models.contrastive`), "pixels",
+   "hog"/"gist" (:mod:`hashrepro.features`), or "resnet" (the paper's ImageNet ResNet-50 pool5,
+   §2.1; its weights are not available offline, so this path raises a clear error here).
+   Features wider than ``knn_pca_dim`` are PCA-reduced before the cosine K-NN (speed).
+3. pseudo pairwise labels by Algorithm 1 (K1, K2; :mod:`hashrepro.pseudolabels`), or the class
+   labels with ``supervised=True`` (the supervised variant of Table 5).
+4. network: CNN-F-like backbone (Table 1, reduced for small images: :mod:`hashrepro.models.cnnf`)
+   + hash layer z = Wᵀφ(x) + c (eq. 11), initialised from the contrastive backbone
+   (``init="contrastive"``, our stand-in for the ImageNet CNN-F initialisation of §2.4), trained
+   on eq. 12 (:class:`hashrepro.losses.ddh.DDHLoss`, λ1 = 15, λ2 = 1e-5) with SGD, lr 0.001,
+   batch 128 (§3.2). Mini-batches are half anchors, half one pseudo-positive of each anchor
+   (``pair_sampling="anchor_positive"``); with uniform batches (``"uniform"``, the paper's "we
+   sample a mini-batch of points") a batch of 128 out of 50,000 holds almost no positive pair.
+5. codes b = sgn(z) (eq. 4) for queries and database; mAP over the top 1,000 (Table 2), precision
+   within Hamming radius 2, P/R curves (Fig. 3) via :func:`hashrepro.metrics.evaluate`; also the
+   label precision of the pseudo labels (Fig. 2) against the true training labels (measurement
+   only, never used for training).
+
+The contrastive backbone and its features depend on the training images and SSL settings but
+not on the code length, so they are cached (``cache_dir``, default ``<cache root>/ddh``) and the
+16/32/64-bit runs of a sweep share one pretraining; the record says whether the cache was hit
+and how long the pretraining took when it ran.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..losses.ddh import DDHLoss
+from ..models.cnnf import CNNF, DDHNet, load_imagenet_cnnf
+from ..pseudolabels import (build_pseudo_labels, class_similarity, label_precision,
+                            label_precision_curve)
+
+__all__ = ["Config", "run", "FEATURES", "compute_features", "prepare", "train_ddh", "encode_codes",
+           "resnet_pool5_features"]
+
+FEATURES = ("contrastive", "pixels", "hog", "gist", "resnet")
+SCALES = ("smoke", "default", "paper")
+PAPER = "ddh"
+
+
+@dataclass
+class Config:
+    """All parameters of a DDH run. ``Config.for_scale(scale, **overrides)`` gives the presets.
+
+    Data / protocol
+        dataset, seed, n_train (training images drawn from the database; None = all),
+        n_query_per_class (datasets without an official split), n_query / n_database (optional
+        subsampling of queries / database, smoke tests only), topk (mAP cut-off; 1000 = Table 2).
+    Pseudo labels (§2.1)
+        features (one of FEATURES), k1, k2, expand (False = plain K1-NN), knn_pca_dim,
+        supervised (S from class labels, Table 5), label_curve (compute Fig. 2 curve),
+        label_ks (K values of that curve), labels_only (stop after the pseudo labels:
+        a label-quality record without hashing).
+    Network (Table 1)
+        width (conv1 channels; Table 1: 64), fc_dim (full6/full7; Table 1: 4096), lrn, init
+        ("contrastive" | "random" | "imagenet" — the last raises offline).
+    Training (§2.4, §3.2)
+        bits, iterations, batch_size (128), lr (0.001), momentum, optimizer ("sgd" | "adam"),
+        lambda1 (15), lambda2 (1e-5), pair_sampling ("anchor_positive" | "uniform").
+    Contrastive backbone
+        ssl_iterations, ssl_batch_size, ssl_lr, ssl_temperature.
+    Other
+        device, cache_dir (None: <cache root>/ddh; "" disables), map_all (also mAP over the whole
+        database for queries with a relevant item, the public code's protocol), progress.
+    """
+
+    dataset: str = "mnist5k"
+    bits: int = 32
+    seed: int = 0
+    scale: str = "default"
+    device: str = "auto"
+    # protocol
+    n_train: int | None = None
+    n_query_per_class: int = 100
+    n_query: int | None = None
+    n_database: int | None = None
+    topk: int | None = 1000
+    # pseudo labels
+    features: str = "contrastive"
+    k1: int = 15
+    k2: int = 6
+    expand: bool = True
+    knn_pca_dim: int | None = 128
+    supervised: bool = False
+    label_curve: bool = False
+    label_ks: tuple = (5, 10, 15, 20, 30, 50, 100)
+    label_expand_max_k: int = 20
+    labels_only: bool = False
+    # network
+    width: int = 16
+    fc_dim: int = 512
+    lrn: bool = True
+    init: str = "contrastive"
+    # training
+    iterations: int = 400
+    batch_size: int = 128
+    lr: float = 1e-3
+    momentum: float = 0.9
+    optimizer: str = "sgd"
+    lambda1: float = 15.0
+    lambda2: float = 1e-5
+    pair_sampling: str = "anchor_positive"
+    # contrastive backbone
+    ssl_iterations: int = 300
+    ssl_batch_size: int = 256
+    ssl_lr: float = 1e-3
+    ssl_temperature: float = 0.5
+    # misc
+    cache_dir: str | None = None
+    map_all: bool = False
+    progress: bool | None = None
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> "Config":
+        if self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
+        if self.features not in FEATURES:
+            raise ValueError(f"features must be one of {FEATURES}, got {self.features!r}")
+        if self.init not in ("contrastive", "random", "imagenet"):
+            raise ValueError(f"init must be 'contrastive', 'random' or 'imagenet', got {self.init!r}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.pair_sampling not in ("anchor_positive", "uniform"):
+            raise ValueError(f"pair_sampling must be 'anchor_positive' or 'uniform', got {self.pair_sampling!r}")
+        if not (isinstance(self.bits, (int, np.integer)) and self.bits >= 1):
+            raise ValueError(f"bits must be a positive integer, got {self.bits!r}")
+        for name in ("k1", "k2", "iterations", "batch_size", "width", "fc_dim", "ssl_batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or v < (0 if name == "iterations" else 1):
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.ssl_iterations < 0:
+            raise ValueError(f"ssl_iterations must be >= 0, got {self.ssl_iterations}")
+        if self.lr <= 0 or self.ssl_lr <= 0:
+            raise ValueError(f"learning rates must be > 0, got lr={self.lr}, ssl_lr={self.ssl_lr}")
+        if self.lambda1 < 0 or self.lambda2 < 0:
+            raise ValueError(f"lambda1, lambda2 must be >= 0, got {self.lambda1}, {self.lambda2}")
+        if self.topk is not None and self.topk < 1:
+            raise ValueError(f"topk must be None or >= 1, got {self.topk}")
+        if self.batch_size < 2:
+            raise ValueError("batch_size must be >= 2 (pairs are formed inside a batch)")
+        self.label_ks = tuple(int(k) for k in self.label_ks)
+        return self
+
+    @classmethod
+    def for_scale(cls, scale: str = "default", **overrides) -> "Config":
+        """Presets.
+
+        "smoke": seconds (tests): tiny net, 10 iterations, 3 SSL iterations, small subsets.
+        "default": CPU-sized (2 cores): width 16 (Table 1: 64), fc 512 (4096), 400 DDH
+            iterations of 128 (≈ 1 epoch of 50,000), 300 SSL iterations of 256.
+        "paper": Table 1 widths (64/256, 4096), §3.2 hyper-parameters, 50 epochs of the
+            50,000 CIFAR-10 training images (19,500 iterations of 128) — for a GPU. The paper's
+            own label features / initialisation (ImageNet ResNet-50, ImageNet CNN-F) are
+            ``features="resnet", init="imagenet"``, which raise offline; the preset keeps the
+            contrastive stand-ins so that it runs here.
+        """
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+        base: dict = {"scale": scale}
+        if scale == "smoke":
+            base.update(width=4, fc_dim=32, iterations=10, batch_size=32, ssl_iterations=3,
+                        ssl_batch_size=32, n_train=600, n_query=100, n_database=600, k1=5, k2=3,
+                        knn_pca_dim=32, label_ks=(3, 5, 10), label_expand_max_k=5, lrn=False)
+        elif scale == "paper":
+            base.update(width=64, fc_dim=4096, iterations=19500, ssl_iterations=20000,
+                        ssl_batch_size=512)
+        base.update(overrides)
+        return cls(**base)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["label_ks"] = list(self.label_ks)
+        return d
+
+
+# --------------------------------------------------------------------------- data
+
+def _load_and_split(cfg: Config):
+    """Load the dataset and build (train, query, database) index arrays + protocol dict."""
+    from ..data import load, split
+
+    ds = load(cfg.dataset)
+    off = ds.official_split or {}
+    has_official = ("train" in off and "test" in off) or ("database" in off and "query" in off)
+    if has_official:
+        sp_ = split(ds, "official", seed=cfg.seed, database_includes_train=True)
+        query, database = sp_.query, sp_.database
+        proto = dict(sp_.protocol)
+    else:
+        sp_ = split(ds, "per_class", seed=cfg.seed, n_query_per_class=cfg.n_query_per_class,
+                    n_train_per_class=0)
+        query, database = sp_.query, sp_.database
+        proto = dict(sp_.protocol)
+        proto.update(split="per_class_query+rest_database")
+    rng = np.random.default_rng(cfg.seed + 1)
+    if cfg.n_query is not None and cfg.n_query < len(query):
+        query = np.sort(rng.choice(query, cfg.n_query, replace=False))
+    if cfg.n_database is not None and cfg.n_database < len(database):
+        database = np.sort(rng.choice(database, cfg.n_database, replace=False))
+    # the hasher trains on database images (labels unused): all of them or n_train of them
+    if cfg.n_train is None or cfg.n_train >= len(database):
+        train = database
+    else:
+        train = np.sort(rng.choice(database, cfg.n_train, replace=False))
+    proto.update(n_train=int(len(train)), n_query=int(len(query)), n_database=int(len(database)),
+                 database_includes_train=True, train_from="sampled from the database (labels unused)",
+                 n_train_requested=cfg.n_train,
+                 subsampled=bool(cfg.n_query is not None or cfg.n_database is not None))
+    return ds, np.asarray(train), np.asarray(query), np.asarray(database), proto
+
+
+def _chw_uint8(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, C) → uint8 tensor (N, C, H, W) (contiguous)."""
+    arr = np.asarray(images)
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2)))
+
+
+# --------------------------------------------------------------------------- cache
+
+def _cache_dir(cfg: Config) -> Path | None:
+    if cfg.cache_dir == "":
+        return None
+    if cfg.cache_dir is not None:
+        return Path(cfg.cache_dir)
+    try:
+        from ..data.paths import cache_root
+        return Path(cache_root()) / "ddh"
+    except Exception:  # pragma: no cover - no data package
+        return None
+
+
+def _key(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- features
+
+def resnet_pool5_features(images: np.ndarray, batch_size: int = 64, device="cpu") -> np.ndarray:
+    """The paper's label features (§2.1): 2,048-d pool5 of an ImageNet ResNet-50 (torchvision).
+
+    images : uint8 (N, H, W, C). Resized to 224, ImageNet-normalised. Returns (N, 2048) float32.
+    Raises RuntimeError when the ImageNet weights are not in the torch cache (always the case
+    on the offline machines of this project: nothing is downloaded).
+    """
+    import torchvision
+    from torchvision.models import ResNet50_Weights
+
+    weights = ResNet50_Weights.IMAGENET1K_V1
+    hub = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    if not hub.is_file():
+        raise RuntimeError(
+            f"ImageNet ResNet-50 weights (the paper's pool5 label features, DDH §2.1) are not "
+            f"available offline: expected {hub}. Put the torchvision file there on a machine with "
+            f"internet, or use features='contrastive' | 'pixels' | 'hog' | 'gist'.")
+    model = torchvision.models.resnet50(weights=weights).to(device).eval()
+    model.fc = torch.nn.Identity()
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    x8 = _chw_uint8(images)
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x8), batch_size):
+            xb = x8[i:i + batch_size].float() / 255
+            if xb.shape[1] == 1:
+                xb = xb.expand(-1, 3, -1, -1)
+            xb = torch.nn.functional.interpolate(xb, size=(224, 224), mode="bilinear", align_corners=False)
+            out.append(model(((xb - mean) / std).to(device)).cpu())
+    return torch.cat(out).numpy().astype(np.float32)
+
+
+def _handcrafted(name: str, images: np.ndarray, dataset=None, indices=None) -> np.ndarray:
+    """GIST / HOG from :mod:`hashrepro.features` (owned by the baselines chapter); with a dataset,
+    through its cache of whole-dataset features (shared with the shallow baselines)."""
+    try:
+        from .. import features as F
+    except ImportError as e:
+        raise RuntimeError(f"features={name!r} needs hashrepro.features (GIST/HOG), which is not "
+                           f"importable here ({e}); use features='pixels' or 'contrastive'") from e
+    if dataset is not None and hasattr(F, "dataset_features"):
+        return np.asarray(F.dataset_features(dataset, name, indices=indices), dtype=np.float32)
+    return np.asarray(F.extract(images, name), dtype=np.float32)
+
+
+def _pca(x: np.ndarray, dim: int | None, seed: int) -> np.ndarray:
+    if dim is None or x.shape[1] <= dim:
+        return x
+    from sklearn.decomposition import PCA
+
+    return PCA(dim, svd_solver="randomized", random_state=seed).fit_transform(x).astype(np.float32)
+
+
+def _contrastive(cfg: Config, x8: torch.Tensor, device, cache_key_extra: dict) -> tuple[CNNF, np.ndarray, dict]:
+    """Train (or load from cache) the SimCLR backbone on the training images; return it and
+    its φ(x) features of those images."""
+    from ..models.contrastive import encode_features, train_contrastive
+
+    in_ch, size = int(x8.shape[1]), int(x8.shape[2])
+    key = _key({"v": 1, "width": cfg.width, "fc_dim": cfg.fc_dim, "lrn": cfg.lrn, "in": in_ch, "size": size,
+                "it": cfg.ssl_iterations, "bs": cfg.ssl_batch_size, "lr": cfg.ssl_lr,
+                "t": cfg.ssl_temperature, "seed": cfg.seed, **cache_key_extra})
+    cdir = _cache_dir(cfg)
+    info = {"ssl_cache_key": key, "ssl_cache_hit": False, "ssl_wall_time_s": 0.0}
+    backbone = CNNF(in_ch, size, cfg.width, cfg.fc_dim, cfg.lrn)
+    if cdir is not None and (cdir / f"ssl_{key}.pt").is_file() and (cdir / f"ssl_{key}_feat.npy").is_file():
+        saved = torch.load(cdir / f"ssl_{key}.pt", map_location="cpu", weights_only=False)
+        backbone.load_state_dict(saved["backbone"])
+        feats = np.load(cdir / f"ssl_{key}_feat.npy").astype(np.float32)
+        info.update(ssl_cache_hit=True, ssl_wall_time_s=float(saved.get("wall_time_s", 0.0)),
+                    ssl_final_loss=float(saved.get("final_loss", float("nan"))))
+        return backbone, feats, info
+    torch.manual_seed(cfg.seed)
+    backbone = CNNF(in_ch, size, cfg.width, cfg.fc_dim, cfg.lrn)
+    t0 = time.perf_counter()
+    model, hist = train_contrastive(x8, backbone, iterations=cfg.ssl_iterations, batch_size=cfg.ssl_batch_size,
+                                    lr=cfg.ssl_lr, temperature=cfg.ssl_temperature, seed=cfg.seed,
+                                    device=device, progress=cfg.progress)
+    feats = encode_features(model, x8, device=device)
+    wall = time.perf_counter() - t0
+    model.backbone.cpu()
+    final = float(np.mean(hist["loss"][-20:])) if hist["loss"] else float("nan")
+    info.update(ssl_wall_time_s=wall, ssl_final_loss=final)
+    if cdir is not None:
+        cdir.mkdir(parents=True, exist_ok=True)
+        tmp = cdir / f"ssl_{key}.pt.tmp"
+        torch.save({"backbone": model.backbone.state_dict(), "wall_time_s": wall, "final_loss": final}, tmp)
+        np.save(cdir / f"ssl_{key}_feat.tmp.npy", feats.astype(np.float16))
+        os.replace(cdir / f"ssl_{key}_feat.tmp.npy", cdir / f"ssl_{key}_feat.npy")
+        os.replace(tmp, cdir / f"ssl_{key}.pt")
+    return model.backbone, feats, info
+
+
+def compute_features(cfg: Config, images: np.ndarray, x8: torch.Tensor | None = None, device="cpu",
+                     cache_key_extra: dict | None = None, dataset=None,
+                     indices: np.ndarray | None = None) -> tuple[np.ndarray, dict, CNNF | None]:
+    """Features of the training images for Algorithm 1, by ``cfg.features``.
+
+    images : uint8 (N, H, W, C) training images; ``dataset``/``indices`` (optional) let GIST/HOG
+    use the shared whole-dataset feature cache of :func:`hashrepro.features.dataset_features`.
+    Returns (features (N, D) float32, info dict, contrastive backbone or None).
+    """
+    info: dict = {"features": cfg.features}
+    t0 = time.perf_counter()
+    backbone = None
+    if cfg.features == "contrastive":
+        x8 = _chw_uint8(images) if x8 is None else x8
+        backbone, feats, extra = _contrastive(cfg, x8, device, cache_key_extra or {})
+        info.update(extra)
+    elif cfg.features == "pixels":
+        feats = np.asarray(images, dtype=np.float32).reshape(len(images), -1) / 255.0
+    elif cfg.features in ("hog", "gist"):
+        feats = _handcrafted(cfg.features, images, dataset, indices)
+    elif cfg.features == "resnet":
+        feats = resnet_pool5_features(images, device=device)
+    else:  # pragma: no cover - validated
+        raise ValueError(cfg.features)
+    info["feature_dim"] = int(feats.shape[1])
+    feats = _pca(feats, cfg.knn_pca_dim, cfg.seed)
+    info["knn_dim"] = int(feats.shape[1])
+    info["feature_wall_time_s"] = time.perf_counter() - t0
+    return feats, info, backbone
+
+
+# --------------------------------------------------------------------------- training
+
+class _PairSampler:
+    """Mini-batches of training indices and their (B, B) pairwise labels s_ij ∈ {−1, +1}."""
+
+    def __init__(self, n: int, batch_size: int, S=None, labels=None, mode="anchor_positive", seed=0):
+        self.n, self.bs, self.S, self.labels, self.mode = n, min(batch_size, n), S, labels, mode
+        self.rng = np.random.default_rng(seed)
+        if S is not None:
+            self.S = S.tocsr()
+            self.deg = np.diff(self.S.indptr)
+        elif labels is not None:
+            labels = np.asarray(labels)
+            self.by_class = {c: np.flatnonzero(labels == c) for c in np.unique(labels)} if labels.ndim == 1 else None
+
+    def _positive(self, anchors: np.ndarray) -> np.ndarray:
+        if self.S is not None:
+            deg = self.deg[anchors]
+            off = (self.rng.random(len(anchors)) * np.maximum(deg, 1)).astype(np.int64)
+            pos = self.S.indices[np.minimum(self.S.indptr[anchors] + off, max(len(self.S.indices) - 1, 0))] \
+                if len(self.S.indices) else anchors
+            return np.where(deg > 0, pos, self.rng.integers(0, self.n, len(anchors)))
+        if self.by_class is not None:
+            lab = np.asarray(self.labels)[anchors]
+            return np.array([self.rng.choice(self.by_class[c]) for c in lab])
+        return self.rng.integers(0, self.n, len(anchors))
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.mode == "uniform":
+            idx = self.rng.choice(self.n, self.bs, replace=False)
+        else:
+            half = self.bs // 2
+            anchors = self.rng.choice(self.n, self.bs - half, replace=False)
+            idx = np.concatenate([anchors, self._positive(anchors[:half])])
+        return idx, self.similarity(idx)
+
+    def similarity(self, idx: np.ndarray) -> np.ndarray:
+        if self.S is not None:
+            s = np.where(self.S[idx][:, idx].toarray() > 0, 1.0, -1.0).astype(np.float32)
+        else:
+            s = class_similarity(self.labels, idx)
+        s[idx[:, None] == idx[None, :]] = 1.0          # repeated images are similar to themselves
+        return s
+
+
+def _build_net(cfg: Config, in_ch: int, size: int, backbone: CNNF | None) -> DDHNet:
+    torch.manual_seed(cfg.seed)
+    net = DDHNet(CNNF(in_ch, size, cfg.width, cfg.fc_dim, cfg.lrn), cfg.bits)
+    if cfg.init == "imagenet":
+        load_imagenet_cnnf()
+    if cfg.init == "contrastive":
+        if backbone is None:
+            raise ValueError("init='contrastive' needs the contrastive backbone")
+        net.backbone.load_state_dict(copy.deepcopy(backbone.state_dict()))
+    return net
+
+
+def train_ddh(cfg: Config, net: DDHNet, x8: torch.Tensor, sampler: _PairSampler, device) -> dict:
+    """Train ``net`` on eq. 12 with mini-batches from ``sampler``; returns loss history info."""
+    from ..train import fit
+
+    net.to(device).train()
+    crit = DDHLoss(cfg.lambda1, cfg.lambda2)
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+    else:
+        opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    parts: list[dict] = []
+
+    def step(it):
+        idx, s = sampler.sample()
+        xb = x8[torch.from_numpy(idx)].float().div_(255.0).to(device)
+        z = net(xb)
+        loss = crit(z, torch.from_numpy(s).to(device), net.hash)
+        if it % 10 == 0:
+            parts.append({"it": it, **crit.last_parts})
+        return loss
+
+    hist = fit(step, optimizer=opt, iterations=cfg.iterations, desc=f"ddh {cfg.bits}b", progress=cfg.progress)
+    return {"loss": hist.loss, "parts": parts, "wall_time_s": hist.wall_time_s}
+
+
+@torch.no_grad()
+def encode_codes(net: DDHNet, x8: torch.Tensor, device, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """z and bits01 = [z >= 0] (eq. 4, b = +1 ↔ bit 1) for uint8 images (N, C, H, W)."""
+    net.eval()
+    zs = []
+    for i in range(0, len(x8), batch_size):
+        zs.append(net(x8[i:i + batch_size].float().div_(255.0).to(device)).float().cpu())
+    z = torch.cat(zs).numpy() if zs else np.zeros((0, net.n_bits), np.float32)
+    return z, (z >= 0).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- run
+
+def prepare(cfg: Config):
+    """Data, split, features and pseudo labels (everything before the network)."""
+    from ..train import resolve_device, seed_everything
+
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    ds, train, query, database, proto = _load_and_split(cfg)
+    x8_train = _chw_uint8(ds.images[train])
+    out = {"ds": ds, "train": train, "query": query, "database": database, "protocol": proto,
+           "device": device, "x8_train": x8_train, "backbone": None, "metrics": {}, "curves": {}, "info": {}}
+    y_train = ds.labels[train]
+    need_ssl = cfg.features == "contrastive" or (cfg.init == "contrastive" and not cfg.labels_only)
+    feats = None
+    if not cfg.supervised or cfg.labels_only or need_ssl:
+        key_extra = {"dataset": cfg.dataset, "train": hashlib.sha256(np.asarray(train).tobytes()).hexdigest()[:16]}
+        if cfg.features != "contrastive" and need_ssl:
+            c2 = dataclasses.replace(cfg, features="contrastive")
+            _, sinfo, out["backbone"] = compute_features(c2, ds.images[train], x8_train, device, key_extra)
+            out["info"].update({k: v for k, v in sinfo.items() if k.startswith("ssl")})
+        if not cfg.supervised or cfg.labels_only:
+            feats, finfo, bb = compute_features(cfg, ds.images[train], x8_train, device, key_extra,
+                                                dataset=ds, indices=train)
+            out["backbone"] = out["backbone"] or bb
+            out["info"].update(finfo)
+    if cfg.supervised and not cfg.labels_only:
+        out["S"] = None
+        out["info"]["labels_from"] = "class labels (supervised variant)"
+    else:
+        pl = build_pseudo_labels(feats, cfg.k1, cfg.k2, expand=cfg.expand)
+        out["S"] = pl.S
+        m = out["metrics"]
+        m["label_precision"] = label_precision(pl.S, y_train)
+        m["label_precision_knn"] = label_precision(pl.S1, y_train)
+        m["positives_per_item"] = pl.positives_per_item()
+        m["knn_positives_per_item"] = float(pl.S1.nnz) / max(pl.S1.shape[0], 1)
+        m["knn_seconds"] = pl.timings["knn"]
+        m["expansion_seconds"] = pl.timings["expansion"]
+        m["pseudo_label_seconds"] = pl.timings["total"]
+        out["info"]["labels_from"] = f"{cfg.features} features, Algorithm 1 (K1={cfg.k1}, K2={cfg.k2}, expand={cfg.expand})"
+        if cfg.label_curve:
+            ks = [k for k in cfg.label_ks if k < len(train)]
+            curve = label_precision_curve(feats, y_train, ks=ks, k2=cfg.k2, expand_max_k=cfg.label_expand_max_k)
+            out["curves"]["label_precision"] = {k: curve[k] for k in (
+                "k", "knn_precision", "knn_positives", "expanded_precision", "expanded_positives")}
+            m["label_curve_seconds"] = curve["seconds"]
+    return out
+
+
+def run(config: Config | None = None, **overrides) -> dict:
+    """Run DDH end to end and return a run record (:func:`hashrepro.results.make_record`)."""
+    from ..metrics import evaluate
+    from ..results import make_record
+    from ..train import describe_device
+
+    cfg = config if config is not None else Config.for_scale("default")
+    if overrides:
+        cfg = dataclasses.replace(cfg, **overrides)
+    cfg.validate()
+    t_start = time.perf_counter()
+    prep = prepare(cfg)
+    ds, device = prep["ds"], prep["device"]
+    metrics, curves, info = prep["metrics"], prep["curves"], prep["info"]
+    protocol = dict(prep["protocol"])
+    method = "ddh-supervised" if cfg.supervised else "ddh"
+    if cfg.labels_only:
+        method = f"ddh-labels-{cfg.features}"
+        protocol.update(topk=None, ties="index", empty="zero", ranking="none",
+                        evaluated="pseudo-label precision on the training images")
+    else:
+        train = prep["train"]
+        sampler = _PairSampler(len(train), cfg.batch_size, S=prep["S"],
+                               labels=ds.labels[train] if cfg.supervised else None,
+                               mode=cfg.pair_sampling, seed=cfg.seed)
+        in_ch, size = int(prep["x8_train"].shape[1]), int(prep["x8_train"].shape[2])
+        net = _build_net(cfg, in_ch, size, prep["backbone"])
+        hist = train_ddh(cfg, net, prep["x8_train"], sampler, device)
+        info["train_wall_time_s"] = hist["wall_time_s"]
+        t_enc = time.perf_counter()
+        q8 = _chw_uint8(ds.images[prep["query"]])
+        db8 = _chw_uint8(ds.images[prep["database"]])
+        _, qb = encode_codes(net, q8, device)
+        _, dbb = encode_codes(net, db8, device)
+        info["encode_wall_time_s"] = time.perf_counter() - t_enc
+        t_ev = time.perf_counter()
+        qy, dby = ds.labels[prep["query"]], ds.labels[prep["database"]]
+        ev = evaluate(qb, dbb, qy, dby, topk=cfg.topk, radius=2)
+        metrics["map"] = float(ev["map"])
+        metrics["precision_radius2"] = float(ev["precision_radius2"])
+        for name, c in ev.get("curves", {}).items():
+            curves[name] = c
+        protocol.update(ev.get("protocol", {}))
+        if cfg.map_all:
+            from ..metrics import mean_average_precision
+            metrics["map_all_skip_empty"] = float(mean_average_precision(qb, dbb, qy, dby, topk=None, empty="skip"))
+        info["eval_wall_time_s"] = time.perf_counter() - t_ev
+        metrics["final_loss"] = float(np.mean(hist["loss"][-20:])) if hist["loss"] else float("nan")
+        metrics["bit_balance"] = float(np.abs(dbb.mean(0) - 0.5).mean())
+        curves["train_loss"] = {"iteration": list(range(0, len(hist["loss"]), 10)),
+                                "loss": [float(v) for v in hist["loss"][::10]]}
+    for k, v in info.items():
+        if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool):
+            metrics[k] = float(v)
+    config_d = cfg.to_dict()
+    config_d["info"] = {k: v for k, v in info.items() if isinstance(v, (str, bool))}
+    wall = time.perf_counter() - t_start
+    record = make_record(PAPER, method, cfg.dataset, int(cfg.bits) if not cfg.labels_only else 0, cfg.seed,
+                         cfg.scale, config_d, protocol, metrics, curves, wall, describe_device(device))
+    return record
