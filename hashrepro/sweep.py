@@ -18,6 +18,7 @@ Example
 """
 from __future__ import annotations
 
+import ast
 import itertools
 import json
 import os
@@ -129,13 +130,18 @@ def notebook_parameters(paper_or_path: str | os.PathLike) -> dict[str, Any]:
     out = {}
     for name, info in params.items():
         default = info.get("default")
-        try:
-            import yaml
-
-            out[name] = yaml.safe_load(default) if isinstance(default, str) else default
-        except Exception:  # keep the raw source text when it is not a literal
-            out[name] = default
+        out[name] = _literal(default)
     return out
+
+
+def _literal(text: Any) -> Any:
+    """A parameter's default source text as a Python value (the text itself if not a literal)."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 def _fmt(value: Any) -> str:
