@@ -33,15 +33,13 @@ def loss_adjusted_inference(Z1: np.ndarray, Z2: np.ndarray, s: np.ndarray, rho: 
     same = np.abs(Z1 + Z2)
     diff = np.abs(Z1 - Z2)
     gain = diff - same
-    order = np.argsort(-gain, axis=1, kind="stable")
-    cg = np.concatenate([np.zeros((P, 1)), np.cumsum(np.take_along_axis(gain, order, 1), axis=1)], axis=1)
+    sg = -np.sort(-gain, axis=1)  # descending
+    cg = np.concatenate([np.zeros((P, 1)), np.cumsum(sg, axis=1)], axis=1)
     m = np.arange(q + 1)[None, :]
     total = cg + _hinge_loss(m, s[:, None], rho, lam)
     mbest = np.argmax(total, axis=1)
-    differ = np.zeros((P, q), dtype=bool)
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(q)[None, :].repeat(P, 0), axis=1)
-    differ = rank < mbest[:, None]
+    kth = np.take_along_axis(sg, np.maximum(mbest - 1, 0)[:, None], axis=1)
+    differ = (gain >= kth) & (mbest[:, None] > 0)  # the mbest largest gains (ties: measure zero)
     sgn_same = np.where(Z1 + Z2 >= 0, 1.0, -1.0)
     sgn_diff = np.where(Z1 - Z2 >= 0, 1.0, -1.0)
     G1 = np.where(differ, sgn_diff, sgn_same)
@@ -72,7 +70,7 @@ class MLH(BaseHasher):
     rho : int or None, loss threshold (None: ``max(1, n_bits // 4)``).
     lam : float, weight of the dissimilar-pair loss (0.5).
     learning_rate : float (0.1), momentum : float (0.9), weight_decay : float (1e-4).
-    batch_size : int, points per minibatch (100), n_epochs : int (50).
+    batch_size : int, points per minibatch (100), n_epochs : int (20).
     random_state : seeds the initial W (``0.1 N(0,1)``, as the code) and the batches.
 
     Attributes
@@ -85,7 +83,7 @@ class MLH(BaseHasher):
 
     def __init__(self, n_bits: int = 32, rho: int | None = None, lam: float = 0.5,
                  learning_rate: float = 0.1, momentum: float = 0.9, weight_decay: float = 1e-4,
-                 batch_size: int = 100, n_epochs: int = 50, random_state=None):
+                 batch_size: int = 100, n_epochs: int = 20, random_state=None):
         super().__init__(n_bits=n_bits, random_state=random_state)
         self.rho = rho
         self.lam = lam
