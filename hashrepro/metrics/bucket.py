@@ -53,7 +53,7 @@ def f1_bucket_curve(
     db=None,
     query_labels=None,
     db_labels=None,
-    ks=(1, 10, 50, 100, 500, 1000),
+    ks=None,
     rel=None,
     dist=None,
     n_bits=None,
@@ -87,7 +87,7 @@ def f1_bucket_curve(
     query_codes : (nq, n_bits) {0,1}
     db : (n_items, n_bits) {0,1} or MultiCodes
     query_labels, db_labels : labels (int or multi-hot); or ``rel`` (nq, n_items) bool
-    ks : increasing ints in 1..n_items
+    ks : increasing ints in 1..n_items (default: about 20 values, geometric from 1 to n_items)
     dist : (nq, n_items) int, optional
         Precomputed (minimum) Hamming distances *instead of codes*. The bucket
         order inside the last radius is then unknown: items at the last radius are
@@ -135,6 +135,8 @@ def f1_bucket_curve(
             raise ValueError(f"labels are ({R.nq}, {R.ndb}) but the search is ({nq}, {n_items})")
         get_rel = R.chunk
         Rtot = R.n_relevant()
+    if ks is None:
+        ks = np.unique(np.round(np.geomspace(1, n_items, 20)).astype(np.int64))
     K = np.atleast_1d(as_numpy(ks, "ks")).astype(np.int64)
     if K.ndim != 1 or K.size == 0 or K.min() < 1 or K.max() > n_items or np.any(np.diff(K) <= 0):
         raise ValueError(f"ks must be increasing ints in 1..{n_items} (the number of items), got {ks!r}")
