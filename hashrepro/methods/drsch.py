@@ -556,7 +556,8 @@ def _flatten(ev: dict, metrics: dict, curves: dict) -> None:
                 metrics[k + sfx] = float(v)
 
 
-def run(cfg: Config | None = None, progress: bool | None = None, **overrides: Any) -> dict:
+def run(cfg: Config | None = None, progress: bool | None = None, command: str | None = None,
+        **overrides: Any) -> dict:
     """Train and evaluate one DSCH / DRSCH / BS-DRSCH model; return a run record.
 
     ``run(Config.for_scale("smoke", dataset="digits"))`` or ``run(dataset="mnist5k", bits=16)``
@@ -639,4 +640,4 @@ def run(cfg: Config | None = None, progress: bool | None = None, **overrides: An
     wall = time.perf_counter() - t0
     return _make_record()(paper="drsch", method=cfg.variant, dataset=cfg.dataset, bits=cfg.eval_bits, seed=cfg.seed,
                        scale=cfg.scale, config=config, protocol=protocol, metrics=metrics, curves=curves,
-                       wall_time_s=wall, device=describe_device(device))
+                       wall_time_s=wall, device=describe_device(device), command=command)

@@ -1,0 +1,193 @@
+"""Figures of the DRSCH chapter, in the style of Zhang et al. (TIP 2015) Figs. 1–5.
+
+Every function takes run records (dicts as written by :func:`hashrepro.methods.drsch.run`, or
+the DataFrame of :func:`hashrepro.results.load_records`, whose ``record`` column holds them) and
+returns a matplotlib Figure. Missing data gives an empty panel with a note, never an error, so
+the book renders before any sweep has run.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = ["as_records", "plot_run", "fig_precision_vs_bits", "fig_precision_vs_returned", "fig_bit_scalable",
+           "METHOD_LABELS", "METHOD_STYLE"]
+
+METHOD_LABELS = {"dsch": "DSCH", "drsch": "DRSCH", "bs-drsch": "BS-DRSCH"}
+METHOD_STYLE = {"dsch": dict(color="tab:blue", marker="s"), "drsch": dict(color="tab:red", marker="o"),
+                "bs-drsch": dict(color="tab:green", marker="^")}
+_SFX = {"binary": "", "weighted-hamming": "_whamming", "continuous": "_continuous"}
+
+
+def as_records(records) -> list[dict]:
+    """A list of record dicts from a list, or from a DataFrame with a ``record`` column."""
+    if records is None:
+        return []
+    if hasattr(records, "columns"):
+        return list(records["record"]) if "record" in records.columns and len(records) else []
+    return list(records)
+
+
+def _select(records, dataset=None, method=None, scale=None):
+    out = []
+    for r in as_records(records):
+        if dataset is not None and r.get("dataset") != dataset:
+            continue
+        if method is not None and r.get("method") != method:
+            continue
+        if scale is not None and r.get("scale") != scale:
+            continue
+        out.append(r)
+    return out
+
+
+def _empty(ax, text="no run records yet"):
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+
+
+def _mean_by_bits(recs, metric):
+    by: dict[int, list[float]] = {}
+    for r in recs:
+        v = r.get("metrics", {}).get(metric)
+        if v is not None and np.isfinite(v):
+            by.setdefault(int(r["bits"]), []).append(float(v))
+    bits = sorted(by)
+    return bits, [float(np.mean(by[b])) for b in bits], [float(np.std(by[b])) for b in bits]
+
+
+def plot_run(record: dict):
+    """One run: training loss, precision vs number returned (three rankings), and the bit weights
+    sorted by |w| (or, for BS-DRSCH, precision of the top-n bits)."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    c = record.get("curves", {})
+    ax = axes[0]
+    if "loss" in c:
+        ax.plot(c["loss"]["iteration"], c["loss"]["loss"], lw=1)
+        ax.set(xlabel="iteration", ylabel="loss", title="training loss (hinge + λ/2 tr(RᵀLR))")
+    else:
+        _empty(ax)
+    ax = axes[1]
+    drawn = False
+    for ranking, sfx in _SFX.items():
+        cur = c.get("precision_at_k" + sfx)
+        if cur:
+            ax.plot(cur["k"], cur["precision"], marker=".", label=ranking)
+            drawn = True
+    if drawn:
+        ax.set(xlabel="number of returned images", ylabel="precision", ylim=(0, 1.02),
+               title=f"precision vs returned ({record.get('bits')} bits)")
+        ax.legend(fontsize=8)
+    else:
+        _empty(ax, "no precision curve (re-id run: see CMC)" if "cmc" in c else "no curve")
+    ax = axes[2]
+    bs = c.get("bit_scalable")
+    if bs:
+        pk = next(k for k in bs if k.startswith("precision_at_") and not k.endswith("_whamming"))
+        ax.plot(bs["bits"], bs[pk], marker="^", label="Hamming")
+        ax.plot(bs["bits"], bs[pk + "_whamming"], marker="v", label="weighted Hamming")
+        ax.set(xlabel="number of bits kept (top |w|)", ylabel=pk.replace("_", " "), ylim=(0, 1.02),
+               title="BS-DRSCH: truncated codes")
+        ax.legend(fontsize=8)
+    elif "bit_weights" in c:
+        ax.bar(np.arange(len(c["bit_weights"]["weight"])), np.abs(c["bit_weights"]["weight"]), width=0.9)
+        ax.set(xlabel="bit (sorted by |w|)", ylabel="|w_k|", title="bit weights")
+    else:
+        _empty(ax)
+    fig.tight_layout()
+    return fig
+
+
+def fig_precision_vs_bits(records, datasets: Iterable[str] = ("mnist", "cifar10"), scale: str | None = None,
+                          methods=("dsch", "drsch"), metrics=("precision_radius2", "precision_at_500"),
+                          paper_fig: dict | None = None):
+    """Figs. 1–2 (a) and (b): precision within Hamming radius 2, and precision of the top 500,
+    against the number of bits; one row per dataset, mean over seeds (error bars: std)."""
+    datasets = list(datasets)
+    titles = {"precision_radius2": "(a) precision within Hamming radius 2",
+              "precision_at_500": "(b) precision of top 500 returned"}
+    fig, axes = plt.subplots(len(datasets), len(metrics), figsize=(5 * len(metrics), 3.4 * len(datasets)),
+                             squeeze=False)
+    for i, ds in enumerate(datasets):
+        for j, metric in enumerate(metrics):
+            ax = axes[i, j]
+            any_ = False
+            for m in methods:
+                bits, mean, std = _mean_by_bits(_select(records, ds, m, scale), metric)
+                if bits:
+                    any_ = True
+                    ax.errorbar(bits, mean, yerr=std, label=METHOD_LABELS.get(m, m), capsize=3, **METHOD_STYLE.get(m, {}))
+            if not any_:
+                _empty(ax)
+            ax.set(xlabel="number of bits", ylabel="precision", ylim=(0, 1.02),
+                   title=f"{ds}: {titles.get(metric, metric)}")
+            if any_:
+                ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def fig_precision_vs_returned(records, datasets: Iterable[str] = ("mnist", "cifar10"), bits: int = 64,
+                              scale: str | None = None, methods=("dsch", "drsch", "bs-drsch")):
+    """Figs. 1–2 (c): precision against the number of returned images at ``bits`` bits (first
+    seed of each method; Hamming ranking)."""
+    datasets = list(datasets)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.4), squeeze=False)
+    for i, ds in enumerate(datasets):
+        ax = axes[0, i]
+        any_ = False
+        for m in methods:
+            recs = sorted((r for r in _select(records, ds, m, scale) if int(r["bits"]) == bits),
+                          key=lambda r: r.get("seed", 0))
+            if recs and "precision_at_k" in recs[0].get("curves", {}):
+                cur = recs[0]["curves"]["precision_at_k"]
+                ks = [k for k in cur["k"] if k >= 100]
+                ps = [p for k, p in zip(cur["k"], cur["precision"]) if k >= 100]
+                lab = METHOD_LABELS.get(m, m) + (" (64→64 bits)" if m == "bs-drsch" else "")
+                ax.plot(ks, ps, label=lab, **METHOD_STYLE.get(m, {}))
+                any_ = True
+        if not any_:
+            _empty(ax)
+        else:
+            ax.legend(fontsize=8)
+        ax.set(xlabel="number of returned images", ylabel="precision", ylim=(0, 1.02),
+               title=f"{ds}: (c) precision with {bits} bits")
+    fig.tight_layout()
+    return fig
+
+
+def fig_bit_scalable(records, datasets: Iterable[str] = ("mnist", "cifar10"), scale: str | None = None,
+                     metric: str = "precision_at_500", fixed_methods=("drsch", "dsch")):
+    """Fig. 5: Precision@500 of BS-DRSCH (one 64-bit model, top-n bits by |w|) against the number
+    of bits kept, with the fixed-length models trained at each length as points."""
+    datasets = list(datasets)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.4), squeeze=False)
+    for i, ds in enumerate(datasets):
+        ax = axes[0, i]
+        any_ = False
+        bs_recs = [r for r in _select(records, ds, "bs-drsch", scale) if "bit_scalable" in r.get("curves", {})]
+        if bs_recs:
+            curves = [r["curves"]["bit_scalable"] for r in bs_recs]
+            bits = curves[0]["bits"]
+            vals = np.array([c[metric] for c in curves if c["bits"] == bits])
+            ax.plot(bits, vals.mean(0), label=f"BS-DRSCH ({bs_recs[0]['protocol'].get('bits_trained', 64)} bits, "
+                                              "truncated)", **METHOD_STYLE["bs-drsch"])
+            if metric + "_whamming" in curves[0]:
+                wv = np.array([c[metric + "_whamming"] for c in curves if c["bits"] == bits])
+                ax.plot(bits, wv.mean(0), ls="--", color="tab:green", alpha=0.6, label="BS-DRSCH, weighted Hamming")
+            any_ = True
+        for m in fixed_methods:
+            b, mean, std = _mean_by_bits(_select(records, ds, m, scale), metric)
+            if b:
+                ax.errorbar(b, mean, yerr=std, ls=":", capsize=3, label=f"{METHOD_LABELS.get(m, m)} (trained at length)",
+                            **METHOD_STYLE.get(m, {}))
+                any_ = True
+        if not any_:
+            _empty(ax)
+        else:
+            ax.legend(fontsize=8)
+        ax.set(xlabel="number of bits", ylabel=metric.replace("_", " ").replace("precision at ", "Precision@"),
+               ylim=(0, 1.02), title=f"{ds}: Fig. 5 style")
+    fig.tight_layout()
+    return fig
