@@ -1,0 +1,606 @@
+"""Run records (one JSON file per run), the papers' published numbers, paper-vs-ours tables.
+
+A *run record* is a JSON object (schema 1)::
+
+    {"schema": 1, "paper": "dnnh", "method": "dnnh-dem", "dataset": "cifar10", "bits": 48,
+     "seed": 0, "scale": "default", "config": {...all notebook parameters...},
+     "protocol": {"split": ..., "n_train": ..., "n_query": ..., "n_database": ...,
+                  "database_includes_train": false, "topk": null, "ties": "index",
+                  "empty": "zero", "ranking": "binary"},
+     "metrics": {"map": 0.71, "precision_radius2": 0.65, ...},      # floats only
+     "curves": {"pr_radius": {"radius": [...], "precision": [...]}, ...},
+     "command": "...", "git_commit": "<sha>", "git_dirty": false,
+     "versions": {"python": ..., "numpy": ..., "torch": ..., "hashrepro": ..., ...},
+     "device": "cpu (2 threads)", "wall_time_s": 12.3,
+     "started": "2025-01-01T12:00:00+00:00", "finished": "...", "complete": true}
+
+Records are written atomically (:func:`save_run`: temporary file in the same folder, flush,
+fsync, ``os.replace``), so a reader sees either nothing or a whole file, and :func:`is_complete`
+rejects anything half-written or corrupt: a sweep that is interrupted and rerun redoes exactly
+the runs without a complete record.
+
+The papers' tables live as CSV files under ``hashrepro/papers/`` in long format, one file per
+table (``<paper>_table<N>.csv``) with columns ``table, method, dataset, bits, metric, value,
+note`` (``source`` is accepted as a synonym of ``table``). :func:`compare` joins a paper table with
+run records: paper value, ours (mean ± sample std over seeds), number of seeds, delta.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import tempfile
+from datetime import datetime, timedelta, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "SCHEMA",
+    "REQUIRED_KEYS",
+    "make_record",
+    "run_name",
+    "save_run",
+    "load_run",
+    "is_complete",
+    "load_records",
+    "paper_tables",
+    "paper_table",
+    "compare",
+    "format_mean_std",
+    "records_table",
+    "git_info",
+    "package_versions",
+    "to_jsonable",
+]
+
+SCHEMA = 1
+#: Keys a record must have to count as complete (besides ``complete == True``).
+REQUIRED_KEYS = ("schema", "paper", "method", "dataset", "bits", "seed", "scale", "config", "protocol",
+                 "metrics", "complete")
+#: Scales in order of faithfulness; :func:`compare` prefers the first one present.
+SCALES = ("paper", "default", "smoke")
+PAPERS_DIR = Path(__file__).resolve().parent / "papers"
+_BASE_COLUMNS = ["paper", "method", "dataset", "bits", "seed", "scale", "device", "wall_time_s", "git_commit",
+                 "git_dirty", "command", "started", "finished", "complete", "path", "record"]
+_VERSION_PACKAGES = {"numpy": "numpy", "torch": "torch", "torchvision": "torchvision", "scipy": "scipy",
+                     "pandas": "pandas", "scikit-learn": "scikit-learn", "faiss": "faiss-cpu"}
+
+
+# --------------------------------------------------------------------------- provenance
+def _repo_dir() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def git_info(path: str | os.PathLike | None = None) -> dict:
+    """``{"commit": sha or None, "dirty": bool or None}`` of the git checkout holding ``path``
+    (default: the checkout holding this package).
+
+    ``dirty`` is True when tracked files differ from the commit (untracked files are ignored).
+    Both are None when the package is not inside a git work tree or git is missing.
+    """
+    where = str(path or _repo_dir())
+    try:
+        sha = subprocess.run(["git", "-C", where, "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=20, check=False)
+        if sha.returncode != 0:
+            return {"commit": None, "dirty": None}
+        st = subprocess.run(["git", "-C", where, "status", "--porcelain", "--untracked-files=no"],
+                            capture_output=True, text=True, timeout=60, check=False)
+        dirty = bool(st.stdout.strip()) if st.returncode == 0 else None
+        return {"commit": sha.stdout.strip() or None, "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def package_versions() -> dict:
+    """Versions of Python, hashrepro and the main dependencies (None when not installed).
+
+    Read from the installed distributions' metadata, so nothing heavy (torch) is imported.
+    """
+    from .version import __version__
+
+    out = {"python": platform.python_version(), "hashrepro": __version__}
+    for name, dist in _VERSION_PACKAGES.items():
+        try:
+            out[name] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+# --------------------------------------------------------------------------- JSON helpers
+def to_jsonable(obj: Any, _where: str = "value") -> Any:
+    """Convert ``obj`` to plain JSON types: numpy arrays/scalars, tuples, sets, paths, dataclasses,
+    torch tensors and devices are converted; other objects become ``str(obj)``.
+
+    Non-finite floats are kept (written as ``NaN``/``Infinity``, which Python's json reads back).
+    """
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, (int, float)):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v, f"{_where}.{k}") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v, f"{_where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, (set, frozenset)):
+        return [to_jsonable(v, _where) for v in sorted(obj, key=repr)]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(dataclasses.asdict(obj), _where)
+    mod = type(obj).__module__
+    if mod.startswith("torch"):
+        if hasattr(obj, "detach"):
+            return obj.detach().cpu().numpy().tolist()
+        return str(obj)
+    return str(obj)
+
+
+def _metric_float(name: str, v: Any) -> float:
+    if v is None:
+        return float("nan")
+    if isinstance(v, (bool, np.bool_)):
+        return float(v)
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return float(v)
+    if isinstance(v, np.ndarray) and v.size == 1 and np.issubdtype(v.dtype, np.number):
+        return float(v.reshape(()))
+    if hasattr(v, "item") and type(v).__module__.startswith("torch") and getattr(v, "numel", lambda: 0)() == 1:
+        return float(v.item())
+    hint = (" (curves go in `curves`, protocol details in `protocol`)" if isinstance(v, (dict, list, tuple))
+            else "")
+    raise ValueError(f"metrics[{name!r}] must be a number, got {type(v).__name__}{hint}")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --------------------------------------------------------------------------- records
+def make_record(paper: str, method: str, dataset: str, bits: int, seed: int, scale: str, config: Mapping,
+                protocol: Mapping, metrics: Mapping, curves: Mapping | None, wall_time_s: float, device: str,
+                command: str | None = None, *, started: datetime | str | None = None) -> dict:
+    """Build a complete run record (see the module docstring for the schema).
+
+    Parameters
+    ----------
+    paper, method, dataset : str
+        Chapter (``"dnnh"``), method name as it appears in the paper tables (``"dnnh-dem"``),
+        dataset registry name (``"cifar10"``).
+    bits, seed : int
+        Code length (0 when not applicable) and seed.
+    scale : str
+        ``"smoke"``, ``"default"`` or ``"paper"`` (other names are accepted).
+    config, protocol : mapping
+        All notebook parameters; the evaluation protocol (split sizes, topk, ties, empty,
+        ranking, ...). Converted to plain JSON types.
+    metrics : mapping name -> number
+        Flat scalar metrics; numpy/torch scalars are converted to float, None to NaN. Anything
+        else (a dict, a list) is an error: curves belong in ``curves``.
+    curves : mapping name -> {column: list}
+    wall_time_s : float
+    device : str, e.g. ``hashrepro.train.describe_device(device)``
+    command : str, optional, how to reproduce the run.
+    started : datetime or ISO string, optional (default: finished - wall_time_s).
+
+    Returns
+    -------
+    dict with ``git_commit``, ``git_dirty``, ``versions``, ``started``, ``finished`` filled and
+    ``complete = True``.
+    """
+    for name, v in (("paper", paper), ("method", method), ("dataset", dataset), ("scale", scale)):
+        if not isinstance(v, str) or not v:
+            raise ValueError(f"{name} must be a non-empty string, got {v!r}")
+    for name, v in (("bits", bits), ("seed", seed)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+    if not isinstance(metrics, Mapping):
+        raise ValueError(f"metrics must be a mapping name -> float, got {type(metrics).__name__}")
+    for name, v in (("config", config), ("protocol", protocol)):
+        if not isinstance(v, Mapping):
+            raise ValueError(f"{name} must be a mapping, got {type(v).__name__}")
+    try:
+        wall = float(wall_time_s)
+    except (TypeError, ValueError):
+        raise ValueError(f"wall_time_s must be a number of seconds, got {wall_time_s!r}") from None
+    if not wall >= 0:
+        raise ValueError(f"wall_time_s must be >= 0, got {wall_time_s!r}")
+    finished = _now()
+    if started is None:
+        started_s = (finished - timedelta(seconds=wall)).isoformat(timespec="seconds")
+    elif isinstance(started, datetime):
+        started_s = started.isoformat(timespec="seconds")
+    else:
+        started_s = str(started)
+    git = git_info()
+    return {
+        "schema": SCHEMA,
+        "paper": paper,
+        "method": method,
+        "dataset": dataset,
+        "bits": int(bits),
+        "seed": int(seed),
+        "scale": scale,
+        "config": to_jsonable(dict(config), "config"),
+        "protocol": to_jsonable(dict(protocol), "protocol"),
+        "metrics": {str(k): _metric_float(str(k), v) for k, v in metrics.items()},
+        "curves": to_jsonable(dict(curves or {}), "curves"),
+        "command": command,
+        "git_commit": git["commit"],
+        "git_dirty": git["dirty"],
+        "versions": package_versions(),
+        "device": str(device),
+        "wall_time_s": wall,
+        "started": started_s,
+        "finished": finished.isoformat(timespec="seconds"),
+        "complete": True,
+    }
+
+
+def _fmt_part(value: Any) -> str:
+    if isinstance(value, float):
+        s = f"{value:g}"
+    else:
+        s = str(value)
+    return re.sub(r"[^A-Za-z0-9.+=-]+", "-", s).strip("-") or "x"
+
+
+def run_name(method: str, dataset: str, bits: int, seed: int, scale: str, **extra: Any) -> str:
+    """Deterministic file stem of a run: ``<method>_<dataset>_<bits>b_seed<seed>_<scale>``, then
+    ``_<key>-<value>`` for each extra parameter in sorted key order (as ``hashrepro.sweep`` does).
+
+    >>> run_name("dnnh-dem", "cifar10", 48, 0, "default")
+    'dnnh-dem_cifar10_48b_seed0_default'
+    >>> run_name("mch-dch", "mosaic", 32, 1, "smoke", sigma=0.5)
+    'mch-dch_mosaic_32b_seed1_smoke_sigma-0.5'
+    """
+    parts = [_fmt_part(method), _fmt_part(dataset), f"{int(bits)}b", f"seed{int(seed)}", _fmt_part(scale)]
+    parts += [f"{_fmt_part(k)}-{_fmt_part(extra[k])}" for k in sorted(extra)]
+    return "_".join(parts)
+
+
+_run_name = run_name  # save_run's parameter shadows the function
+
+
+def _resolve(path: str | os.PathLike) -> Path:
+    """Relative paths are taken from ``HASHREPRO_ROOT`` when set, else from the repository root
+    (``hashrepro.paths.repo_root``) when running inside a checkout, else from the current
+    directory (an installed package never writes into site-packages)."""
+    p = Path(path)
+    if p.is_absolute():
+        return p
+    if os.environ.get("HASHREPRO_ROOT"):
+        return Path(os.environ["HASHREPRO_ROOT"]).resolve() / p
+    from .paths import repo_root
+
+    root = repo_root()
+    if (root / "pyproject.toml").is_file() and (root / "hashrepro").is_dir():
+        return root / p
+    return Path.cwd() / p
+
+
+def save_run(record: Mapping, results_dir: str | os.PathLike, run_name: str | None = None) -> Path:
+    """Write ``record`` to ``results_dir/<paper>/<run_name>.json`` atomically; return the path.
+
+    The JSON goes to a temporary file in the same folder, is flushed and fsync'ed, then renamed
+    over the destination with ``os.replace`` (atomic on POSIX and Windows), so an interrupted
+    write never leaves a partial ``.json``. ``run_name`` defaults to :func:`run_name` of the
+    record's fields. A relative ``results_dir`` is taken from the repository root.
+    """
+    if not isinstance(record, Mapping):
+        raise ValueError(f"record must be a dict (from make_record), got {type(record).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in record]
+    if missing:
+        raise ValueError(f"record lacks {missing}; build it with hashrepro.results.make_record")
+    name = run_name or _run_name(record["method"], record["dataset"], record["bits"], record["seed"],
+                                 record["scale"])
+    name = str(name)
+    if name.endswith(".json"):
+        name = name[:-5]
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise ValueError(f"run_name must be a plain file stem (no folders, not hidden), got {name!r}")
+    folder = _resolve(results_dir) / str(record["paper"])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    text = json.dumps(to_jsonable(dict(record)), indent=1, sort_keys=False)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable (best effort; not available on every platform)
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+    return path
+
+
+def load_run(path: str | os.PathLike) -> dict:
+    """Read one run record (raises on a missing or corrupt file; see :func:`is_complete`)."""
+    with open(path, encoding="utf-8") as f:
+        rec = json.load(f)
+    if not isinstance(rec, dict):
+        raise ValueError(f"{path}: not a run record (JSON {type(rec).__name__})")
+    return rec
+
+
+def is_complete(path: str | os.PathLike) -> bool:
+    """True only for a readable JSON run record with ``complete == True`` and every required key.
+
+    Missing, empty, truncated or otherwise corrupt files, temporary files and records of an
+    interrupted run give False (never an exception).
+    """
+    try:
+        rec = load_run(path)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return rec.get("complete") is True and all(k in rec for k in REQUIRED_KEYS) and isinstance(
+        rec.get("metrics"), dict)
+
+
+def load_records(results_dir: str | os.PathLike, pattern: str = "**/*.json",
+                 include_incomplete: bool = False) -> pd.DataFrame:
+    """All run records under ``results_dir`` as a DataFrame, one row per record.
+
+    Columns: ``paper, method, dataset, bits, seed, scale, device, wall_time_s, git_commit,
+    git_dirty, command, started, finished, complete, path, record`` (the whole record as a dict),
+    then ``metrics.<name>`` for every metric, and ``protocol.<key>`` / ``config.<key>`` for their
+    scalar entries. Rows are sorted by paper, method, dataset, bits, seed. Incomplete or corrupt
+    files are skipped (their number is in ``df.attrs["skipped"]``) unless ``include_incomplete``
+    (then readable incomplete records are kept with ``complete`` False). A missing folder gives an
+    empty frame with the base columns.
+    """
+    root = _resolve(results_dir)
+    rows, skipped = [], 0
+    files = sorted(p for p in root.glob(pattern) if p.is_file() and not p.name.startswith(".")) \
+        if root.is_dir() else []
+    for p in files:
+        ok = is_complete(p)
+        if not ok:
+            if not include_incomplete:
+                skipped += 1
+                continue
+            try:
+                rec = load_run(p)
+            except (OSError, ValueError, UnicodeDecodeError):
+                skipped += 1
+                continue
+        else:
+            rec = load_run(p)
+        row = {c: rec.get(c) for c in _BASE_COLUMNS if c not in ("path", "record")}
+        row["complete"] = ok
+        row["path"] = str(p)
+        row["record"] = rec
+        for k, v in (rec.get("metrics") or {}).items():
+            row[f"metrics.{k}"] = float("nan") if v is None else v
+        for section in ("protocol", "config"):
+            for k, v in (rec.get(section) or {}).items():
+                if v is None or isinstance(v, (bool, int, float, str)):
+                    row[f"{section}.{k}"] = v
+        rows.append(row)
+    if not rows:
+        df = pd.DataFrame(columns=_BASE_COLUMNS)
+    else:
+        df = pd.DataFrame(rows)
+        front = [c for c in _BASE_COLUMNS if c != "record"]
+        metric_cols = sorted(c for c in df.columns if c.startswith("metrics."))
+        other = sorted(c for c in df.columns if c not in front and c not in metric_cols and c != "record")
+        df = df[front + metric_cols + other + ["record"]]
+        df = df.sort_values(["paper", "method", "dataset", "bits", "seed"], kind="stable").reset_index(drop=True)
+    df.attrs["skipped"] = skipped
+    return df
+
+
+# --------------------------------------------------------------------------- paper tables
+def paper_tables() -> list[str]:
+    """Names of the paper tables shipped in ``hashrepro/papers/`` (file stems)."""
+    return sorted(p.stem for p in PAPERS_DIR.glob("*.csv"))
+
+
+def paper_table(name: str) -> pd.DataFrame:
+    """A paper's published numbers (long format) from ``hashrepro/papers/<name>.csv``.
+
+    ``name`` is a file stem (``"dnnh_table2"``), a path to a CSV file, or a paper prefix
+    (``"ddh"``: every ``ddh_*.csv`` concatenated). Columns: ``table, source, method, dataset,
+    bits, metric, value, note`` (``table`` and ``source`` hold the same thing, e.g. "Table 2";
+    either may be given in the file). ``bits`` is int, ``value`` float.
+    """
+    p = Path(name)
+    if p.suffix == ".csv" and p.is_file():
+        files = [p]
+    else:
+        stem = p.stem if p.suffix == ".csv" else str(name)
+        exact = PAPERS_DIR / f"{stem}.csv"
+        files = [exact] if exact.is_file() else sorted(PAPERS_DIR.glob(f"{stem}_*.csv"))
+    if not files:
+        raise FileNotFoundError(f"no paper table {name!r} in {PAPERS_DIR}; available: {', '.join(paper_tables())}")
+    frames = []
+    for f in files:
+        df = pd.read_csv(f)
+        if "table" not in df.columns and "source" in df.columns:
+            df["table"] = df["source"]
+        if "source" not in df.columns and "table" in df.columns:
+            df["source"] = df["table"]
+        for col in ("table", "source", "note"):
+            if col not in df.columns:
+                df[col] = f.stem if col != "note" else ""
+        missing = [c for c in ("method", "dataset", "bits", "metric", "value") if c not in df.columns]
+        if missing:
+            raise ValueError(f"{f}: missing column(s) {missing}; expected table, method, dataset, bits, metric, "
+                             "value, note")
+        df["bits"] = pd.to_numeric(df["bits"], errors="raise").astype(int)
+        df["value"] = pd.to_numeric(df["value"], errors="coerce").astype(float)
+        df["note"] = df["note"].fillna("").astype(str)
+        frames.append(df)
+    out = pd.concat(frames, ignore_index=True)
+    first = ["table", "source", "method", "dataset", "bits", "metric", "value", "note"]
+    return out[first + [c for c in out.columns if c not in first]]
+
+
+# --------------------------------------------------------------------------- comparison
+def _pick_scale(df: pd.DataFrame, keys: list[str], scale: str | None) -> pd.DataFrame:
+    if "scale" not in df.columns or not len(df):
+        return df
+    if scale is not None:
+        return df[df["scale"] == scale]
+    rank = {s: i for i, s in enumerate(SCALES)}
+    r = df["scale"].map(lambda s: rank.get(s, len(SCALES)))
+    best = r.groupby([df[k] for k in keys]).transform("min")
+    return df[r == best]
+
+
+def _latest_per_seed(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One record per (keys, seed): the most recently finished."""
+    if not len(df) or "seed" not in df.columns:
+        return df
+    sort_cols = [c for c in ("finished",) if c in df.columns]
+    d = df.sort_values(sort_cols, kind="stable", na_position="first") if sort_cols else df
+    return d.drop_duplicates(subset=keys + ["seed"], keep="last")
+
+
+def _aggregate(records: pd.DataFrame, metric: str, keys: list[str], scale: str | None) -> pd.DataFrame:
+    col = f"metrics.{metric}"
+    cols = keys + ["ours_mean", "ours_std", "n_seeds", "scale"]
+    dtypes = {"bits": "int64", "ours_mean": "float64", "ours_std": "float64", "n_seeds": "int64"}
+    empty = pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, "object")) for c in cols})
+    if records is None or not len(records) or col not in records.columns:
+        return empty
+    r = records.copy()
+    r = r[r["complete"].fillna(True).astype(bool)] if "complete" in r.columns else r
+    r[col] = pd.to_numeric(r[col], errors="coerce")
+    r = r[r[col].notna()]
+    if "bits" in keys:
+        r["bits"] = r["bits"].astype(int)
+    r = _pick_scale(r, keys, scale)
+    r = _latest_per_seed(r, keys + (["scale"] if "scale" in r.columns else []))
+    if not len(r):
+        return empty
+    group = keys + (["scale"] if "scale" in r.columns else [])
+    g = r.groupby(group, sort=False)[col]
+    agg = g.agg(ours_mean="mean", ours_std=lambda s: float(s.std(ddof=1)) if len(s) > 1 else float("nan"),
+                n_seeds="count").reset_index()
+    if "scale" not in agg.columns:
+        agg["scale"] = None
+    return agg[cols]
+
+
+def compare(paper_df: pd.DataFrame, records_df: pd.DataFrame, metric: str = "map", *,
+            scale: str | None = None, method_map: Mapping[str, str] | None = None,
+            dataset_map: Mapping[str, str] | None = None, paper_scale: float = 1.0,
+            how: str = "left") -> pd.DataFrame:
+    """Paper numbers beside ours: one row per (method, dataset, bits) of the paper table.
+
+    Parameters
+    ----------
+    paper_df : DataFrame from :func:`paper_table` (rows of other metrics are ignored).
+    records_df : DataFrame from :func:`load_records`.
+    metric : the paper table's ``metric`` and the record's ``metrics.<metric>``.
+    scale : use only records of this scale; default: per (method, dataset, bits) the most
+        faithful scale present (paper > default > smoke > others), never a mix.
+    method_map, dataset_map : rename *record* methods/datasets to the paper table's names.
+    paper_scale : multiply the paper values (e.g. 0.01 for a table printed in percent).
+    how : "left" (paper rows, ours where run), "inner" (both) or "outer" (also runs with no
+        paper number).
+
+    Returns
+    -------
+    DataFrame with columns ``method, dataset, bits, paper, ours_mean, ours_std, n_seeds, delta,
+    scale`` (+ ``table``, ``note`` when the paper table has them). ``ours_std`` is the sample
+    standard deviation over seeds (NaN for one seed); ``delta = ours_mean - paper``; seeds with
+    several records count once (the latest).
+    """
+    if how not in ("left", "inner", "outer"):
+        raise ValueError(f"how must be 'left', 'inner' or 'outer', got {how!r}")
+    keys = ["method", "dataset", "bits"]
+    p = paper_df.copy()
+    missing = [c for c in keys + ["value"] if c not in p.columns]
+    if missing:
+        raise ValueError(f"paper_df lacks column(s) {missing} (use hashrepro.results.paper_table)")
+    if "metric" in p.columns:
+        p = p[p["metric"] == metric]
+    p["bits"] = p["bits"].astype(int)
+    p = p.rename(columns={"value": "paper"})
+    p["paper"] = p["paper"].astype(float) * float(paper_scale)
+    extra = [c for c in ("table", "note") if c in p.columns]
+    p = p[keys + ["paper"] + extra]
+
+    r = records_df.copy() if records_df is not None else pd.DataFrame()
+    if len(r):
+        if method_map:
+            r["method"] = r["method"].replace(dict(method_map))
+        if dataset_map:
+            r["dataset"] = r["dataset"].replace(dict(dataset_map))
+    ours = _aggregate(r, metric, keys, scale)
+    out = p.merge(ours, on=keys, how=how)
+    out["n_seeds"] = out["n_seeds"].fillna(0).astype(int)
+    out["ours_mean"] = out["ours_mean"].astype(float)
+    out["ours_std"] = out["ours_std"].astype(float)
+    out["delta"] = out["ours_mean"] - out["paper"]
+    cols = keys + ["paper", "ours_mean", "ours_std", "n_seeds", "delta", "scale"] + extra
+    return out[cols].reset_index(drop=True)
+
+
+def format_mean_std(mean: float, std: float | None = None, digits: int = 3, n: int | None = None) -> str:
+    """``"0.712 ± 0.004"``; the mean alone when std is missing/NaN (one seed); ``"—"`` for NaN
+    mean. With ``n``, the number of seeds is appended: ``"0.712 ± 0.004 (n=3)"``."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)) or pd.isna(mean):
+        return "—"
+    s = f"{float(mean):.{digits}f}"
+    if std is not None and not pd.isna(std):
+        s += f" ± {float(std):.{digits}f}"
+    if n is not None:
+        s += f" (n={int(n)})"
+    return s
+
+
+def records_table(records_df: pd.DataFrame, metric: str = "map", index: str | Iterable[str] = "method",
+                  columns: str | Iterable[str] = "bits", *, dataset: str | None = None,
+                  scale: str | None = None, digits: int = 3, show_n: bool = False) -> pd.DataFrame:
+    """A book table of ours: ``metric`` as "mean ± std" over seeds, pivoted.
+
+    Parameters
+    ----------
+    records_df : from :func:`load_records`
+    metric : metric name (``metrics.<metric>`` column)
+    index, columns : record columns for the rows / columns of the table
+    dataset : keep only this dataset
+    scale : keep only this scale (default: the most faithful scale per cell, as in :func:`compare`)
+    digits, show_n : formatting (:func:`format_mean_std`)
+    """
+    index = [index] if isinstance(index, str) else list(index)
+    columns = [columns] if isinstance(columns, str) else list(columns)
+    r = records_df
+    if r is None or not len(r):
+        return pd.DataFrame()
+    if dataset is not None:
+        r = r[r["dataset"] == dataset]
+    keys = list(dict.fromkeys(index + columns))
+    agg = _aggregate(r, metric, keys, scale)
+    if not len(agg):
+        return pd.DataFrame()
+    agg["cell"] = [format_mean_std(m, s, digits, n if show_n else None)
+                   for m, s, n in zip(agg["ours_mean"], agg["ours_std"], agg["n_seeds"])]
+    return agg.pivot_table(index=index, columns=columns, values="cell", aggfunc="first", sort=True)

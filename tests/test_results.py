@@ -1,0 +1,277 @@
+"""Tests for hashrepro.results: run records, atomic writes, loading, paper tables, comparison."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hashrepro import results as R
+from hashrepro.results import (compare, format_mean_std, is_complete, load_records, make_record, paper_table,
+                               records_table, run_name, save_run)
+
+
+def rec(method="toy-a", dataset="digits", bits=16, seed=0, scale="default", map_=0.5, paper="toy", **kw):
+    return make_record(paper=paper, method=method, dataset=dataset, bits=bits, seed=seed, scale=scale,
+                       config={"dataset": dataset, "bits": bits, "lr": np.float32(0.1), "path": Path("x")},
+                       protocol={"split": "per_class", "n_query": np.int64(100), "topk": None},
+                       metrics={"map": map_, "precision_radius2": np.float64(0.25)},
+                       curves={"pr": {"radius": np.arange(3), "precision": np.array([1.0, 0.5, 0.25])}},
+                       wall_time_s=1.5, device="cpu (2 threads)", command="pytest", **kw)
+
+
+# --------------------------------------------------------------------------- records
+def test_make_record_fills_provenance_and_is_json_ready():
+    r = rec()
+    assert r["schema"] == 1 and r["complete"] is True
+    assert r["paper"] == "toy" and r["bits"] == 16 and r["seed"] == 0
+    assert r["metrics"] == {"map": 0.5, "precision_radius2": 0.25}
+    assert r["curves"]["pr"]["radius"] == [0, 1, 2]
+    assert r["config"]["lr"] == pytest.approx(0.1) and r["config"]["path"] == "x"
+    assert r["protocol"]["n_query"] == 100 and type(r["protocol"]["n_query"]) is int
+    # this test runs inside the git checkout
+    assert r["git_commit"] is None or re.fullmatch(r"[0-9a-f]{40}", r["git_commit"])
+    assert r["git_dirty"] in (True, False, None)
+    for k in ("python", "numpy", "torch", "hashrepro"):
+        assert k in r["versions"]
+    assert r["versions"]["numpy"] == np.__version__
+    assert r["started"] <= r["finished"]
+    assert json.loads(json.dumps(r)) == r
+
+
+def test_git_info_in_checkout_and_outside(tmp_path):
+    info = R.git_info()
+    if info["commit"] is not None:
+        assert re.fullmatch(r"[0-9a-f]{40}", info["commit"]) and isinstance(info["dirty"], bool)
+    assert R.git_info(tmp_path) == {"commit": None, "dirty": None}
+
+
+def test_make_record_validation():
+    with pytest.raises(ValueError, match=r"metrics\['curve'\] must be a number"):
+        make_record("toy", "m", "d", 8, 0, "smoke", {}, {}, {"curve": [1, 2]}, {}, 1.0, "cpu")
+    with pytest.raises(ValueError, match="bits must be a non-negative integer"):
+        make_record("toy", "m", "d", -1, 0, "smoke", {}, {}, {}, {}, 1.0, "cpu")
+    with pytest.raises(ValueError, match="method must be a non-empty string"):
+        make_record("toy", "", "d", 8, 0, "smoke", {}, {}, {}, {}, 1.0, "cpu")
+    with pytest.raises(ValueError, match="wall_time_s"):
+        make_record("toy", "m", "d", 8, 0, "smoke", {}, {}, {}, {}, -1.0, "cpu")
+    r = make_record("toy", "m", "d", 8, 0, "smoke", {}, {}, {"a": None, "b": True, "c": np.int32(3)}, None, 0,
+                    "cpu")
+    assert math.isnan(r["metrics"]["a"]) and r["metrics"]["b"] == 1.0 and r["metrics"]["c"] == 3.0
+
+
+def test_run_name():
+    assert run_name("dnnh-dem", "cifar10", 48, 0, "default") == "dnnh-dem_cifar10_48b_seed0_default"
+    assert run_name("mch-dch", "mosaic", 32, 1, "smoke", sigma=0.5, base="dch") == \
+        "mch-dch_mosaic_32b_seed1_smoke_base-dch_sigma-0.5"
+    assert run_name("a b/c", "d", 8, 0, "s") == "a-b-c_d_8b_seed0_s"
+
+
+# --------------------------------------------------------------------------- atomic writes
+def test_save_run_writes_paper_folder_and_round_trips(tmp_path):
+    r = rec()
+    p = save_run(r, tmp_path)
+    assert p == tmp_path / "toy" / "toy-a_digits_16b_seed0_default.json"
+    assert is_complete(p)
+    assert R.load_run(p) == r
+    p2 = save_run(r, tmp_path, "custom")
+    assert p2.name == "custom.json" and is_complete(p2)
+    assert save_run(r, tmp_path, "custom.json") == p2
+    assert not [f for f in (tmp_path / "toy").iterdir() if f.name.startswith(".")]  # no temp files left
+    with pytest.raises(ValueError, match="plain file stem"):
+        save_run(r, tmp_path, "../escape")
+    with pytest.raises(ValueError, match="lacks"):
+        save_run({"paper": "toy"}, tmp_path)
+
+
+def test_relative_results_dir_is_taken_from_hashrepro_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("HASHREPRO_ROOT", str(tmp_path))
+    p = save_run(rec(), "results/local")
+    assert p == tmp_path.resolve() / "results" / "local" / "toy" / "toy-a_digits_16b_seed0_default.json"
+    assert len(load_records("results/local")) == 1
+
+
+def test_crash_during_write_leaves_previous_record_intact(tmp_path, monkeypatch):
+    good = save_run(rec(map_=0.5), tmp_path)
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt("killed during rename")
+
+    monkeypatch.setattr(R.os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        save_run(rec(map_=0.9), tmp_path)
+    monkeypatch.undo()
+    assert is_complete(good) and R.load_run(good)["metrics"]["map"] == 0.5
+    assert [f.name for f in (tmp_path / "toy").iterdir()] == [good.name]  # temp file cleaned up
+
+
+def test_is_complete_rejects_partial_and_corrupt_files(tmp_path):
+    p = save_run(rec(), tmp_path)
+    text = p.read_text()
+    cases = {
+        "truncated.json": text[: len(text) // 2],
+        "empty.json": "",
+        "garbage.json": "\x00\xff not json",
+        "list.json": "[1, 2]",
+        "incomplete.json": json.dumps({**json.loads(text), "complete": False}),
+        "nokey.json": json.dumps({k: v for k, v in json.loads(text).items() if k != "metrics"}),
+        "stringtrue.json": json.dumps({**json.loads(text), "complete": "true"}),
+    }
+    for name, content in cases.items():
+        f = tmp_path / "toy" / name
+        f.write_text(content, encoding="latin-1")
+        assert not is_complete(f), name
+    assert not is_complete(tmp_path / "missing.json")
+    assert not is_complete(tmp_path)  # a folder
+    # a crashed writer's temp file next to the records
+    (tmp_path / "toy" / ".toy-a_digits.abc123.tmp").write_text(text[:10])
+    df = load_records(tmp_path)
+    assert len(df) == 1 and df.attrs["skipped"] == len(cases)
+    df_all = load_records(tmp_path, include_incomplete=True)
+    assert sorted(df_all["complete"].tolist()) == [False, False, False, True]  # readable dicts kept
+
+
+# --------------------------------------------------------------------------- loading
+def test_load_records_round_trip(tmp_path):
+    recs = [rec(method=m, bits=b, seed=s, map_=0.1 * b / 16 + 0.01 * s)
+            for m in ("toy-b", "toy-a") for b in (16, 32) for s in (1, 0)]
+    for r in recs:
+        save_run(r, tmp_path)
+    df = load_records(tmp_path)
+    assert len(df) == len(recs)
+    assert list(df.columns[:4]) == ["paper", "method", "dataset", "bits"]
+    assert df["method"].tolist() == ["toy-a"] * 4 + ["toy-b"] * 4
+    assert df[["bits", "seed"]].values.tolist()[:4] == [[16, 0], [16, 1], [32, 0], [32, 1]]
+    assert {"metrics.map", "metrics.precision_radius2", "protocol.split", "config.lr", "record", "path"} <= set(df)
+    row = df.iloc[0]
+    assert row["metrics.map"] == pytest.approx(0.1)
+    assert row["record"] == R.load_run(row["path"])
+    assert row["complete"] is True or row["complete"] == True  # noqa: E712
+
+
+def test_load_records_missing_or_empty_folder(tmp_path):
+    for d in (tmp_path / "nope", tmp_path):
+        df = load_records(d)
+        assert len(df) == 0 and {"method", "dataset", "bits", "record"} <= set(df.columns)
+
+
+# --------------------------------------------------------------------------- paper tables
+TOY_CSV = """table,method,dataset,bits,metric,value,note
+Table 9,toy-a,digits,16,map,0.40,"mAP@all"
+Table 9,toy-a,digits,32,map,0.50,
+Table 9,toy-b,digits,16,map,0.30,
+Table 9,toy-a,digits,16,precision_radius2,0.70,
+"""
+
+
+@pytest.fixture
+def papers_dir(tmp_path, monkeypatch):
+    d = tmp_path / "papers"
+    d.mkdir()
+    (d / "toy_table9.csv").write_text(TOY_CSV)
+    (d / "toy_table10.csv").write_text("source,method,dataset,bits,metric,value\nTable 10,toy-a,digits,8,map,55\n")
+    monkeypatch.setattr(R, "PAPERS_DIR", d)
+    return d
+
+
+def test_paper_table(papers_dir):
+    t = paper_table("toy_table9")
+    assert list(t.columns[:8]) == ["table", "source", "method", "dataset", "bits", "metric", "value", "note"]
+    assert len(t) == 4 and t["bits"].dtype.kind == "i" and t["value"].dtype.kind == "f"
+    assert (t["source"] == "Table 9").all() and t["note"].tolist()[:2] == ["mAP@all", ""]
+    t10 = paper_table("toy_table10")
+    assert t10["table"].tolist() == ["Table 10"]
+    both = paper_table("toy")  # prefix: every toy_*.csv
+    assert len(both) == 5
+    assert len(paper_table(str(papers_dir / "toy_table9.csv"))) == 4
+    assert R.paper_tables() == ["toy_table10", "toy_table9"]
+    with pytest.raises(FileNotFoundError, match="available: toy_table10, toy_table9"):
+        paper_table("nope")
+
+
+def test_shipped_paper_tables_load():
+    for name in R.paper_tables():
+        t = paper_table(name)
+        assert len(t) and t["value"].notna().any(), name
+
+
+def test_compare_mean_std_over_seeds(tmp_path, papers_dir):
+    maps = {0: 0.41, 1: 0.43, 2: 0.45}
+    for s, m in maps.items():
+        save_run(rec(method="toy-a", bits=16, seed=s, map_=m), tmp_path)
+    save_run(rec(method="toy-a", bits=32, seed=0, map_=0.52), tmp_path)
+    # smoke runs never mix with default ones
+    save_run(rec(method="toy-a", bits=16, seed=5, scale="smoke", map_=0.01), tmp_path)
+    # a smoke-only cell is still shown, marked by its scale
+    save_run(rec(method="toy-b", bits=16, seed=0, scale="smoke", map_=0.2), tmp_path)
+    records = load_records(tmp_path)
+    cmp = compare(paper_table("toy_table9"), records, metric="map")
+    assert list(cmp.columns[:9]) == ["method", "dataset", "bits", "paper", "ours_mean", "ours_std", "n_seeds",
+                                     "delta", "scale"]
+    assert len(cmp) == 3  # the precision_radius2 row is another metric
+    a16 = cmp[(cmp.method == "toy-a") & (cmp.bits == 16)].iloc[0]
+    assert a16["paper"] == pytest.approx(0.40)
+    assert a16["ours_mean"] == pytest.approx(np.mean(list(maps.values())))
+    assert a16["ours_std"] == pytest.approx(np.std(list(maps.values()), ddof=1))
+    assert a16["n_seeds"] == 3 and a16["scale"] == "default"
+    assert a16["delta"] == pytest.approx(a16["ours_mean"] - 0.40)
+    a32 = cmp[(cmp.method == "toy-a") & (cmp.bits == 32)].iloc[0]
+    assert a32["n_seeds"] == 1 and math.isnan(a32["ours_std"]) and a32["ours_mean"] == pytest.approx(0.52)
+    b16 = cmp[cmp.method == "toy-b"].iloc[0]
+    assert b16["scale"] == "smoke" and b16["ours_mean"] == pytest.approx(0.2)
+    # explicit scale
+    only_smoke = compare(paper_table("toy_table9"), records, scale="smoke")
+    assert only_smoke.set_index(["method", "bits"]).loc[("toy-a", 16), "ours_mean"] == pytest.approx(0.01)
+    assert only_smoke.set_index(["method", "bits"]).loc[("toy-a", 32), "n_seeds"] == 0
+    # other metric
+    p = compare(paper_table("toy_table9"), records, metric="precision_radius2")
+    assert len(p) == 1 and p["ours_mean"].iloc[0] == pytest.approx(0.25) and p["n_seeds"].iloc[0] == 3
+
+
+def test_compare_maps_dedupes_and_scales(tmp_path, papers_dir):
+    save_run(rec(method="mine", bits=8, seed=0, map_=0.5), tmp_path, "first")
+    save_run(rec(method="mine", bits=8, seed=0, map_=0.6), tmp_path, "rerun")  # same seed: latest wins
+    records = load_records(tmp_path)
+    records.loc[records["path"].str.endswith("first.json"), "finished"] = "2000-01-01T00:00:00+00:00"
+    cmp = compare(paper_table("toy_table10"), records, method_map={"mine": "toy-a"}, paper_scale=0.01)
+    row = cmp.iloc[0]
+    assert row["paper"] == pytest.approx(0.55) and row["n_seeds"] == 1
+    assert row["ours_mean"] == pytest.approx(0.6) and row["delta"] == pytest.approx(0.05)
+    outer = compare(paper_table("toy_table9"), records, how="outer", method_map={"mine": "toy-a"})
+    assert len(outer) == 4 and outer["paper"].isna().sum() == 1  # the 8-bit run has no paper number
+    empty = compare(paper_table("toy_table9"), load_records(tmp_path / "none"))
+    assert len(empty) == 3 and (empty["n_seeds"] == 0).all() and empty["ours_mean"].isna().all()
+    with pytest.raises(ValueError, match="how must be"):
+        compare(paper_table("toy_table9"), records, how="right")
+
+
+def test_format_mean_std_and_records_table(tmp_path):
+    assert format_mean_std(0.71234, 0.00456) == "0.712 ± 0.005"
+    assert format_mean_std(0.7, float("nan")) == "0.700"
+    assert format_mean_std(0.7, None, digits=1, n=1) == "0.7 (n=1)"
+    assert format_mean_std(float("nan"), 0.1) == "—"
+    for s, m in enumerate((0.40, 0.42)):
+        save_run(rec(method="toy-a", bits=16, seed=s, map_=m), tmp_path)
+    save_run(rec(method="toy-b", bits=32, seed=0, map_=0.3), tmp_path)
+    save_run(rec(method="toy-b", bits=32, seed=0, dataset="other", map_=0.9), tmp_path)
+    t = records_table(load_records(tmp_path), "map", index="method", columns="bits", dataset="digits")
+    assert t.loc["toy-a", 16] == "0.410 ± 0.014"
+    assert t.loc["toy-b", 32] == "0.300"
+    assert pd.isna(t.loc["toy-a", 32])
+    t2 = records_table(load_records(tmp_path), index=["dataset", "method"], columns="bits", show_n=True)
+    assert t2.loc[("other", "toy-b"), 32] == "0.900 (n=1)"
+    assert records_table(load_records(tmp_path / "none")).empty
+
+
+def test_fsync_and_replace_are_used(tmp_path, monkeypatch):
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(R.os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(R.os, "replace", lambda a, b: (calls.append("replace"), real_replace(a, b))[1])
+    save_run(rec(), tmp_path)
+    assert calls[:2] == ["fsync", "replace"]
