@@ -198,3 +198,250 @@ def test_policy_net_structure_and_state():
         PolicyNet(28, hidden=(4, 4))
     with pytest.raises(ValueError):
         build_state(f, f, b, b[:3])
+
+
+# --------------------------------------------------------------------------- method pieces
+from hashrepro.methods import mch as M  # noqa: E402
+
+
+def test_crop_boxes_and_resize():
+    b = M.crop_boxes(56, 56, 0.5)
+    assert b.shape == (5, 4)
+    assert b[0].tolist() == [0, 0, 28, 28] and b[3].tolist() == [28, 28, 56, 56]
+    assert b[4].tolist() == [14, 14, 42, 42]
+    assert np.allclose(M.crop_boxes(20, 30, 1.0), [[0, 0, 30, 20]] * 5)
+    with pytest.raises(ValueError):
+        M.crop_boxes(10, 10, 0.0)
+    rng = np.random.default_rng(0)
+    rb = M.random_crop_boxes(100, 40, 50, 0.3, 0.7, rng)
+    assert (rb[:, 0] >= 0).all() and (rb[:, 2] <= 50 + 1e-4).all() and (rb[:, 3] <= 40 + 1e-4).all()
+    side = (rb[:, 2] - rb[:, 0]) / 50
+    assert side.min() >= 0.3 - 1e-6 and side.max() <= 0.7 + 1e-6
+    x = (torch.rand(3, 1, 8, 8) * 255).to(torch.uint8)
+    whole = M.crop_resize(x, None, 8)
+    assert torch.equal(whole, x.float() / 255)
+    # same numbers as torchvision's roi_align(sampling_ratio=2, aligned=True)
+    from torchvision.ops import roi_align
+
+    boxes = np.array([[0, 0, 4, 4], [1, 2, 7, 8], [0.5, 0, 8, 6]], dtype=np.float32)
+    rois = torch.cat([torch.arange(3.0)[:, None], torch.from_numpy(boxes)], 1)
+    ref = roi_align(x.float() / 255, rois, (5, 5), 1.0, 2, True)
+    assert torch.allclose(M.crop_resize(x, boxes, 5), ref, atol=1e-5)
+    # a constant region stays constant
+    c = torch.zeros(1, 1, 8, 8, dtype=torch.uint8)
+    c[..., :5, :5] = 255
+    assert torch.allclose(M.crop_resize(c, np.array([[0, 0, 4, 4]], dtype=np.float32), 6), torch.ones(1, 1, 6, 6))
+    # whole-image box resized down == 2x2 average pooling
+    half = M.crop_resize(x, np.array([[0, 0, 8, 8]] * 3, dtype=np.float32), 4)
+    assert torch.allclose(half, torch.nn.functional.avg_pool2d(x.float() / 255, 2), atol=1e-5)
+
+
+def test_compute_rewards_eq6_hand_worked():
+    """Item i with whole code b, crop code b*. Query j1 similar, j2 dissimilar (KSH loss, w = 1)."""
+    L = P.KSHLoss(4)
+    b = torch.tensor([[1.0, 1, 1, 1]])
+    q = torch.tensor([[-1.0, -1, 1, 1],   # j1 (similar) at d(b, q1) = 2
+                      [-1.0, -1, -1, -1]])  # j2 (dissimilar) at d(b, q2) = 4
+    s = torch.tensor([[1.0, 0.0]])
+    # crop equal to the similar query: d*(j1) = 0, d*(j2) = min(4, 2) = 2
+    r = M.compute_rewards(L, b, q[:1], q, s, None)
+    # L(2,1) - L(0,1) = 1 - 0 ; L(4,0) - L(2,0) = 0 - 1  -> 0
+    assert r.item() == pytest.approx(0.0)
+    # crop closer to the similar query only: b* = (-1,1,1,1): d*(j1) = min(2,1) = 1, d*(j2) = min(4,3) = 3
+    r = M.compute_rewards(L, b, torch.tensor([[-1.0, 1, 1, 1]]), q, s, None)
+    exp = (1 - 0.25) + (0 - 0.25)
+    assert r.item() == pytest.approx(exp)
+    # identical crop code: reward exactly 0; crop equal to the dissimilar query: negative
+    assert M.compute_rewards(L, b, b, q, s, None).item() == 0.0
+    assert M.compute_rewards(L, b, q[1:], q, s, None).item() < 0
+    # self pairs are left out and weights/scale multiply
+    mask = torch.tensor([[True, False]])
+    r = M.compute_rewards(L, b, torch.tensor([[-1.0, 1, 1, 1]]), q, s, torch.full((1, 2), 2.0), mask, scale=3.0)
+    assert r.item() == pytest.approx(3.0 * 2.0 * (0 - 0.25))
+
+
+def test_extend_out_of_sample():
+    b = np.array([[0, 0, 0], [1, 1, 1]], dtype=np.uint8)
+    z = np.zeros((2, 5, 3), dtype=np.float32) - 1.0  # every crop code = 000
+    z[1, 0] = [1, -1, 1]                                # item 1, crop 0 -> 101
+    p = np.array([[0.9, 0.9, 0.1, 0.1, 0.1], [0.6, 0.4, 0.4, 0.4, 0.4]])
+    codes, owners, raw = M.extend(b, z, p, xi=0.5)
+    # item 0 keeps two crops but both equal its whole code 000 -> merged; item 1 keeps 101
+    assert owners.tolist() == [0, 1, 1]
+    assert raw == pytest.approx(1 + 3 / 2)
+    assert {tuple(c) for c in codes[owners == 1]} == {(1, 1, 1), (1, 0, 1)}
+    c2, o2, raw2 = M.extend(b, z, p, xi=0.5, dedupe=False)
+    assert len(c2) == 5 and raw2 == raw
+    # xi above every probability: only whole-image codes
+    c3, o3, raw3 = M.extend(b, z, p, xi=0.95)
+    assert o3.tolist() == [0, 1] and raw3 == 1.0
+
+
+def test_buckets_at_f1_interpolation():
+    curve = {"f1": [0.1, 0.3, 0.6], "buckets": [1.0, 10.0, 1000.0]}
+    assert M.buckets_at_f1(curve, 0.05) == 1.0
+    assert M.buckets_at_f1(curve, 0.3) == pytest.approx(10.0)
+    assert M.buckets_at_f1(curve, 0.45) == pytest.approx(100.0)  # half way in log space
+    assert math.isnan(M.buckets_at_f1(curve, 0.7))
+
+
+def test_config_validation():
+    cfg = M.Config.for_scale("smoke", bits=16, base="hashnet")
+    assert cfg.bits == 16 and cfg.base == "hashnet" and cfg.scale == "smoke"
+    assert M.Config.for_scale("paper").agent_iters == 100 and M.Config.for_scale("paper").agent_batch == 256
+    d = M.Config().to_dict()
+    assert d["agent_lr"] == 1e-4 and d["agent_momentum"] == 0.9 and d["agent_weight_decay"] == 5e-4
+    assert d["sigma"] == 0.5 and d["xi"] == 0.5
+    for bad in (dict(base="nope"), dict(bits=0), dict(bits=65), dict(sigma=1.5), dict(xi=-0.1),
+                dict(scale="huge"), dict(reward_scale="x"), dict(crop_min=0.8, crop_max=0.5),
+                dict(dataset="cifar10")):
+        with pytest.raises(ValueError):
+            M.Config(**bad)
+    with pytest.raises(ValueError):
+        M.Config.for_scale("default", not_a_field=1)
+    assert M.parse_dataset("mosaic-cifar10") == {"kind": "mosaic", "base": "cifar10"}
+    assert M.parse_dataset("nuswide21")["kind"] == "paper"
+
+
+class _FakeHasher:
+    """Features = mean pixel; code = fixed per crop position sign pattern (deterministic)."""
+
+    def __init__(self, q):
+        self.q = q
+
+    def embed(self, images_u8, boxes=None, batch_size=512):
+        n = len(images_u8)
+        f = images_u8.float().mean(dim=(1, 2, 3))[:, None].repeat(1, 4).numpy()
+        z = np.ones((n, self.q), dtype=np.float32)
+        if boxes is not None:
+            z[:, 0] = -1.0  # every crop's code differs from the whole code in bit 0
+        return f, z
+
+
+def test_agent_reinforce_direction():
+    """With a reward that is positive for every crop, REINFORCE raises π(keep); negative lowers it."""
+    torch.manual_seed(0)
+    n, q = 64, 4
+    imgs = (torch.rand(n, 1, 8, 8) * 255).to(torch.uint8)
+    y = np.zeros((n, 2), dtype=np.uint8)
+    y[:, 0] = 1
+    hasher = _FakeHasher(q)
+    f, z = hasher.embed(imgs)
+    b_db = torch.ones(n, q)
+    # queries = other training points; make half of them closer to the crop code (bit 0 = -1)
+    z_q = z.copy()
+    z_q[: n // 2, 0] = -1.0
+    cfg = M.Config.for_scale("smoke", bits=q, agent_iters=30, agent_batch=32, agent_lr=1e-2)
+    res_pos = M.train_agent(cfg, hasher, P.KSHLoss(q), imgs, f, z_q, b_db, y, torch.device("cpu"), 0)
+    assert len(res_pos.reward) == 30 and all(o == 1.0 for o in res_pos.oracle_keep)
+    assert res_pos.keep_prob[-1] > res_pos.keep_prob[0]
+    y2 = y.copy()
+    y2[: n // 2] = [0, 1]  # the queries near the crop code are now dissimilar: keeping hurts
+    res_neg = M.train_agent(cfg, hasher, P.KSHLoss(q), imgs, f, z_q, b_db, y2, torch.device("cpu"), 0)
+    assert res_neg.keep_prob[-1] < res_neg.keep_prob[0]
+
+
+def test_adsh_training_learns_binary_database_codes():
+    torch.manual_seed(0)
+    cfg = M.Config.for_scale("smoke", base="adsh", bits=8, base_iters=6, adsh_outer=2, adsh_omega=20)
+    x = torch.rand(30, 1, 16, 16)
+    y = np.eye(3, dtype=np.uint8)[np.arange(30) % 3]
+    st = M.SmallCNN(1, cfg.widths, cfg.feat_dim).state_dict()
+    hasher, info = M.train_base(cfg, st, x, y, torch.device("cpu"), torch.Generator().manual_seed(0))
+    V = info["V"]
+    assert V.shape == (30, 8) and set(V.unique().tolist()) <= {-1.0, 1.0}
+    f, z = hasher.embed((x * 255).to(torch.uint8))
+    assert f.shape == (30, cfg.feat_dim) and z.shape == (30, 8)
+
+
+@pytest.fixture(scope="module")
+def smoke_record():
+    torch.set_num_threads(1)
+    return M.run(M.Config.for_scale("smoke", dataset="mosaic-digits", base="dch", bits=16, progress=False))
+
+
+def test_smoke_run_record(smoke_record):
+    rec = smoke_record
+    assert rec["paper"] == "mch" and rec["method"] == "mch-dch" and rec["bits"] == 16 and rec["complete"]
+    m = rec["metrics"]
+    for k in ("map", "precision_radius0", "recall_radius0", "precision_radius2", "f1_max"):
+        assert 0.0 <= m[k] <= 1.0, k
+    assert m["anhc"] >= 1.0 and m["anhc_raw"] >= m["anhc"] - 1e-9
+    assert m["oracle_anhc"] >= 1.0
+    assert rec["protocol"]["split"] == "multilabel_balanced" and rec["protocol"]["database_includes_train"]
+    f1b = rec["curves"]["f1_bucket"]
+    assert np.all(np.diff(f1b["K"]) > 0) and np.all(np.diff(f1b["buckets"]) >= 0)
+    grid = rec["curves"]["anhc_grid"]
+    one = [a for s, a in zip(grid["sigma"], grid["anhc"]) if s == 1.0]
+    assert one and all(a == 1.0 for a in one)  # σ = 1: every crop is the whole image -> merged
+    assert len(rec["curves"]["agent"]["reward"]) == 5
+    comps = {c["method"]: c for c in rec["companions"]}
+    assert set(comps) == {"dch", "lsh", "itq"}
+    assert comps["dch"]["metrics"]["anhc"] == 1.0
+    # ANHC = 1 means MCH-X is X
+    if m["anhc"] == 1.0:
+        assert m["map"] == pytest.approx(comps["dch"]["metrics"]["map"])
+    assert "hashrepro sweep mch" in rec["command"]
+
+
+def test_plots_and_tables(smoke_record):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from hashrepro.plots import mch as PL
+
+    recs = [smoke_record, *smoke_record["companions"]]
+    assert len(PL.pairs(recs)) == 1
+    t = PL.summary_table(recs)
+    assert len(t) == 1 and "buckets MCH/X at equal F1" in t.columns
+    c = PL.claims_table(recs)
+    assert set(c["verdict"]) <= {"reproduced", "partly", "not reproduced", "not testable"}
+    assert PL.claims_table([])["verdict"].eq("not testable").all()
+    g = PL.anhc_grid(smoke_record)
+    assert g.loc[1.0].eq(1.0).all()
+    fig = PL.plot_run(smoke_record, smoke_record["companions"])
+    assert len(fig.axes) >= 4
+    ds, _ = M.load_data(M.Config.for_scale("smoke", dataset="mosaic-digits"))
+    PL.retrieval_grid(smoke_record, ds.images)
+    from hashrepro.results import paper_table
+
+    pg = PL.paper_anhc_grid(paper_table("mch_table3"))
+    assert pg.shape == (6, 6) and pg.loc[0.5, 0.5] == 1.54 and pg.loc[1.0].eq(1.0).all()
+
+
+def test_paper_tables_transcribed():
+    from hashrepro.results import paper_table
+
+    t2 = paper_table("mch_table2")
+    assert len(t2) == 12 * 12
+    v = t2.set_index(["method", "dataset", "bits"])["value"]
+    assert v[("ksh", "nuswide21", 16)] == 0.6894 and v[("mch-adsh", "coco", 64)] == 0.6174
+    assert v[("mch-mmhh", "mirflickr25k", 64)] == 0.8138
+    # the paper's claim in Table 2: every MCH-X is above X
+    for base in ("ksh", "hashnet", "adsh", "dch", "mmhh"):
+        for d in ("nuswide21", "coco", "mirflickr25k"):
+            for b in (16, 32, 48, 64):
+                assert v[(f"mch-{base}", d, b)] > v[(base, d, b)]
+
+
+@pytest.mark.slow
+def test_notebook_papermill(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "out.ipynb"
+    cmd = [sys.executable, "-m", "papermill", str(root / "notebooks" / "mch.ipynb"), str(out),
+           "-p", "scale", "smoke", "-p", "dataset", "mosaic-digits", "-p", "bits", "16",
+           "-p", "results_dir", str(tmp_path / "res"), "-p", "run_name", "nbtest"]
+    subprocess.run(cmd, check=True, cwd=root, capture_output=True, timeout=900)
+    rec = json.loads((tmp_path / "res" / "mch" / "nbtest.json").read_text())
+    assert rec["method"] == "mch-dch" and rec["bits"] == 16 and rec["scale"] == "smoke"
+    assert 0 <= rec["metrics"]["map"] <= 1
+    names = sorted(p.name for p in (tmp_path / "res" / "mch").glob("*.json"))
+    assert "dch_mosaic-digits_16b_seed0_smoke.json" in names and "lsh_mosaic-digits_16b_seed0_smoke.json" in names
+    nb = json.loads(out.read_text())
+    text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    assert "RESULT" in text

@@ -133,11 +133,12 @@ class Config:
     # evaluation
     ks: tuple = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
     sigma_grid: tuple = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
-    xi_grid: tuple = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
+    xi_grid: tuple = (0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
     grid_items: int = 500
     sens_sigmas: tuple = (0.3, 0.5, 0.7)
-    sens_xis: tuple = (0.1, 0.5, 0.9)
+    sens_xis: tuple = (0.01, 0.1, 0.5, 0.9)
     baselines: bool = True
+    oracle: bool = True
     n_visual: int = 4
     cache: bool = True
     progress: bool | None = None
@@ -189,7 +190,7 @@ class Config:
                           widths=(32, 64, 128, 256), feat_dim=512, pretrain_iters=5000, base_iters=10000,
                           adsh_outer=50, ks=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
                           grid_items=2000, sens_sigmas=(0.1, 0.3, 0.5, 0.7, 0.9),
-                          sens_xis=(0.1, 0.3, 0.5, 0.7, 0.9)),
+                          sens_xis=(0.01, 0.1, 0.3, 0.5, 0.7, 0.9)),
         }
         if scale not in presets:
             raise ValueError(f"scale must be one of {sorted(presets)}, got {scale!r}")
@@ -237,6 +238,10 @@ def load_data(cfg: Config):
     """
     from .. import data as hdata
 
+    key = (cfg.dataset, cfg.grid, cfg.n_images, cfg.seed, cfg.n_query_per_class, cfg.n_train_per_class,
+           os.environ.get("HASHREPRO_DATA"))
+    if _DATA_MEMO.get("key") == key:
+        return _DATA_MEMO["value"]
     spec = parse_dataset(cfg.dataset)
     if spec["kind"] == "mosaic":
         ds = hdata.load("mosaic", base=spec["base"], grid=cfg.grid, n=cfg.n_images, seed=cfg.seed)
@@ -246,7 +251,12 @@ def load_data(cfg: Config):
         kw = ({} if spec["name"] != "nuswide21" else
               dict(n_query_per_class=cfg.n_query_per_class, n_train_per_class=cfg.n_train_per_class))
     sp = hdata.split(ds, "multilabel_balanced", seed=cfg.seed, database_includes_train=True, **kw)
+    _DATA_MEMO.clear()
+    _DATA_MEMO.update(key=key, value=(ds, sp))
     return ds, sp
+
+
+_DATA_MEMO: dict = {}  # the last data set loaded (the notebook draws Fig. 8 from it after run())
 
 
 def _images_tensor(images: np.ndarray) -> torch.Tensor:
@@ -330,8 +340,11 @@ def crop_resize(images_u8: torch.Tensor, boxes: np.ndarray | torch.Tensor | None
     gx = 2.0 * xs / w - 1.0
     gy = 2.0 * ys / h - 1.0
     grid = torch.stack([gx[:, None, :].expand(n, s2, s2), gy[:, :, None].expand(n, s2, s2)], dim=3)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return F.avg_pool2d(out, 2)
+    out = F.avg_pool2d(F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False), 2)
+    if h == size and w == size:  # a whole-image box at the input size is the image itself (σ = 1)
+        full = (b == torch.tensor([0.0, 0.0, float(w), float(h)])).all(1)
+        out[full] = x[full]
+    return out
 
 
 # --------------------------------------------------------------------------- hashers
@@ -778,6 +791,38 @@ def extend(b_whole01: np.ndarray, z_crops: np.ndarray, p_keep: np.ndarray, xi: f
     return codes01[order], own[order], anhc_raw
 
 
+@torch.no_grad()
+def oracle_rewards(loss_fn: PairwiseHashLoss, db01: np.ndarray, z_crops: np.ndarray, z_train: np.ndarray,
+                   y_db: np.ndarray, y_train: np.ndarray, db_index: np.ndarray, train_index: np.ndarray,
+                   chunk: int = 512) -> np.ndarray:
+    """Eq.-6 reward of keeping each database crop, computed exactly against the training images.
+
+    A diagnostic, not part of MCH: it uses the database items' labels, which the method never
+    sees. Keeping exactly the crops with a positive reward is what a perfect agent would do, so
+    the "oracle" MCH bounds what any policy can gain with this base model and these crops.
+
+    db01 : (n, Q) {0,1} database whole-image codes; z_crops : (n, 5, Q) crop pre-activations;
+    z_train : (N, Q) training (query-side) pre-activations; y_* labels; ``db_index`` /
+    ``train_index`` dataset indices (to leave an item's own pair out). Returns float (n, 5).
+    """
+    n = len(db01)
+    b_db = torch.from_numpy(np.where(db01 > 0, 1.0, -1.0).astype(np.float32))
+    b_q = _pm1(z_train)
+    s_full = similarity(y_db, y_train)
+    n_pos = float(similarity(y_train).sum())
+    n_neg = float(len(y_train) ** 2 - n_pos)
+    out = np.zeros((n, z_crops.shape[1]), dtype=np.float32)
+    tr = torch.from_numpy(np.asarray(train_index))
+    for a in range(0, n, chunk):
+        e = min(n, a + chunk)
+        s = s_full[a:e]
+        w = pair_weights(s, "balanced", n_pos=n_pos, n_neg=n_neg) if loss_fn.weighted else None
+        mask = torch.from_numpy(np.asarray(db_index[a:e]))[:, None] == tr[None, :]
+        for c in range(z_crops.shape[1]):
+            out[a:e, c] = compute_rewards(loss_fn, b_db[a:e], _pm1(z_crops[a:e, c]), b_q, s, w, mask).numpy()
+    return out
+
+
 # --------------------------------------------------------------------------- evaluation
 def buckets_at_f1(curve: dict, target: float) -> float:
     """Buckets visited to reach F1 = ``target`` on an F1–bucket curve (log-linear interpolation
@@ -892,16 +937,8 @@ def _baseline_codes(name: str, n_bits: int, f_train: np.ndarray, f_query: np.nda
 
 
 def _make_record(method, cfg, protocol, metrics, curves, wall, device_str, command=None):
-    try:
-        from ..results import make_record
-    except ImportError:  # pragma: no cover - TEMPORARY until hashrepro.results lands
-        import datetime
+    from ..results import make_record
 
-        now = datetime.datetime.now().isoformat()
-        return {"schema": 1, "paper": "mch", "method": method, "dataset": cfg.dataset, "bits": cfg.bits,
-                "seed": cfg.seed, "scale": cfg.scale, "config": cfg.to_dict(), "protocol": protocol,
-                "metrics": metrics, "curves": curves, "command": command, "git_commit": None, "versions": {},
-                "device": device_str, "wall_time_s": wall, "started": now, "finished": now, "complete": True}
     return make_record(paper="mch", method=method, dataset=cfg.dataset, bits=cfg.bits, seed=cfg.seed,
                        scale=cfg.scale, config=cfg.to_dict(), protocol=protocol, metrics=metrics, curves=curves,
                        wall_time_s=wall, device=device_str, command=command)
@@ -990,9 +1027,19 @@ def run(cfg: Config | None = None, **overrides) -> dict:
     # 5. evaluation: base (single code) and MCH (multi-code)
     m_base, c_base = evaluate_codes(q01, db01, y_q, y_db, cfg.ks)
     m_mch, c_mch = evaluate_codes(q01, mc, y_q, y_db, cfg.ks)
+    if cfg.oracle:
+        r_or = oracle_rewards(loss_fn, db01, zc, z_tr, y_db, y_tr, sp.database, sp.train)
+        c_or, o_or, _ = extend(db01, zc, (r_or > 0).astype(np.float32), 0.5)
+        m_or, c_orc = evaluate_codes(q01, MultiCodes(c_or, o_or, len(db01)), y_q, y_db, cfg.ks)
+        m_or["anhc"] = float(len(c_or) / len(db01))
+        m_or["positive_reward_fraction"] = float((r_or > 0).mean())
+        m_or["policy_reward_corr"] = float(np.corrcoef(r_or.ravel(), pk.ravel())[0, 1]) if pk.std() > 0 else float("nan")
+        c_mch["f1_bucket_oracle"] = c_orc["f1_bucket"]
     k_cost = int(min(100, len(db01)))
     m_base.update(search_cost(q01, db01, k_cost))
     m_mch.update(search_cost(q01, mc, k_cost))
+    if cfg.oracle:
+        m_mch.update({f"oracle_{k}": v for k, v in m_or.items()})
     m_mch["anhc"] = float(len(codes) / len(db01))
     m_mch["anhc_raw"] = float(anhc_raw)
     m_base["anhc"] = 1.0
@@ -1082,10 +1129,14 @@ def run(cfg: Config | None = None, **overrides) -> dict:
     agent_curve = {"iteration": list(range(len(agent.reward))), "reward": agent.reward,
                    "keep_prob": agent.keep_prob, "keep_rate": agent.keep_rate, "oracle_keep": agent.oracle_keep}
     wall = time.perf_counter() - t_start
+    command = (f"hashrepro sweep mch --dataset {cfg.dataset} --bits {cfg.bits} --seeds {cfg.seed} "
+               f"--scale {cfg.scale} -p base {cfg.base}"
+               + (f" -p sigma {cfg.sigma:g}" if cfg.sigma != 0.5 else "") + (f" -p xi {cfg.xi:g}" if cfg.xi != 0.5 else ""))
     rec_mch = _make_record(f"mch-{cfg.base}", cfg, proto_mch, _clean(m_mch),
                            {**c_mch, "anhc_grid": g_rows, "sensitivity": sens, "agent": agent_curve,
-                            "visual": vis, "base_loss": base_curve}, wall, dev_str)
-    rec_base = _make_record(cfg.base, cfg, proto_base, _clean(m_base), {**c_base, "base_loss": base_curve}, wall, dev_str)
+                            "visual": vis, "base_loss": base_curve}, wall, dev_str, command)
+    rec_base = _make_record(cfg.base, cfg, proto_base, _clean(m_base), {**c_base, "base_loss": base_curve}, wall,
+                            dev_str, command)
     companions = [rec_base]
     if cfg.baselines:
         f_tr0, f_q0, f_db0 = _backbone_features(cfg, backbone_state, u8, sp, device)
@@ -1097,7 +1148,7 @@ def run(cfg: Config | None = None, **overrides) -> dict:
             m_b["anhc"] = 1.0
             proto_b = dict(protocol, database_codes="one code per item (whole image); features: pretrained backbone")
             companions.append(_make_record(name, cfg, proto_b, _clean(m_b), c_b,
-                                           time.perf_counter() - tb + t_pre, dev_str))
+                                           time.perf_counter() - tb + t_pre, dev_str, command))
     rec_mch["companions"] = companions
     return rec_mch
 
