@@ -368,3 +368,37 @@ def test_real_mirrors_load_for_drsch_protocol():
         pytest.skip("HASHREPRO_DATA with MNIST/raw not available")
     ds, sp, proto, tr, qu, db = M._load_split(M.Config.for_scale("default", dataset="mnist"))
     assert len(tr) == 5000 and len(qu) == 1000 and len(db) == 64_000 and proto == "per_class"
+
+
+# ----------------------------------------------------------------------------- plots / book tables
+def _fake(method, ds, bits, m, p500, bs=None):
+    rec = {"paper": "drsch", "method": method, "dataset": ds, "bits": bits, "seed": 0, "scale": "default",
+           "metrics": {"map": m, "precision_at_500": p500, "precision_radius2": 0.5},
+           "protocol": {"bits_trained": 64 if method == "bs-drsch" else bits}, "config": {"iterations": 10},
+           "curves": {"precision_at_k": {"k": [100, 500], "precision": [p500 + 0.1, p500]}}}
+    if bs:
+        rec["curves"]["bit_scalable"] = {"bits": [16, 32, 64], "precision_at_500": bs,
+                                         "precision_at_500_whamming": bs, "map": bs}
+    return rec
+
+
+def test_claims_and_bit_scalable_tables_and_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from hashrepro.plots import drsch as P
+
+    recs = [_fake("dsch", "mnist", 16, 0.80, 0.85), _fake("drsch", "mnist", 16, 0.82, 0.86),
+            _fake("dsch", "mnist", 32, 0.85, 0.9), _fake("drsch", "mnist", 32, 0.84, 0.9),
+            _fake("bs-drsch", "mnist", 64, 0.9, 0.9, bs=[0.84, 0.88, 0.9])]
+    t = P.bit_scalable_table(recs, "mnist")
+    assert t["ratio"].tolist()[:2] == pytest.approx([0.84 / 0.86, 0.88 / 0.9], abs=1e-3)
+    c = P.claims_table(recs)
+    assert c.loc[0, "verdict"] == "partly reproduced" and "1/2" in c.loc[0, "evidence"]
+    assert c.loc[1, "verdict"].startswith("not testable")
+    assert c.loc[2, "verdict"] == "reproduced"  # 0.977 and 0.978 ≥ 0.95
+    assert len(P.runs_table(recs)) == 5
+    for fig in (P.fig_precision_vs_bits(recs), P.fig_precision_vs_returned(recs), P.fig_bit_scalable(recs),
+                P.fig_bit_scalable([]), P.plot_run(recs[-1])):
+        assert fig.axes
+    assert P.claims_table([]).loc[0, "verdict"].startswith("not testable")
