@@ -355,3 +355,23 @@ def test_faiss_probe_count_formula():
 
 def test_module_constants_sane():
     assert hindex._MIH_MAX_SUBSTRING_BITS <= 24
+
+
+def test_bucket_counts_agree_with_metrics_f1_bucket_curve():
+    """hashrepro.metrics.f1_bucket_curve counts buckets with the same semantics (MCH §5.2.1)."""
+    bucket = pytest.importorskip("hashrepro.metrics.bucket")
+    from hashrepro.codes import MultiCodes
+
+    rng = np.random.default_rng(5)
+    for _ in range(10):
+        b, n = int(rng.integers(3, 10)), int(rng.integers(5, 50))
+        pool = rng.integers(0, 2, (4, b), dtype=np.uint8)
+        db = pool[rng.integers(0, 4, n)] ^ (rng.random((n, b)) < 0.1).astype(np.uint8)
+        _, owners = np.unique(rng.integers(0, n // 2 + 1, n), return_inverse=True)
+        mc = MultiCodes(db, owners)
+        q = rng.integers(0, 2, (6, b), dtype=np.uint8)
+        ks = [k for k in (1, 3, 5, 10) if k <= mc.n_items]
+        curve = bucket.f1_bucket_curve(q, mc, rng.integers(0, 3, 6), rng.integers(0, 3, mc.n_items), ks=ks)
+        idx = BucketIndex.from_multicodes(mc)
+        ours = [idx.search_detailed(q, k).buckets_visited.mean() for k in ks]
+        assert np.allclose(curve["buckets"], ours)
