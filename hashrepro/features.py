@@ -396,7 +396,14 @@ def extract(images, feature: str = "gist", **kw) -> np.ndarray:
     ``cnn``); keyword arguments go to the extractor."""
     if feature not in FEATURES:
         raise ValueError(f"unknown feature {feature!r}; valid features are {sorted(FEATURES)}")
-    return FEATURES[feature](images, **kw)
+    fn = FEATURES[feature]
+    if "progress" in kw:  # only the slow extractors show a progress bar
+        import inspect
+
+        params = inspect.signature(fn).parameters
+        if "progress" not in params and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            kw.pop("progress")
+    return fn(images, **kw)
 
 
 def features_cache_dir(root=None) -> Path:

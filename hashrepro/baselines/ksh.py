@@ -136,41 +136,47 @@ class KSH(BaseHasher):
         self.projection_ = A
 
     def _refine(self, K, Rmul, a0):
-        """Minimise f(a) = -phi(Ka)^T R phi(Ka) by Nesterov AGD with backtracking (FISTA-style)."""
-        def f_and_grad(a):
-            z = K @ a
-            p = _phi(z)
-            Rp = Rmul(p)
-            f = -p @ Rp
-            g = -2.0 * K.T @ (Rp * (1 - p * p) / 2.0)
-            return f, g
+        """Minimise ``f(a) = -phi(Ka)^T R phi(Ka)`` by Nesterov's accelerated gradient with
+        backtracking, as ``OptProjectionFast.m``: the inverse step ``beta`` only grows (doubling
+        until the quadratic upper bound holds, at most 50 times), and the loop stops when
+        ``|f_t - f_{t-1}| / l <= tol`` or after ``max_iter`` steps."""
+        l = K.shape[0]
+        K = np.asarray(K, dtype=np.float32)  # float32 matrix-vector products: 2x less memory traffic
 
         def f_only(a):
-            p = _phi(K @ a)
+            p = _phi((K @ a.astype(np.float32)).astype(np.float64))
             return -p @ Rmul(p)
 
-        x = a0.copy()
-        x_prev = x.copy()
-        fx = f_only(x)
-        L = 1.0
-        t, t_prev = 1.0, 1.0
+        a_prev = a0.copy()
+        a_cur = a0.copy()
+        f_prev = f_only(a0)
+        delta_prev, delta_cur = 0.0, 1.0
+        beta = 1.0
         for _ in range(self.max_iter):
-            yv = x + ((t_prev - 1) / t) * (x - x_prev)
-            fy, gy = f_and_grad(yv)
-            while True:
-                x_new = yv - gy / L
-                f_new = f_only(x_new)
-                if f_new <= fy - (gy @ gy) / (2 * L) or L > 1e20:
+            alpha = (delta_prev - 1.0) / delta_cur
+            v = a_cur + alpha * (a_cur - a_prev)
+            p = _phi((K @ v.astype(np.float32)).astype(np.float64))
+            Rp = Rmul(p)
+            gv = -p @ Rp
+            dgv = -(K.T @ (Rp * (1.0 - p * p)).astype(np.float32)).astype(np.float64)
+            gg = dgv @ dgv
+            found = False
+            for j in range(51):
+                b = (2.0 ** j) * beta
+                z = v - dgv / b
+                gz = f_only(z)
+                if gz <= gv - gg / (2.0 * b):
+                    found = True
+                    beta = b
+                    a_prev, a_cur = a_cur, z
                     break
-                L *= 2.0
-            x_prev, x = x, x_new
-            t_prev, t = t, (1 + np.sqrt(1 + 4 * t * t)) / 2
-            if abs(f_new - fx) / K.shape[0] <= self.tol:
-                fx = f_new
+            if not found:
                 break
-            fx = f_new
-            L = max(L / 1.5, 1e-12)
-        return x
+            delta_prev, delta_cur = delta_cur, (1.0 + np.sqrt(1.0 + 4.0 * delta_cur ** 2)) / 2.0
+            if abs(gz - f_prev) / l <= self.tol:
+                break
+            f_prev = gz
+        return a_cur
 
     def _project(self, X):
         return self.kernel_.transform(X) @ self.projection_

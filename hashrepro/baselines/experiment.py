@@ -1,0 +1,240 @@
+"""Run the shallow baselines on a real dataset and write run records.
+
+>>> from hashrepro.baselines.experiment import run                 # doctest: +SKIP
+>>> record = run("itq", dataset="cifar10", bits=32, seed=0)         # doctest: +SKIP
+
+Command line (writes ``results/baselines/<run name>.json``, skipping complete records)::
+
+    python -m hashrepro.baselines.experiment --dataset cifar10 --bits 12 24 32 48 --seed 0
+
+Protocols
+---------
+``dnnh`` (default; DNNH §4.1, also CNNH/DRSCH): 100 query images per class, 500 training
+images per class, the rest (with the training images) is the database: 1,000 / 5,000 / 59,000
+on CIFAR-10, 1,000 / 5,000 / 69,000 on MNIST. Supervised methods learn from the 5,000
+labelled training images; unsupervised methods from the database ("the rest images as
+training samples"). mAP of Hamming ranking over the whole database, ties broken by database
+index.
+
+``ddh`` (DDH §3.2, Table 2, unsupervised methods only): query = the official test set
+(10,000), database = the official training set (50,000), unsupervised methods learn from the
+database; mAP over the top 1,000 returned.
+
+Features: ``gist`` (512-d, :func:`hashrepro.features.gist`; the papers' choice for CIFAR-10),
+``pixels``, ``hog`` (:mod:`hashrepro.features`). Each method runs with its paper defaults
+(see each class), at one thread.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import BASELINES, SUPERVISED, UNSUPERVISED, get
+from .sphh import spherical_hamming
+
+__all__ = ["PROTOCOLS", "DEFAULT_FEATURE", "load_features", "run", "run_grid", "main", "command_for"]
+
+#: evaluation protocols: split arguments and metric options
+PROTOCOLS = {
+    "dnnh": {"split": "per_class", "split_kw": {"n_query_per_class": 100, "n_train_per_class": 500},
+             "database_includes_train": True, "topk": None, "unsupervised_fit": "database"},
+    "ddh": {"split": "official", "split_kw": {}, "database_includes_train": True, "topk": 1000,
+            "unsupervised_fit": "database"},
+}
+
+#: default feature per dataset (the papers use GIST for CIFAR-10; pixels are cheap for MNIST)
+DEFAULT_FEATURE = {"cifar10": "gist", "svhn": "gist", "mnist": "pixels", "mnist5k": "pixels",
+                   "digits": "pixels"}
+
+#: cap on the number of points an unsupervised method learns from (speed); SphH and KMH
+#: subsample further inside (20,000 and 10,000).
+MAX_UNSUPERVISED_FIT = 60000
+
+
+def command_for(method: str, dataset: str, bits, seed: int, feature: str, protocol: str) -> str:
+    bits = " ".join(str(b) for b in (bits if isinstance(bits, (list, tuple)) else [bits]))
+    return (f"python -m hashrepro.baselines.experiment --dataset {dataset} --bits {bits} --seed {seed} "
+            f"--methods {method} --feature {feature} --protocol {protocol}")
+
+
+def load_features(dataset: str, feature: str, protocol: str = "dnnh", seed: int = 0, root=None):
+    """Load a dataset, split it, featurise it (cached). Returns ``(F, labels, split)`` where ``F``
+    is float32 ``(N, D)`` over the whole dataset."""
+    from hashrepro import data
+    from hashrepro.features import dataset_features
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; valid protocols are {sorted(PROTOCOLS)}")
+    p = PROTOCOLS[protocol]
+    ds = data.load(dataset, root=root)
+    sp = data.split(ds, p["split"], seed=seed, database_includes_train=p["database_includes_train"],
+                    **p["split_kw"])
+    F = dataset_features(ds, feature, root=root, progress=sys.stderr.isatty())
+    return F, np.asarray(ds.labels), sp
+
+
+def run(method: str, dataset: str = "cifar10", bits: int = 32, seed: int = 0, feature: str | None = None,
+        protocol: str = "dnnh", params: dict | None = None, root=None, _cache: dict | None = None) -> dict:
+    """Fit one baseline, encode query and database, evaluate, return a run record.
+
+    Parameters
+    ----------
+    method : a name of :data:`hashrepro.baselines.BASELINES` (``"itq"``, ``"ksh"``, ...).
+    dataset : registry name (``"cifar10"``, ``"mnist"``, ``"mnist5k"``, ...).
+    bits, seed : code length; seed of the split and of the method.
+    feature : ``"gist"``, ``"pixels"``, ``"hog"`` (default per dataset: :data:`DEFAULT_FEATURE`).
+    protocol : ``"dnnh"`` or ``"ddh"`` (see the module docstring).
+    params : extra hyper-parameters for the estimator.
+
+    Returns
+    -------
+    dict, a complete run record (:func:`hashrepro.results.make_record`) with ``paper="baselines"``.
+    """
+    from hashrepro.metrics import evaluate, mean_average_precision
+    from hashrepro.results import make_record
+
+    if method not in BASELINES:
+        raise ValueError(f"unknown baseline {method!r}; valid names are {', '.join(BASELINES)}")
+    feature = feature or DEFAULT_FEATURE.get(dataset, "gist")
+    p = PROTOCOLS.get(protocol)
+    if p is None:
+        raise ValueError(f"unknown protocol {protocol!r}; valid protocols are {sorted(PROTOCOLS)}")
+    cls = BASELINES[method]
+    if protocol == "ddh" and cls.supervised:
+        raise ValueError("the ddh protocol compares unsupervised methods only "
+                         f"({', '.join(UNSUPERVISED)})")
+    key = (dataset, feature, protocol, seed)
+    if _cache is not None and key in _cache:
+        F, labels, sp = _cache[key]
+    else:
+        F, labels, sp = load_features(dataset, feature, protocol, seed, root)
+        if _cache is not None:
+            _cache.clear()
+            _cache[key] = (F, labels, sp)
+    t_start = time.time()
+    if cls.supervised:
+        fit_idx, fit_on = sp.train, "train (labelled)"
+    else:
+        fit_idx, fit_on = (sp.database, "database") if p["unsupervised_fit"] == "database" else (sp.train, "train")
+        if len(fit_idx) > MAX_UNSUPERVISED_FIT:
+            fit_idx = np.sort(np.random.RandomState(seed).choice(fit_idx, MAX_UNSUPERVISED_FIT, replace=False))
+    hasher = get(method, n_bits=bits, random_state=seed, **(params or {}))
+    Xfit = np.asarray(F[fit_idx], dtype=np.float64)
+    t0 = time.time()
+    hasher.fit(Xfit, labels[fit_idx] if cls.supervised else None)
+    fit_time = time.time() - t0
+    t0 = time.time()
+    db_codes = hasher.transform(F[sp.database])
+    encode_time = time.time() - t0
+    q_codes = hasher.transform(F[sp.query])
+    ev = evaluate(q_codes, db_codes, labels[sp.query], labels[sp.database], topk=p["topk"])
+    metrics = {k: v for k, v in ev.items() if k not in ("curves", "protocol")}
+    metrics["fit_time_s"] = fit_time
+    metrics["encode_time_s"] = encode_time
+    metrics["bit_balance_db"] = float(np.abs(db_codes.mean(0) - 0.5).mean())
+    if method == "sphh":  # the method's own distance (Heo et al. eq. 4)
+        D = spherical_hamming(q_codes, db_codes)
+        D = np.where(np.isinf(D), 1e9, D)
+        metrics["map_spherical"] = mean_average_precision(dist=D, query_labels=labels[sp.query],
+                                                          db_labels=labels[sp.database], topk=p["topk"])
+    protocol_rec = dict(sp.protocol)
+    protocol_rec.update(ev["protocol"])
+    protocol_rec.update(name=protocol, fit_on=fit_on, n_fit=int(len(fit_idx)))
+    config = {"method": method, "feature": feature, "feature_dim": int(F.shape[1]), "protocol": protocol,
+              "params": hasher.get_params(), "supervised": bool(cls.supervised), "fit_on": fit_on,
+              "n_fit": int(len(fit_idx))}
+    try:
+        import torch
+        threads = torch.get_num_threads()
+    except ImportError:  # pragma: no cover
+        threads = 1
+    return make_record("baselines", method, dataset, int(bits), int(seed), "default", config, protocol_rec,
+                       metrics, ev.get("curves"), time.time() - t_start, f"cpu ({threads} thread(s))",
+                       command=command_for(method, dataset, bits, seed, feature, protocol))
+
+
+def _run_name(method, dataset, bits, seed, feature, protocol):
+    from hashrepro.results import run_name
+
+    extra = {}
+    if feature != DEFAULT_FEATURE.get(dataset, "gist"):
+        extra["feature"] = feature
+    if protocol != "dnnh":
+        extra["protocol"] = protocol
+    return run_name(method, dataset, bits, seed, "default", **extra)
+
+
+def run_grid(dataset: str, bits=(12, 24, 32, 48), seed: int = 0, methods=None, feature: str | None = None,
+             protocol: str = "dnnh", results_dir: str | os.PathLike = "results", skip_existing: bool = True,
+             root=None, verbose: bool = True) -> list[Path]:
+    """Run every (method, bits) and save the records under ``results_dir/baselines/``; complete
+    records are skipped (an interrupted grid resumes). Returns the record paths."""
+    from hashrepro.results import is_complete, save_run
+
+    feature = feature or DEFAULT_FEATURE.get(dataset, "gist")
+    methods = list(methods or (UNSUPERVISED if protocol == "ddh" else BASELINES))
+    from hashrepro.results import _resolve  # repository-relative results dir
+
+    out = []
+    cache: dict = {}
+    for method in methods:
+        for b in bits:
+            name = _run_name(method, dataset, b, seed, feature, protocol)
+            path = _resolve(results_dir) / "baselines" / f"{name}.json"
+            if skip_existing and path.exists() and is_complete(path):
+                if verbose:
+                    print(f"skip {name} (complete record exists)", flush=True)
+                out.append(path)
+                continue
+            t = time.time()
+            rec = run(method, dataset, b, seed, feature, protocol, root=root, _cache=cache)
+            path = save_run(rec, results_dir, name)
+            if verbose:
+                m = rec["metrics"]
+                print(f"{name}: map={m['map']:.4f} fit={m['fit_time_s']:.1f}s encode={m['encode_time_s']:.1f}s "
+                      f"total={time.time() - t:.1f}s", flush=True)
+            out.append(path)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hashrepro.baselines.experiment",
+                                 description="Shallow hashing baselines on a real dataset -> run records "
+                                             "in <results-dir>/baselines/")
+    ap.add_argument("--dataset", default="cifar10")
+    ap.add_argument("--bits", type=int, nargs="+", default=[12, 24, 32, 48])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--methods", nargs="+", default=None,
+                    help=f"subset of {', '.join(BASELINES)} (default: all; unsupervised only for --protocol ddh)")
+    ap.add_argument("--feature", default=None, help="gist | pixels | hog (default: gist for CIFAR-10, pixels for MNIST)")
+    ap.add_argument("--protocol", default="dnnh", choices=sorted(PROTOCOLS))
+    ap.add_argument("--results-dir", default="results")
+    ap.add_argument("--threads", type=int, default=1, help="BLAS/torch threads (default 1)")
+    ap.add_argument("--force", action="store_true", help="rerun even when a complete record exists")
+    args = ap.parse_args(argv)
+    bad = [m for m in (args.methods or []) if m not in BASELINES]
+    if bad:
+        ap.error(f"unknown method(s) {bad}; valid: {', '.join(BASELINES)}")
+    from threadpoolctl import threadpool_limits
+
+    try:
+        import torch
+        torch.set_num_threads(args.threads)
+    except ImportError:  # pragma: no cover
+        pass
+    with threadpool_limits(args.threads), warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        run_grid(args.dataset, args.bits, args.seed, args.methods, args.feature, args.protocol,
+                 args.results_dir, skip_existing=not args.force)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
