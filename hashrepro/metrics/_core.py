@@ -18,6 +18,9 @@ import math
 import warnings
 from functools import cached_property
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy.special import gammaln
 
@@ -360,10 +363,23 @@ class Chunk:
         if self.n == 0 or self.ndb == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         D, rel = self.D, self.rel
-        pos = []
-        for i in range(self.n):
-            o = np.argsort(D[i], kind="stable")
-            pos.append(np.flatnonzero(rel[i][o]) + 1)
+        if D.dtype.kind in "ui" and D.size and D.min() >= 0 and D.max() <= 255:
+            # Hamming distances of up to 255 bits fit one byte: numpy's stable sort is then a
+            # single-pass radix sort, about 2.5x faster than on uint16 (same order).
+            D = D.astype(np.uint8)
+
+        def rows(lo, hi):
+            return [np.flatnonzero(rel[i][np.argsort(D[i], kind="stable")]) + 1 for i in range(lo, hi)]
+
+        # numpy releases the GIL inside sorts, so query blocks sort in parallel threads.
+        n_threads = min(os.cpu_count() or 1, 8, max(1, self.n // 64))
+        if n_threads > 1:
+            bounds = np.linspace(0, self.n, n_threads + 1).astype(int)
+            with ThreadPoolExecutor(n_threads) as ex:
+                parts = list(ex.map(lambda b: rows(*b), zip(bounds[:-1], bounds[1:])))
+            pos = [x for part in parts for x in part]
+        else:
+            pos = rows(0, self.n)
         sizes = np.fromiter((x.size for x in pos), dtype=np.int64, count=self.n)
         r = np.repeat(np.arange(self.n, dtype=np.int64), sizes)
         p = np.concatenate(pos).astype(np.int64, copy=False)
