@@ -26,16 +26,11 @@ __all__ = ["data_root", "cache_root", "repo_root_or_none", "is_writable"]
 
 def repo_root_or_none() -> Path | None:
     """The project checkout (folder with ``pyproject.toml`` and ``hashrepro/``), or None."""
-    env = os.environ.get("HASHREPRO_ROOT")
-    if env:
-        return Path(env).expanduser().resolve()
-    here = Path.cwd().resolve()
-    for d in (here, *here.parents):
-        if (d / "pyproject.toml").is_file() and (d / "hashrepro").is_dir():
-            return d
-    pkg_parent = Path(__file__).resolve().parents[2]
-    if (pkg_parent / "pyproject.toml").is_file() and (pkg_parent / "hashrepro").is_dir():
-        return pkg_parent
+    from ..paths import repo_root
+
+    root = repo_root()
+    if (root / "pyproject.toml").is_file() and (root / "hashrepro").is_dir():
+        return root
     return None
 
 
