@@ -120,7 +120,7 @@ def run(method: str, dataset: str = "cifar10", bits: int = 32, seed: int = 0, fe
             _cache[key] = (F, labels, sp)
     t_start = time.time()
     if cls.supervised:
-        fit_idx, fit_on = sp.train, "train (labelled)"
+        fit_idx, fit_on = sp.train, "labelled train"
     else:
         fit_idx, fit_on = (sp.database, "database") if p["unsupervised_fit"] == "database" else (sp.train, "train")
         if len(fit_idx) > MAX_UNSUPERVISED_FIT:
