@@ -19,6 +19,15 @@ from hashrepro.models.nin import (DivideAndEncode, DNNHNet, FCEncoder, NINSubNet
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one thread is ~30× faster than two on a busy 2-core machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 # ----------------------------------------------------------------------------- NIN (Table 1)
 def test_table1_output_sizes_for_256_images():
     rows = nin_layers(224, bits=48)
@@ -222,3 +231,116 @@ def test_training_separates_classes():
         loss.backward()
         opt.step()
     assert loss.item() < 0.5 * first
+
+
+# ----------------------------------------------------------------------------- method
+def test_config_scales_and_validation():
+    from hashrepro.methods import dnnh
+
+    d = dnnh.Config.for_scale("default")
+    p = dnnh.Config.for_scale("paper")
+    assert (d.batch_size, d.momentum, d.weight_decay, d.margin, d.epsilon0) == (64, 0.9, 5e-4, 1.0, 0.5)
+    assert p.width == 1.0 and p.epsilon_every_effective == 20_000  # §4.1 schedule at paper scale
+    assert d.epsilon_every_effective == round(20_000 * d.iterations / d.paper_iterations)
+    assert dnnh.Config.for_scale("default", dataset="nuswide21").topk == 5000
+    with pytest.raises(ValueError, match="variant"):
+        dnnh.Config.for_scale("smoke", variant="conv")
+    with pytest.raises(ValueError, match="scale"):
+        dnnh.Config.for_scale("huge")
+    with pytest.raises(ValueError, match="unknown Config field"):
+        dnnh.Config.for_scale("smoke", learning_rate=0.1)
+    with pytest.raises(ValueError, match="epsilon0"):
+        dnnh.Config.for_scale("smoke", epsilon0=0.7)
+
+
+def test_epsilon_schedule_shrinks_20_percent():
+    from hashrepro.methods import dnnh
+
+    cfg = dnnh.Config.for_scale("paper")
+    assert dnnh.epsilon_at(0, cfg) == 0.5
+    assert dnnh.epsilon_at(19_999, cfg) == 0.5
+    assert dnnh.epsilon_at(20_000, cfg) == pytest.approx(0.4)
+    assert dnnh.epsilon_at(40_000, cfg) == pytest.approx(0.32)
+    short = dnnh.Config.for_scale("default", iterations=1000, paper_iterations=100_000)
+    assert short.epsilon_every_effective == 200 and dnnh.epsilon_at(200, short) == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("variant", ["dem", "fc", "two-subnets"])
+def test_smoke_run_record(variant, tmp_path):
+    from hashrepro.methods import dnnh
+    from hashrepro.results import save_run
+
+    cfg = dnnh.Config.for_scale("smoke", dataset="digits", bits=12, variant=variant, iterations=6, device="cpu")
+    rec = dnnh.run(cfg)
+    assert rec["paper"] == "dnnh" and rec["method"] == f"dnnh-{variant}"
+    assert rec["dataset"] == "digits" and rec["bits"] == 12 and rec["complete"]
+    m = rec["metrics"]
+    for k in ("map", "precision_radius2", "train_time_s", "final_loss", "bit_balance", "saturated_fraction"):
+        assert k in m and np.isfinite(m[k]), k
+    assert 0 <= m["map"] <= 1 and 0 <= m["precision_radius2"] <= 1 and 0 <= m["bit_balance"] <= 1
+    p = rec["protocol"]
+    assert p["split"] == "per_class" and p["ranking"] == "binary" and p["n_query"] == 100
+    assert p["n_train"] == 300 and p["n_query"] + p["n_database"] + (0 if p["database_includes_train"] else 300) == 1797
+    assert len(rec["curves"]["train_loss"]["loss"]) == 6 and "pr_radius" in rec["curves"]
+    json.dumps(rec)  # JSON-ready
+    path = save_run(rec, tmp_path)
+    assert path.is_file()
+
+
+def test_run_is_repeatable():
+    from hashrepro.methods import dnnh
+
+    cfg = dnnh.Config.for_scale("smoke", dataset="digits", bits=8, iterations=4, device="cpu")
+    a, b = dnnh.run(cfg), dnnh.run(cfg)
+    assert a["metrics"]["map"] == b["metrics"]["map"]
+    assert a["curves"]["train_loss"] == b["curves"]["train_loss"]
+
+
+def test_plots_and_tables_from_records():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from hashrepro.plots import dnnh as P
+
+    t2 = pd.read_csv(ROOT / "hashrepro" / "papers" / "dnnh_table2.csv")
+    t4 = pd.read_csv(ROOT / "hashrepro" / "papers" / "dnnh_table4.csv")
+    rec = {"method": "dnnh-dem", "dataset": "cifar10", "bits": 48, "seed": 0, "scale": "default",
+           "metrics": {"map": 0.5, "precision_radius2": 0.4}, "wall_time_s": 10.0, "device": "cpu",
+           "config": {"iterations": 100},
+           "curves": {"pr_radius": {"radius": [0, 1], "precision": [0.9, 0.5], "recall": [0.1, 0.6]},
+                      "precision_at_k": {"k": [100, 200], "precision": [0.6, 0.55]},
+                      "train_loss": {"iteration": [1, 2], "loss": [1.0, 0.5]}}}
+    tab = P.table2(t2, [rec])
+    assert tab.loc["DNNH (DEM), ours (default scale)", ("CIFAR-10 (MAP)", "48 bits")] == "0.500 (n=1)"
+    assert tab.loc["DNNH (DEM), ours (default scale)", ("SVHN (MAP)", "12 bits")] == P.NOT_OFFLINE_TEXT
+    assert tab.loc["KSH (paper)", ("CIFAR-10 (MAP)", "12 bits")] == "0.303"
+    det = P.detail_table(t2, [rec], "cifar10")
+    assert det.loc[48, "delta"] == "-0.081"
+    claims = P.claims_table([rec], t2, t2, t4)
+    assert claims.iloc[0]["verdict"] == "not reproduced at this scale"
+    P.figure6([rec], paper=t4)
+    P.plot_run(rec)
+    P.figure6([], paper=None)  # renders "no run records"
+
+
+# ----------------------------------------------------------------------------- notebook
+@pytest.mark.slow
+def test_notebook_runs_with_papermill(tmp_path):
+    papermill = pytest.importorskip("papermill")
+    out = tmp_path / "out.ipynb"
+    papermill.execute_notebook(str(ROOT / "notebooks" / "dnnh.ipynb"), str(out), cwd=str(ROOT),
+                               parameters=dict(dataset="digits", bits=12, scale="smoke", device="cpu",
+                                               results_dir=str(tmp_path / "results"), run_name="nbtest"),
+                               kernel_name="python3", progress_bar=False)
+    rec = json.loads((tmp_path / "results" / "dnnh" / "nbtest.json").read_text())
+    assert rec["method"] == "dnnh-dem" and rec["bits"] == 12 and rec["scale"] == "smoke"
+    lines = []
+    for cell in json.loads(out.read_text())["cells"]:
+        for o in cell.get("outputs", []):
+            t = o.get("text", "")
+            lines += ("".join(t) if isinstance(t, list) else t).splitlines()
+    printed = json.loads([l for l in lines if l.startswith("RESULT ")][0][len("RESULT "):])
+    assert printed["map"] == pytest.approx(rec["metrics"]["map"])
+    assert 0 <= printed["map"] <= 1

@@ -3,7 +3,8 @@ Networks*, CVPR 2015. The whole recipe, from dataset to run record.
 
 Pipeline (paper section in brackets)
 
-1. Split (§4.1): 100 queries and 500 training images per class, the rest is the database
+1. Split (§4.1): 100 queries and 500 training images per class; the database is all non-query
+   images (training images included, as in CNNH; ``database_includes_train`` switches it)
    (:func:`hashrepro.data.split` protocol ``"per_class"``). NUS-WIDE: MAP within the top 5,000.
 2. Network: the NIN shared sub-network (§3.2, Table 1; 32×32 derivation in
    :mod:`hashrepro.models.nin`) with a divide-and-encode module (§3.3), or the FC / two-sub-network
@@ -52,7 +53,8 @@ class Config:
 
     Data / protocol
         dataset, data_root (None: ``HASHREPRO_DATA``), n_query_per_class=100,
-        n_train_per_class=500, database_includes_train=False, topk (None = all; 5000 on NUS-WIDE),
+        n_train_per_class=500, database_includes_train=True (the database is every non-query
+        image, training images included, as in CNNH whose protocol DNNH follows), topk (None = all; 5000 on NUS-WIDE),
         radius=2, ks (precision at the top k).
     Model
         variant ("dem" | "fc" | "two-subnets"), bits, width (channel multiplier of Table 1;
@@ -77,7 +79,7 @@ class Config:
     # protocol (§4.1)
     n_query_per_class: int = 100
     n_train_per_class: int = 500
-    database_includes_train: bool = False
+    database_includes_train: bool = True
     topk: int | None = None
     radius: int = 2
     ks: tuple = tuple(range(100, 1001, 100))

@@ -120,7 +120,7 @@ def _metric_vs_bits(records, metric, ax, paper=None, dataset=None, ylabel=""):
             continue
         b = sorted(vals)
         m = np.array([np.mean(vals[x]) for x in b])
-        s = np.array([np.std(vals[x]) for x in b])
+        s = np.array([np.std(vals[x], ddof=1) if len(vals[x]) > 1 else 0.0 for x in b])
         c, mk, lab = _style(method)
         ax.errorbar(b, m, yerr=s if (s > 0).any() else None, color=c, marker=mk, label=f"{lab} (ours)", capsize=2)
         drawn = True
@@ -294,7 +294,8 @@ def aggregate(records, dataset: str, method: str, metric: str = "map") -> dict:
     for key, rs in sorted(groups.items()):
         vals = np.array([r["metrics"][metric] for r in rs], dtype=float)
         out[key] = {
-            "mean": float(vals.mean()), "std": float(vals.std()), "n": len(rs),
+            "mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"),
+            "n": len(rs),
             "wall_time_s": float(np.mean([r.get("wall_time_s", np.nan) for r in rs])),
             "device": ", ".join(sorted({str(r.get("device", "?")) for r in rs})),
             "iterations": ", ".join(sorted({str(r.get("config", {}).get("iterations", "?")) for r in rs})),
@@ -304,7 +305,10 @@ def aggregate(records, dataset: str, method: str, metric: str = "map") -> dict:
 
 
 def _fmt_ours(a: dict) -> str:
-    return f"{a['mean']:.3f} ± {a['std']:.3f} ({a['n']})"
+    """"0.552 ± 0.004 (n=3)" (sample std over seeds; the mean alone for one seed), as hashrepro.results."""
+    from ..results import format_mean_std
+
+    return format_mean_std(a["mean"], a["std"], n=a["n"])
 
 
 def _paper_value(paper, method, dataset, bits, metric="map"):
