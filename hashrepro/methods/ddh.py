@@ -441,11 +441,45 @@ def _build_net(cfg: Config, in_ch: int, size: int, backbone: CNNF | None) -> DDH
     return net
 
 
+@torch.no_grad()
+def init_hash_layer(net: DDHNet, x8: torch.Tensor, n: int = 512, target_std: float = 1.0, seed: int = 0) -> dict:
+    """Data-dependent initialisation of the hash layer (the paper does not give one).
+
+    W is drawn N(0, 1), then scaled so that z = Wᵀφ(x) + c has standard deviation
+    ``target_std`` per bit on ``n`` training images, and c = −Wᵀ mean φ(x) centres every bit
+    (about half the images start on each side: balanced bits). Without it the quartic pair term
+    of eq. 10 explodes on the large φ of a pretrained backbone, or every image gets the same
+    code on a random one (φ almost constant). x8: uint8 (N, C, H, W).
+    """
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(x8), generator=g)[:n]
+    was = net.training
+    dev = next(net.parameters()).device
+    xb = x8[idx].float().div_(255.0).to(dev)
+    if isinstance(net.phi_norm, torch.nn.BatchNorm1d):     # set the running statistics first
+        net.train()
+        net.phi_norm.reset_running_stats()
+        net.phi_norm.momentum = None                       # cumulative average over the calls
+        for i in range(0, len(xb), 128):
+            net.features(xb[i:i + 128])
+        net.phi_norm.momentum = 0.1
+    net.eval()
+    phi = net.features(xb)
+    w = torch.randn(net.hash.weight.shape, generator=g).to(dev)
+    z = (phi - phi.mean(0)) @ w.t()
+    scale = target_std / z.std(0).clamp_min(1e-8)
+    net.hash.weight.copy_(w * scale[:, None])
+    net.hash.bias.copy_(-(phi.mean(0) @ net.hash.weight.t()))
+    net.train(was)
+    return {"phi_mean_norm": float(phi.mean(0).norm()), "phi_std": float(phi.std(0).mean())}
+
+
 def train_ddh(cfg: Config, net: DDHNet, x8: torch.Tensor, sampler: _PairSampler, device) -> dict:
     """Train ``net`` on eq. 12 with mini-batches from ``sampler``; returns loss history info."""
     from ..train import fit
 
     net.to(device).train()
+    init_hash_layer(net, x8, seed=cfg.seed)
     crit = DDHLoss(cfg.lambda1, cfg.lambda2)
     if cfg.optimizer == "sgd":
         opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum)

@@ -124,6 +124,17 @@ class CNNF(nn.Module):
             nn.Linear(fc_dim, fc_dim), nn.ReLU(inplace=True), nn.Dropout(dropout),   # full7
         )
 
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He (Kaiming) normal initialisation for the ReLU layers, zero biases. PyTorch's default
+        (uniform, a = √5) shrinks activations layer by layer, and a randomly initialised CNN-F
+        then maps every image to nearly the same φ."""
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+
     @classmethod
     def paper(cls, in_channels: int = 3, input_size: int = 224) -> "CNNF":
         """The Table 1 sizes (64/256 channels, 4096-wide full6/full7)."""
@@ -157,16 +168,26 @@ class DDHNet(nn.Module):
 
     backbone : any module mapping images (N, C, H, W) → (N, D) with attribute ``fc_dim`` = D
         (e.g. :class:`CNNF`).
+    phi_norm : standardise φ (BatchNorm1d without affine parameters) before the hash layer.
     """
 
-    def __init__(self, backbone: nn.Module, n_bits: int):
+    def __init__(self, backbone: nn.Module, n_bits: int, phi_norm: bool = True):
         super().__init__()
         self.backbone = backbone
+        # standardise φ per feature (BatchNorm without affine parameters: batch statistics in
+        # training, running statistics at test time). Not in the paper: ImageNet CNN-F has
+        # well-scaled full7 activations; a randomly initialised or self-supervised backbone does
+        # not, and the quartic pair term of eq. 10 then diverges.
+        self.phi_norm = nn.BatchNorm1d(int(backbone.fc_dim), affine=False) if phi_norm else nn.Identity()
         self.hash = HashLayer(int(backbone.fc_dim), n_bits)
         self.n_bits = n_bits
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """φ(x) after the optional standardisation, (N, D)."""
+        return self.phi_norm(self.backbone(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.hash(self.backbone(x))
+        return self.hash(self.features(x))
 
     @torch.no_grad()
     def codes(self, x: torch.Tensor) -> torch.Tensor:
