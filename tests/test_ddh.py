@@ -337,3 +337,19 @@ def test_cifar10_pseudo_labels_real_mirror():
     pl = build_pseudo_labels(x, 15, 6)
     p = label_precision(pl.S1, ds.labels[tr])
     assert 0.15 < p < 0.6            # far above chance (0.1), far below supervised
+
+
+def test_kmeans_features_shapes_and_quality():
+    from hashrepro.methods.ddh import kmeans_features
+    rng = np.random.default_rng(0)
+    # two "classes": horizontal vs vertical stripes with noise
+    base = np.zeros((2, 16, 16), np.float32)
+    base[0, ::4] = 255
+    base[1, :, ::4] = 255
+    y = np.repeat([0, 1], 40)
+    imgs = np.clip(base[y] + rng.normal(0, 30, (80, 16, 16)), 0, 255).astype(np.uint8)[..., None]
+    f = kmeans_features(imgs, n_centroids=16, stride=2, n_patches=3000, seed=0)
+    assert f.shape == (80, 64) and np.all(f >= 0)
+    assert np.array_equal(f, kmeans_features(imgs, n_centroids=16, stride=2, n_patches=3000, seed=0))
+    pl = build_pseudo_labels(np.sqrt(f), 5, 2)
+    assert label_precision(pl.S1, y) > 0.9
