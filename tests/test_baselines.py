@@ -260,3 +260,49 @@ def test_quality_supervised_beat_lsh_and_itq_beats_pcah(fitted, digits):
     # the strongest supervised methods are far ahead on digits
     for name in ("ksh", "sdh", "itq-cca", "fasth"):
         assert maps[name] > 0.7, (name, maps)
+
+
+# --------------------------------------------------------------------------- experiment runner
+def test_experiment_run_grid_and_cli_on_digits(tmp_path, capsys):
+    import json
+    import warnings
+
+    from hashrepro.baselines import experiment
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the per-class split is scaled down on 1,797 digits
+        rec = experiment.run("lsh", dataset="digits", bits=8, seed=0)
+        assert rec["paper"] == "baselines" and rec["method"] == "lsh" and rec["complete"]
+        assert rec["config"]["feature"] == "pixels" and rec["config"]["fit_on"] == "database"
+        assert rec["protocol"]["ranking"] == "binary" and rec["protocol"]["name"] == "dnnh"
+        assert 0 < rec["metrics"]["map"] <= 1 and rec["metrics"]["fit_time_s"] >= 0
+        assert rec["command"].startswith("python -m hashrepro.baselines.experiment --dataset digits")
+        assert experiment.main(["--dataset", "digits", "--bits", "8", "--methods", "itq-cca",
+                                "--results-dir", str(tmp_path)]) == 0
+        files = sorted(p.name for p in (tmp_path / "baselines").glob("*.json"))
+        assert files == ["itq-cca_digits_8b_seed0_default.json"]
+        sup = json.loads((tmp_path / "baselines" / files[0]).read_text())
+        assert sup["config"]["fit_on"] == "labelled train" and sup["config"]["supervised"]
+        # a second run skips complete records
+        experiment.main(["--dataset", "digits", "--bits", "8", "--methods", "itq-cca", "--results-dir", str(tmp_path)])
+        assert "skip itq-cca_digits_8b_seed0_default" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="unsupervised methods only"):
+        experiment.run("ksh", dataset="digits", bits=8, protocol="ddh")
+    with pytest.raises(ValueError, match="unknown protocol"):
+        experiment.run("lsh", dataset="digits", bits=8, protocol="nope")
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_experiment_on_the_real_mnist_mirror():
+    import os
+
+    from hashrepro.baselines import experiment
+
+    root = os.environ.get("HASHREPRO_DATA")
+    if not root or not os.path.isdir(os.path.join(root, "MNIST")):
+        pytest.skip("HASHREPRO_DATA with MNIST/ not available")
+    rec = experiment.run("itq", dataset="mnist", bits=16, seed=0)
+    p = rec["protocol"]
+    assert (p["n_query"], p["n_train"], p["n_database"]) == (1000, 5000, 69000)
+    assert 0.3 < rec["metrics"]["map"] < 0.6  # ITQ on MNIST pixels, 16 bits

@@ -80,6 +80,13 @@ def load_features(dataset: str, feature: str, protocol: str = "dnnh", seed: int 
     return F, np.asarray(ds.labels), sp
 
 
+def _encode(hasher, F, idx, chunk: int = 8192):
+    """Codes of the rows ``idx`` of ``F``, in chunks (bounded float64 copies)."""
+    idx = np.asarray(idx)
+    return np.concatenate([hasher.transform(np.asarray(F[idx[s:s + chunk]], dtype=np.float64))
+                           for s in range(0, len(idx), chunk)], axis=0)
+
+
 def run(method: str, dataset: str = "cifar10", bits: int = 32, seed: int = 0, feature: str | None = None,
         protocol: str = "dnnh", params: dict | None = None, root=None, _cache: dict | None = None) -> dict:
     """Fit one baseline, encode query and database, evaluate, return a run record.
@@ -125,15 +132,21 @@ def run(method: str, dataset: str = "cifar10", bits: int = 32, seed: int = 0, fe
         fit_idx, fit_on = (sp.database, "database") if p["unsupervised_fit"] == "database" else (sp.train, "train")
         if len(fit_idx) > MAX_UNSUPERVISED_FIT:
             fit_idx = np.sort(np.random.RandomState(seed).choice(fit_idx, MAX_UNSUPERVISED_FIT, replace=False))
-    hasher = get(method, n_bits=bits, random_state=seed, **(params or {}))
+    params = dict(params or {})
+    default_anchors = BASELINES[method]().get_params().get("n_anchors")
+    if default_anchors is not None and "n_anchors" not in params and default_anchors > len(fit_idx) // 2:
+        params["n_anchors"] = max(2, len(fit_idx) // 2)  # small datasets: fewer anchors than points
+        warnings.warn(f"{method}: {len(fit_idx)} training points; using n_anchors={params['n_anchors']}",
+                      stacklevel=2)
+    hasher = get(method, n_bits=bits, random_state=seed, **params)
     Xfit = np.asarray(F[fit_idx], dtype=np.float64)
     t0 = time.time()
     hasher.fit(Xfit, labels[fit_idx] if cls.supervised else None)
     fit_time = time.time() - t0
     t0 = time.time()
-    db_codes = hasher.transform(F[sp.database])
+    db_codes = _encode(hasher, F, sp.database)
     encode_time = time.time() - t0
-    q_codes = hasher.transform(F[sp.query])
+    q_codes = _encode(hasher, F, sp.query)
     ev = evaluate(q_codes, db_codes, labels[sp.query], labels[sp.database], topk=p["topk"])
     metrics = {k: v for k, v in ev.items() if k not in ("curves", "protocol")}
     metrics["fit_time_s"] = fit_time
