@@ -353,3 +353,10 @@ def test_kmeans_features_shapes_and_quality():
     assert np.array_equal(f, kmeans_features(imgs, n_centroids=16, stride=2, n_patches=3000, seed=0))
     pl = build_pseudo_labels(np.sqrt(f), 5, 2)
     assert label_precision(pl.S1, y) > 0.9
+
+
+def test_run_smoke_shallow_baseline_same_features():
+    from hashrepro.methods.ddh import run
+    rec = run(_smoke_config(baseline="itq", bits=16))
+    assert rec["method"] == "itq" and rec["config"]["features"] == "kmeans"
+    assert 0 <= rec["metrics"]["map"] <= 1 and rec["bits"] == 16

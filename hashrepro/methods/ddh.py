@@ -56,6 +56,9 @@ __all__ = ["Config", "run", "FEATURES", "compute_features", "prepare", "train_dd
 
 FEATURES = ("kmeans", "contrastive", "pixels", "hog", "gist", "resnet")
 SCALES = ("smoke", "default", "paper")
+#: shallow unsupervised hashers of Table 2 (hashrepro.baselines names → the paper's row names)
+SHALLOW = ("lsh", "pcah", "itq", "sh", "sphh", "kmh")
+SHALLOW_PAPER_NAMES = {"lsh": "LSH", "pcah": "PCAH", "itq": "PCA-ITQ", "sh": "SH", "sphh": "SphH", "kmh": "KMH"}
 PAPER = "ddh"
 
 
@@ -71,7 +74,9 @@ class Config:
         features (one of FEATURES), k1, k2, expand (False = plain K1-NN), knn_pca_dim,
         supervised (S from class labels, Table 5), label_curve (compute Fig. 2 curve),
         label_ks (K values of that curve), labels_only (stop after the pseudo labels:
-        a label-quality record without hashing).
+        a label-quality record without hashing), baseline (None, or a shallow hasher of
+        Table 2 — lsh, pcah, itq, sh, sphh, kmh — trained on the *same* label features, for
+        the "same features for all methods" comparison; the run then has no network).
     Network (Table 1)
         width (conv1 channels; Table 1: 64), fc_dim (full6/full7; Table 1: 4096), lrn, init
         ("contrastive" | "random" | "imagenet" — the last raises offline).
@@ -109,6 +114,7 @@ class Config:
     label_ks: tuple = (5, 10, 15, 20, 30, 50, 100)
     label_expand_max_k: int = 20
     labels_only: bool = False
+    baseline: str | None = None
     # network
     width: int = 8
     fc_dim: int = 256
@@ -142,6 +148,8 @@ class Config:
     def validate(self) -> "Config":
         if self.scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
+        if self.baseline is not None and self.baseline not in SHALLOW:
+            raise ValueError(f"baseline must be None or one of {SHALLOW}, got {self.baseline!r}")
         if self.features not in FEATURES:
             raise ValueError(f"features must be one of {FEATURES}, got {self.features!r}")
         if self.init not in ("contrastive", "random", "imagenet"):
@@ -150,8 +158,8 @@ class Config:
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if self.pair_sampling not in ("anchor_positive", "uniform"):
             raise ValueError(f"pair_sampling must be 'anchor_positive' or 'uniform', got {self.pair_sampling!r}")
-        if not (isinstance(self.bits, (int, np.integer)) and self.bits >= 1):
-            raise ValueError(f"bits must be a positive integer, got {self.bits!r}")
+        if not (isinstance(self.bits, (int, np.integer)) and (self.bits >= 1 or (self.labels_only and self.bits == 0))):
+            raise ValueError(f"bits must be a positive integer (0 allowed with labels_only), got {self.bits!r}")
         for name in ("k1", "k2", "iterations", "batch_size", "width", "fc_dim", "ssl_batch_size"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < (0 if name == "iterations" else 1):
@@ -314,7 +322,7 @@ def _handcrafted(name: str, images: np.ndarray, dataset=None, indices=None) -> n
 
 def kmeans_features(images: np.ndarray, n_centroids: int = 256, patch: int = 6, stride: int = 2,
                     n_patches: int = 100_000, iterations: int = 10, seed: int = 0, chunk: int = 500,
-                    eps_norm: float = 10.0, eps_zca: float = 0.1) -> np.ndarray:
+                    eps_norm: float = 10.0, eps_zca: float = 0.1, fit_images: np.ndarray | None = None) -> np.ndarray:
     """Single-layer unsupervised features of Coates, Lee & Ng (AISTATS 2011), a label-free
     feature source for Algorithm 1 that is cheap on a CPU.
 
@@ -324,7 +332,9 @@ def kmeans_features(images: np.ndarray, n_centroids: int = 256, patch: int = 6, 
     patches (every ``stride`` pixels; d_k = distance to centroid k), sum-pooled over the four
     image quadrants: (N, 4·n_centroids) float32. Only the images are used, never labels.
 
-    images : uint8 (N, H, W, C).
+    images : uint8 (N, H, W, C), the images to describe.
+    fit_images : uint8 (M, H, W, C), optional: learn whitening and centroids from these
+        (e.g. the training images) instead of ``images``.
     """
     import torch.nn.functional as F
 
@@ -334,14 +344,18 @@ def kmeans_features(images: np.ndarray, n_centroids: int = 256, patch: int = 6, 
         arr = arr[..., None]
     x8 = torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2)))
     N, C, H, W = x8.shape
+    fit = arr if fit_images is None else np.asarray(fit_images)
+    if fit.ndim == 3:
+        fit = fit[..., None]
+    Nf = len(fit)
     if H < patch or W < patch:
         raise ValueError(f"images of {H}x{W} are smaller than patch={patch}")
     d = C * patch * patch
-    n_patches = int(min(n_patches, max(N * 20, n_centroids * 4)))
-    ii = rng.integers(0, N, n_patches)
+    n_patches = int(min(n_patches, max(Nf * 20, n_centroids * 4)))
+    ii = rng.integers(0, Nf, n_patches)
     rr = rng.integers(0, H - patch + 1, n_patches)
     cc = rng.integers(0, W - patch + 1, n_patches)
-    xi = arr[ii].transpose(0, 3, 1, 2)                                # (n, C, H, W)
+    xi = fit[ii].transpose(0, 3, 1, 2)                                # (n, C, H, W)
     ar = np.arange(patch)
     P = xi[np.arange(n_patches)[:, None, None, None], np.arange(C)[None, :, None, None],
            (rr[:, None] + ar)[:, None, :, None], (cc[:, None] + ar)[:, None, None, :]]
@@ -383,15 +397,20 @@ def kmeans_features(images: np.ndarray, n_centroids: int = 256, patch: int = 6, 
     return torch.cat(out).numpy().astype(np.float32)
 
 
-def _kmeans_cached(cfg: "Config", images: np.ndarray, key_extra: dict) -> tuple[np.ndarray, dict]:
-    key = _key({"v": 1, "k": cfg.kmeans_centroids, "stride": cfg.kmeans_stride, "seed": cfg.seed,
-                "shape": list(np.asarray(images).shape), **key_extra})
+def _kmeans_cached(cfg: "Config", images: np.ndarray, key_extra: dict,
+                   fit_images: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+    kd = {"v": 1, "k": cfg.kmeans_centroids, "stride": cfg.kmeans_stride, "seed": cfg.seed,
+          "shape": list(np.asarray(images).shape), **key_extra}
+    if fit_images is not None:
+        kd["fit_shape"] = list(np.asarray(fit_images).shape)
+    key = _key(kd)
     cdir = _cache_dir(cfg)
     path = cdir / f"kmeans_{key}.npy" if cdir is not None else None
     if path is not None and path.is_file():
         return np.load(path).astype(np.float32), {"kmeans_cache_hit": True}
     t0 = time.perf_counter()
-    feats = kmeans_features(images, cfg.kmeans_centroids, stride=cfg.kmeans_stride, seed=cfg.seed)
+    feats = kmeans_features(images, cfg.kmeans_centroids, stride=cfg.kmeans_stride, seed=cfg.seed,
+                            fit_images=fit_images)
     info = {"kmeans_cache_hit": False, "kmeans_wall_time_s": time.perf_counter() - t0}
     if path is not None:
         cdir.mkdir(parents=True, exist_ok=True)
@@ -661,6 +680,56 @@ def prepare(cfg: Config):
     return out
 
 
+def run_shallow(cfg: Config) -> dict:
+    """A shallow hasher of Table 2 (``cfg.baseline``) on the label features ``cfg.features`` of the
+    training images; queries and database encoded from the same features. Returns a run record."""
+    from ..baselines import BASELINES
+    from ..metrics import evaluate, mean_average_precision
+    from ..results import make_record
+    from ..train import describe_device, resolve_device, seed_everything
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    seed_everything(cfg.seed)
+    ds, train, query, database, proto = _load_and_split(cfg)
+    need = np.unique(np.concatenate([train, query, database]))
+    pos = {int(j): i for i, j in enumerate(need)}
+    key_extra = {"dataset": cfg.dataset, "all": hashlib.sha256(need.tobytes()).hexdigest()[:16],
+                 "train": hashlib.sha256(np.asarray(train).tobytes()).hexdigest()[:16]}
+    info: dict = {"features": cfg.features}
+    tf = time.perf_counter()
+    if cfg.features == "kmeans":
+        feats, extra = _kmeans_cached(cfg, ds.images[need], key_extra, fit_images=ds.images[train])
+        feats = np.sqrt(np.maximum(feats, 0))
+        info.update(extra)
+    elif cfg.features in ("gist", "hog"):
+        feats = _handcrafted(cfg.features, ds.images[need], ds, need)
+    elif cfg.features == "pixels":
+        feats = np.asarray(ds.images[need], dtype=np.float32).reshape(len(need), -1) / 255.0
+    else:
+        raise ValueError(f"baseline runs support features kmeans, gist, hog, pixels; got {cfg.features!r}")
+    info["feature_wall_time_s"] = time.perf_counter() - tf
+    rows = lambda idx: feats[[pos[int(j)] for j in idx]]                     # noqa: E731
+    hasher = BASELINES[cfg.baseline](n_bits=int(cfg.bits), random_state=cfg.seed)
+    tt = time.perf_counter()
+    hasher.fit(rows(train))
+    info["train_wall_time_s"] = time.perf_counter() - tt
+    qb, dbb = hasher.transform(rows(query)), hasher.transform(rows(database))
+    qy, dby = ds.labels[query], ds.labels[database]
+    ev = evaluate(qb, dbb, qy, dby, topk=cfg.topk, radius=2)
+    metrics = {"map": float(ev["map"]), "precision_radius2": float(ev["precision_radius2"])}
+    if cfg.map_all:
+        metrics["map_all_skip_empty"] = float(mean_average_precision(qb, dbb, qy, dby, topk=None, empty="skip"))
+    metrics.update({k: float(v) for k, v in info.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    metrics["cpu_time_s"] = time.process_time() - c0
+    protocol = dict(proto)
+    protocol.update(ev.get("protocol", {}))
+    config_d = cfg.to_dict()
+    config_d["info"] = {k: v for k, v in info.items() if isinstance(v, (str, bool))}
+    return make_record(PAPER, cfg.baseline, cfg.dataset, int(cfg.bits), cfg.seed, cfg.scale, config_d, protocol,
+                       metrics, dict(ev.get("curves", {})), time.perf_counter() - t0,
+                       describe_device(resolve_device("cpu")))
+
+
 def run(config: Config | None = None, **overrides) -> dict:
     """Run DDH end to end and return a run record (:func:`hashrepro.results.make_record`)."""
     from ..metrics import evaluate
@@ -671,6 +740,8 @@ def run(config: Config | None = None, **overrides) -> dict:
     if overrides:
         cfg = dataclasses.replace(cfg, **overrides)
     cfg.validate()
+    if cfg.baseline is not None:
+        return run_shallow(cfg)
     t_start = time.perf_counter()
     c_start = time.process_time()
     prep = prepare(cfg)
