@@ -308,6 +308,7 @@ def test_smoke_run_bs_drsch_digits_curve():
     assert rec["protocol"]["database_includes_train"] is True
     bs = rec["curves"]["bit_scalable"]
     assert bs["bits"] == [4, 8, 16] and all(0 <= v <= 1 for v in bs["precision_at_100"] + bs["map"])
+    assert set(bs) == {"bits", "map", "precision_at_100", "precision_radius2"}
     assert bs["map"][1] == pytest.approx(rec["metrics"]["map"])
 
 

@@ -86,7 +86,8 @@ def plot_run(record: dict):
     if bs:
         pk = next(k for k in bs if k.startswith("precision_at_") and not k.endswith("_whamming"))
         ax.plot(bs["bits"], bs[pk], marker="^", label="Hamming")
-        ax.plot(bs["bits"], bs[pk + "_whamming"], marker="v", label="weighted Hamming")
+        if pk + "_whamming" in bs:
+            ax.plot(bs["bits"], bs[pk + "_whamming"], marker="v", label="weighted Hamming")
         ax.set(xlabel="number of bits kept (top |w|)", ylabel=pk.replace("_", " "), ylim=(0, 1.02),
                title="BS-DRSCH: truncated codes")
         ax.legend(fontsize=8)
