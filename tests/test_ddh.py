@@ -358,5 +358,5 @@ def test_kmeans_features_shapes_and_quality():
 def test_run_smoke_shallow_baseline_same_features():
     from hashrepro.methods.ddh import run
     rec = run(_smoke_config(baseline="itq", bits=16))
-    assert rec["method"] == "itq" and rec["config"]["features"] == "kmeans"
+    assert rec["method"] == "itq" and rec["config"]["features"] == "gist"
     assert 0 <= rec["metrics"]["map"] <= 1 and rec["bits"] == 16

@@ -104,7 +104,7 @@ class Config:
     n_database: int | None = None
     topk: int | None = 1000
     # pseudo labels
-    features: str = "kmeans"
+    features: str = "gist"
     k1: int = 15
     k2: int = 6
     expand: bool = True
@@ -184,7 +184,8 @@ class Config:
         "smoke": seconds (tests): tiny net, 10 iterations, 3 SSL iterations, small subsets.
         "default": CPU-sized (2 cores): width 8 (Table 1: 64), fc 256 (4096), 800 DDH
             iterations of 128 (≈ 2 epochs of 50,000), 600 SSL iterations of 128; labels from
-            k-means features (the best label-free source we measured offline).
+            512-d GIST (the best source we measured offline on CIFAR-10: K1-NN precision
+            0.446 vs 0.409 k-means, 0.32 pixels, 0.22 contrastive; see the chapter).
         "paper": Table 1 widths (64/256, 4096), §3.2 hyper-parameters, 50 epochs of the
             50,000 CIFAR-10 training images (19,500 iterations of 128) — for a GPU. The paper's
             own label features / initialisation (ImageNet ResNet-50, ImageNet CNN-F) are
