@@ -93,18 +93,21 @@ def pairs(records) -> list[tuple[dict, dict]]:
 
 # --------------------------------------------------------------------------- figures
 def f1_bucket(records, dataset: str | None = None, bits: int | None = None, methods: Iterable[str] | None = None,
-              ax=None, curve: str = "f1_bucket", legend: bool = True):
+              ax=None, curve: str = "f1_bucket", legend: bool = True, oracle: bool = False):
     """Figs. 5–7: F1 (y) against the number of hash buckets visited (x, log scale), one point per K.
 
-    Draws the latest seed-0-first record of every method for the given dataset and bits (all of
-    them when None). MCH-X is solid, X dashed, baselines dashed.
+    Draws the lowest-seed record of every method for the given dataset and bits (all of them
+    when None). MCH-X is a thick solid line drawn first; X (and the baselines) dashed with hollow
+    markers on top, so that X stays visible where MCH-X coincides with it (ANHC = 1).
+    ``oracle``: also the oracle-agent curve of each MCH-X record (dotted).
     """
     import matplotlib.pyplot as plt
 
     ax = ax or plt.subplots(figsize=(5, 3.6))[1]
     latest = _latest(as_records(records))
     seen = set()
-    for (m, d, b, s, sc), r in sorted(latest.items(), key=lambda kv: (kv[0][0], kv[0][3])):
+    order = sorted(latest.items(), key=lambda kv: (not kv[0][0].startswith("mch-"), kv[0][0], kv[0][3]))
+    for (m, d, b, s, sc), r in order:
         if (dataset and d != dataset) or (bits and b != bits) or (methods and m not in methods):
             continue
         if (m, d, b) in seen or curve not in r.get("curves", {}):
@@ -112,7 +115,14 @@ def f1_bucket(records, dataset: str | None = None, bits: int | None = None, meth
         seen.add((m, d, b))
         c = r["curves"][curve]
         col, mk, lab = _style(m)
-        ax.plot(np.maximum(c["buckets"], 1), c["f1"], _ls(m), color=col, marker=mk, ms=4, lw=1.3, label=lab)
+        if m.startswith("mch-"):
+            ax.plot(np.maximum(c["buckets"], 1), c["f1"], "-", color=col, marker=mk, ms=5, lw=3, alpha=0.45, label=lab)
+            if oracle and "f1_bucket_oracle" in r["curves"]:
+                o = r["curves"]["f1_bucket_oracle"]
+                ax.plot(np.maximum(o["buckets"], 1), o["f1"], ":", color=col, lw=1.2, label=f"{lab} (oracle agent)")
+        else:
+            ax.plot(np.maximum(c["buckets"], 1), c["f1"], "--", color=col, marker=mk, ms=4, lw=1.1,
+                    markerfacecolor="none", label=lab)
     ax.set_xscale("log")
     ax.set_xlabel("hash buckets visited (mean per query)")
     ax.set_ylabel("F1")
@@ -145,6 +155,7 @@ def radius0_vs_bits(records, dataset: str, metric: str = "recall_radius0", ax=No
         sd = [np.std(vals[(m, b)]) for b in bs]
         col, mk, lab = _style(m)
         ax.errorbar(bs, mu, yerr=sd, fmt=_ls(m), color=col, marker=mk, ms=4, capsize=2, label=lab)
+    ax.set_xticks(sorted({b for _, b in vals}))
     ax.set_xlabel("bits")
     ax.set_ylabel({"recall_radius0": "recall @ H=0", "precision_radius0": "precision @ H=0"}.get(metric, metric))
     ax.set_title(dataset, fontsize=10)
