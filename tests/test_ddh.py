@@ -360,3 +360,18 @@ def test_run_smoke_shallow_baseline_same_features():
     rec = run(_smoke_config(baseline="itq", bits=16))
     assert rec["method"] == "itq" and rec["config"]["features"] == "gist"
     assert 0 <= rec["metrics"]["map"] <= 1 and rec["bits"] == 16
+
+
+def test_plots_render():
+    import matplotlib
+    matplotlib.use("Agg")
+    import pandas as pd
+    from hashrepro.plots.ddh import label_precision_figure, map_vs_bits_figure, pr_curves_figure
+    c = {"k": [5, 10, 30], "knn_precision": [0.5, 0.45, 0.4], "knn_positives": [5, 10, 30],
+         "expanded_precision": [0.4, 0.38, None], "expanded_positives": [40, 80, None]}
+    assert label_precision_figure({"gist": c}) is not None
+    pr = {"precision": [0.9, 0.5, 0.1], "recall": [0.01, 0.3, 1.0]}
+    assert pr_curves_figure({16: {"ddh": pr}, 32: {"ddh": pr}}) is not None
+    t = pd.DataFrame({"method": ["DDH"] * 2, "bits": [16, 32], "paper": [0.4, 0.5], "ours_mean": [0.2, 0.3],
+                      "ours_std": [float("nan")] * 2})
+    assert map_vs_bits_figure(t) is not None
