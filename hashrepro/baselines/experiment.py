@@ -27,6 +27,7 @@ Features: ``gist`` (512-d, :func:`hashrepro.features.gist`; the papers' choice f
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import shlex
 import sys
@@ -58,10 +59,19 @@ DEFAULT_FEATURE = {"cifar10": "gist", "svhn": "gist", "mnist": "pixels", "mnist5
 MAX_UNSUPERVISED_FIT = 60000
 
 
-def command_for(method: str, dataset: str, bits, seed: int, feature: str, protocol: str) -> str:
+def _variant(overrides: dict | None) -> str:
+    """"" for the default hyper-parameters, else ``key=value,...`` (sorted)."""
+    return ",".join(f"{k}={overrides[k]!r}" for k in sorted(overrides or {}))
+
+
+def command_for(method: str, dataset: str, bits, seed: int, feature: str, protocol: str,
+                overrides: dict | None = None) -> str:
     bits = " ".join(str(b) for b in (bits if isinstance(bits, (list, tuple)) else [bits]))
-    return (f"python -m hashrepro.baselines.experiment --dataset {dataset} --bits {bits} --seed {seed} "
-            f"--methods {method} --feature {feature} --protocol {protocol}")
+    cmd = (f"python -m hashrepro.baselines.experiment --dataset {dataset} --bits {bits} --seed {seed} "
+           f"--methods {method} --feature {feature} --protocol {protocol}")
+    for k in sorted(overrides or {}):
+        cmd += f" --set {k}={overrides[k]!r}"
+    return cmd
 
 
 def load_features(dataset: str, feature: str, protocol: str = "dnnh", seed: int = 0, root=None):
@@ -133,6 +143,7 @@ def run(method: str, dataset: str = "cifar10", bits: int = 32, seed: int = 0, fe
         if len(fit_idx) > MAX_UNSUPERVISED_FIT:
             fit_idx = np.sort(np.random.RandomState(seed).choice(fit_idx, MAX_UNSUPERVISED_FIT, replace=False))
     params = dict(params or {})
+    overrides = dict(params)
     default_anchors = BASELINES[method]().get_params().get("n_anchors")
     if default_anchors is not None and "n_anchors" not in params and default_anchors > len(fit_idx) // 2:
         params["n_anchors"] = max(2, len(fit_idx) // 2)  # small datasets: fewer anchors than points
@@ -162,7 +173,7 @@ def run(method: str, dataset: str = "cifar10", bits: int = 32, seed: int = 0, fe
     protocol_rec.update(name=protocol, fit_on=fit_on, n_fit=int(len(fit_idx)))
     config = {"method": method, "feature": feature, "feature_dim": int(F.shape[1]), "protocol": protocol,
               "params": hasher.get_params(), "supervised": bool(cls.supervised), "fit_on": fit_on,
-              "n_fit": int(len(fit_idx))}
+              "n_fit": int(len(fit_idx)), "overrides": overrides, "variant": _variant(overrides)}
     try:
         import torch
         threads = torch.get_num_threads()
@@ -170,13 +181,13 @@ def run(method: str, dataset: str = "cifar10", bits: int = 32, seed: int = 0, fe
         threads = 1
     return make_record("baselines", method, dataset, int(bits), int(seed), "default", config, protocol_rec,
                        metrics, ev.get("curves"), time.time() - t_start, f"cpu ({threads} thread(s))",
-                       command=command_for(method, dataset, bits, seed, feature, protocol))
+                       command=command_for(method, dataset, bits, seed, feature, protocol, overrides))
 
 
-def _run_name(method, dataset, bits, seed, feature, protocol):
+def _run_name(method, dataset, bits, seed, feature, protocol, overrides=None):
     from hashrepro.results import run_name
 
-    extra = {}
+    extra = dict(overrides or {})
     if feature != DEFAULT_FEATURE.get(dataset, "gist"):
         extra["feature"] = feature
     if protocol != "dnnh":
@@ -186,7 +197,7 @@ def _run_name(method, dataset, bits, seed, feature, protocol):
 
 def run_grid(dataset: str, bits=(12, 24, 32, 48), seed: int = 0, methods=None, feature: str | None = None,
              protocol: str = "dnnh", results_dir: str | os.PathLike = "results", skip_existing: bool = True,
-             root=None, verbose: bool = True) -> list[Path]:
+             root=None, verbose: bool = True, params: dict | None = None) -> list[Path]:
     """Run every (method, bits) and save the records under ``results_dir/baselines/``; complete
     records are skipped (an interrupted grid resumes). Returns the record paths."""
     from hashrepro.results import is_complete, save_run
@@ -199,7 +210,7 @@ def run_grid(dataset: str, bits=(12, 24, 32, 48), seed: int = 0, methods=None, f
     cache: dict = {}
     for method in methods:
         for b in bits:
-            name = _run_name(method, dataset, b, seed, feature, protocol)
+            name = _run_name(method, dataset, b, seed, feature, protocol, params)
             path = _resolve(results_dir) / "baselines" / f"{name}.json"
             if skip_existing and path.exists() and is_complete(path):
                 if verbose:
@@ -207,7 +218,7 @@ def run_grid(dataset: str, bits=(12, 24, 32, 48), seed: int = 0, methods=None, f
                 out.append(path)
                 continue
             t = time.time()
-            rec = run(method, dataset, b, seed, feature, protocol, root=root, _cache=cache)
+            rec = run(method, dataset, b, seed, feature, protocol, params=params, root=root, _cache=cache)
             path = save_run(rec, results_dir, name)
             if verbose:
                 m = rec["metrics"]
@@ -231,7 +242,19 @@ def main(argv=None) -> int:
     ap.add_argument("--results-dir", default="results")
     ap.add_argument("--threads", type=int, default=1, help="BLAS/torch threads (default 1)")
     ap.add_argument("--force", action="store_true", help="rerun even when a complete record exists")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a hyper-parameter (Python literal), e.g. --set max_train=None; "
+                         "recorded as a variant (its own run name)")
     args = ap.parse_args(argv)
+    params = {}
+    for item in args.set:
+        if "=" not in item:
+            ap.error(f"--set expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            params[k] = ast.literal_eval(v)
+        except (ValueError, SyntaxError):
+            params[k] = v
     bad = [m for m in (args.methods or []) if m not in BASELINES]
     if bad:
         ap.error(f"unknown method(s) {bad}; valid: {', '.join(BASELINES)}")
@@ -245,7 +268,7 @@ def main(argv=None) -> int:
     with threadpool_limits(args.threads), warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
         run_grid(args.dataset, args.bits, args.seed, args.methods, args.feature, args.protocol,
-                 args.results_dir, skip_existing=not args.force)
+                 args.results_dir, skip_existing=not args.force, params=params or None)
     return 0
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 from . import BASELINES
 
 __all__ = ["METHODS", "methods_table", "hyperparameters_table", "map_table", "paper_only_table",
-           "timing_table", "DNNH_NAMES", "DDH_NAMES"]
+           "timing_table", "variants_table", "DNNH_NAMES", "DDH_NAMES"]
 
 #: (two-line summary, fidelity note) per method, in the book's order.
 METHODS = {
@@ -89,10 +89,14 @@ def _fmt(x, digits=3):
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def _select(records: pd.DataFrame, dataset: str, protocol: str) -> pd.DataFrame:
+def _select(records: pd.DataFrame, dataset: str, protocol: str, variants: bool = False) -> pd.DataFrame:
     if records is None or not len(records) or "config.protocol" not in records.columns:
         return pd.DataFrame(columns=["method", "dataset", "bits"])
     r = records[(records["dataset"] == dataset) & (records["config.protocol"] == protocol)]
+    if variants:
+        return r[r["config.variant"].fillna("") != ""] if "config.variant" in r else r.iloc[:0]
+    if "config.variant" in r:
+        r = r[r["config.variant"].fillna("") == ""]
     return r
 
 
@@ -135,6 +139,17 @@ def paper_only_table(paper: pd.DataFrame, note: str = "") -> pd.DataFrame:
     p = paper.pivot_table(index="method", columns="bits", values="value", aggfunc="first")
     p.columns = [f"{c} bits" for c in p.columns]
     return p.map(lambda v: "—" if pd.isna(v) else f"{v:.3f}")
+
+
+def variants_table(records: pd.DataFrame, dataset: str, protocol: str = "dnnh") -> pd.DataFrame:
+    """Runs with non-default hyper-parameters (``--set``): method, variant, bits, MAP."""
+    r = _select(records, dataset, protocol, variants=True)
+    if not len(r):
+        return pd.DataFrame()
+    rows = [{"method": pretty(row["method"]), "variant": row["config.variant"], "bits": int(row["bits"]),
+             "map": _fmt(row.get("metrics.map"))} for _, row in r.iterrows()]
+    return pd.DataFrame(rows).pivot_table(index=["method", "variant"], columns="bits", values="map",
+                                          aggfunc="last").rename(columns=lambda b: f"{b} bits")
 
 
 def timing_table(records: pd.DataFrame, dataset: str, protocol: str = "dnnh", bits: int = 32) -> pd.DataFrame:
