@@ -403,3 +403,13 @@ def test_claims_and_bit_scalable_tables_and_figures():
                 P.fig_bit_scalable([]), P.plot_run(recs[-1])):
         assert fig.axes
     assert P.claims_table([]).loc[0, "verdict"].startswith("not testable")
+
+
+def test_full_length_bs_counts_as_drsch():
+    from hashrepro.plots import drsch as P
+
+    recs = [_fake("bs-drsch", "cifar10", 64, 0.5, 0.6, bs=[0.3, 0.4, 0.6]), _fake("drsch", "mnist", 64, 0.8, 0.9),
+            _fake("bs-drsch", "mnist", 64, 0.8, 0.9, bs=[0.7, 0.8, 0.9])]
+    out = P.with_full_length_bs_as_drsch(recs)
+    added = [r for r in out if r.get("derived_from")]
+    assert len(added) == 1 and added[0]["dataset"] == "cifar10" and added[0]["method"] == "drsch"

@@ -205,7 +205,8 @@ def runs_table(records, digits: int = 3):
         m, p, c = r.get("metrics", {}), r.get("protocol", {}), r.get("config", {})
         bits = f"{p.get('bits_trained', r['bits'])}→{r['bits']}" if p.get("bits_trained", r["bits"]) != r["bits"] \
             else str(r["bits"])
-        rows.append({"dataset": r["dataset"], "method": METHOD_LABELS.get(r["method"], r["method"]), "bits": bits,
+        method = METHOD_LABELS.get(r["method"], r["method"]) + (" (= BS-DRSCH, all bits)" if r.get("derived_from") else "")
+        rows.append({"dataset": r["dataset"], "method": method, "bits": bits,
                      "seed": r.get("seed"), "scale": r.get("scale"),
                      "mAP (Hamming)": m.get("map"), "mAP (weighted Hamming)": m.get("map_whamming"),
                      "mAP (continuous, released code)": m.get("map_continuous"),
@@ -296,3 +297,41 @@ def claims_table(records, baseline_records=None, datasets=("mnist", "cifar10")):
                  ("reproduced" if ok == total else ("partly reproduced" if ok else "not reproduced")),
                  "evidence": f"≥ 95% in {ok}/{total}: " + "; ".join(ev) if total else "—"})
     return pd.DataFrame(rows)
+
+
+def with_full_length_bs_as_drsch(records):
+    """Add a DRSCH row for every full-length BS-DRSCH record that has no DRSCH twin.
+
+    BS-DRSCH evaluated on all of its bits *is* DRSCH at that length (same config, same seed, same
+    model), so a separate DRSCH run would repeat it exactly; the derived copy has method "drsch",
+    ``record["derived_from"] = "bs-drsch"`` and the same metrics. Accepts a DataFrame from
+    :func:`hashrepro.results.load_records` (returns a DataFrame) or a list of records.
+    """
+    import copy
+
+    import pandas as pd
+
+    is_df = hasattr(records, "columns")
+    recs = as_records(records)
+    have = {(r["dataset"], int(r["bits"]), r.get("seed"), r.get("scale")) for r in recs if r["method"] == "drsch"}
+    extra = []
+    for r in recs:
+        full = int(r.get("protocol", {}).get("bits_trained", r["bits"])) == int(r["bits"])
+        key = (r["dataset"], int(r["bits"]), r.get("seed"), r.get("scale"))
+        if r["method"] == "bs-drsch" and full and key not in have:
+            d = copy.deepcopy(r)
+            d["method"] = "drsch"
+            d["derived_from"] = "bs-drsch"
+            extra.append(d)
+    if not is_df:
+        return recs + extra
+    if not extra:
+        return records
+    rows = []
+    for d in extra:
+        src = records[(records["method"] == "bs-drsch") & (records["dataset"] == d["dataset"])
+                      & (records["bits"] == d["bits"]) & (records["seed"] == d["seed"])].iloc[0].copy()
+        src["method"] = "drsch"
+        src["record"] = d
+        rows.append(src)
+    return pd.concat([records, pd.DataFrame(rows)], ignore_index=True)
