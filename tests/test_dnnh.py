@@ -122,6 +122,23 @@ def test_threshold_applies_and_epsilon_settable():
     assert float(net.head.epsilon) == pytest.approx(0.05)
 
 
+def test_mean_center_train_and_eval():
+    from hashrepro.models.nin import MeanCenter
+
+    mc = MeanCenter(3, momentum=0.5)
+    c = torch.tensor([[1.0, 2.0, 3.0], [3.0, 4.0, 5.0]])
+    assert torch.allclose(mc(c), torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]))
+    assert torch.allclose(mc.running_mean, torch.tensor([1.0, 1.5, 2.0]))
+    mc.eval()
+    assert torch.allclose(mc(c), c - torch.tensor([1.0, 1.5, 2.0]))
+    # a common offset that would make every bit constant is removed
+    torch.manual_seed(0)
+    dem = DivideAndEncode(40, 4, center=True)
+    x = torch.rand(64, 40) * 0.1 + 5.0
+    bits = dem(x) > 0.5
+    assert (bits.float().mean(0) > 0).all() and (bits.float().mean(0) < 1).all()
+
+
 def test_fc_variant_is_dense_sigmoid():
     torch.manual_seed(0)
     fc = FCEncoder(100, 4, beta=1.0)

@@ -53,6 +53,7 @@ __all__ = [
     "piecewise_threshold",
     "DivideAndEncode",
     "FCEncoder",
+    "MeanCenter",
     "DNNHNet",
     "SUPPORTED_INPUT_SIZES",
 ]
@@ -224,6 +225,32 @@ def _slice_ids(d: int, q: int) -> torch.Tensor:
     return torch.repeat_interleave(torch.arange(q), torch.tensor(lengths))
 
 
+class MeanCenter(nn.Module):
+    """Subtract the mean of each pre-activation over the mini-batch (running mean at eval).
+
+    Not in the paper: an optional fix (``center=True``) for bits that are constant over all
+    images. The features entering the hash layer are non-negative (ReLU, then average pooling)
+    and strongly correlated across images, so ``c = W x`` starts with a common component larger
+    than its variation between images; the bit is then the same for every image, the triplet
+    loss cannot see it (its gradient is 2(b⁻ − b⁺) = 0) and, once the piecewise threshold
+    saturates it, it never moves. Centring ``c`` (mean-only batch normalisation, no scaling, no
+    learned parameters) makes every bit split the batch from the first iteration.
+    """
+
+    def __init__(self, n: int, momentum: float = 0.1):
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("running_mean", torch.zeros(n))
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        if self.training and c.shape[0] > 1:
+            m = c.mean(0)
+            with torch.no_grad():
+                self.running_mean.lerp_(m.detach(), self.momentum)
+            return c - m
+        return c - self.running_mean
+
+
 class DivideAndEncode(nn.Module):
     """Divide-and-encode module (§3.3, Fig. 2a): (N, d) features → (N, q) approximate codes in [0, 1].
 
@@ -238,7 +265,7 @@ class DivideAndEncode(nn.Module):
     """
 
     def __init__(self, in_features: int, bits: int, beta: float = 1.0, epsilon: float = 0.5,
-                 threshold: bool = True, bias: bool = False):
+                 threshold: bool = True, bias: bool = False, center: bool = False):
         super().__init__()
         if bits < 1:
             raise ValueError(f"bits must be >= 1, got {bits}")
@@ -252,6 +279,7 @@ class DivideAndEncode(nn.Module):
         bound = (1.0 / lengths.sqrt())[self.slice_id]
         self.weight = nn.Parameter((torch.rand(in_features) * 2 - 1) * bound)
         self.bias = nn.Parameter(torch.zeros(bits)) if bias else None
+        self.center = MeanCenter(bits) if center else None
 
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
         """c = fc_i(x^(i)) for every slice i: (N, d) → (N, q)."""
@@ -260,6 +288,8 @@ class DivideAndEncode(nn.Module):
         out = x.new_zeros(x.shape[0], self.bits).index_add_(1, self.slice_id, x * self.weight)
         if self.bias is not None:
             out = out + self.bias
+        if self.center is not None:
+            out = self.center(out)
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -270,7 +300,7 @@ class DivideAndEncode(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, bits={self.bits}, beta={self.beta}, "
-                f"epsilon={float(self.epsilon):.4f}, threshold={self.threshold}")
+                f"epsilon={float(self.epsilon):.4f}, threshold={self.threshold}, center={self.center is not None}")
 
 
 class FCEncoder(nn.Module):
@@ -279,17 +309,22 @@ class FCEncoder(nn.Module):
     No piecewise threshold: Fig. 2(b) is "a fully-connected layer followed by a sigmoid layer".
     """
 
-    def __init__(self, in_features: int, bits: int, beta: float = 1.0):
+    def __init__(self, in_features: int, bits: int, beta: float = 1.0, center: bool = False):
         super().__init__()
         if not (beta > 0):
             raise ValueError(f"beta must be > 0, got {beta}")
         self.fc = nn.Linear(in_features, bits)
+        self.center = MeanCenter(bits) if center else None
         self.beta = float(beta)
         self.bits = bits
         self.register_buffer("epsilon", torch.tensor(0.5))  # unused; uniform API with DivideAndEncode
 
+    def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.fc(x)
+        return self.center(c) if self.center is not None else c
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.beta * self.fc(x))
+        return torch.sigmoid(self.beta * self.pre_activation(x))
 
 
 VARIANTS = ("dem", "fc", "two-subnets")
@@ -306,12 +341,15 @@ class DNNHNet(nn.Module):
         whether the module is duplicated; we share it). At prediction, queries are encoded with
         P and database images with Q (asymmetric hashing).
 
+    ``center=True`` adds :class:`MeanCenter` before the sigmoid (not in the paper).
+
     Call ``net(x)`` (or ``net(x, role="database")``) for database/positive/negative codes and
     ``net(x, role="query")`` for query/anchor codes; both are the same for the shared variants.
     """
 
     def __init__(self, bits: int, variant: str = "dem", in_channels: int = 3, input_size: int = 32,
-                 width: float = 1.0, beta: float = 1.0, epsilon: float = 0.5, threshold: bool = True):
+                 width: float = 1.0, beta: float = 1.0, epsilon: float = 0.5, threshold: bool = True,
+                 center: bool = False):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
@@ -321,9 +359,9 @@ class DNNHNet(nn.Module):
         self.query_subnet = NINSubNetwork(bits, in_channels, input_size, width) if variant == "two-subnets" else None
         d = self.subnet.out_features
         if variant == "fc":
-            self.head: nn.Module = FCEncoder(d, bits, beta)
+            self.head: nn.Module = FCEncoder(d, bits, beta, center=center)
         else:
-            self.head = DivideAndEncode(d, bits, beta, epsilon, threshold)
+            self.head = DivideAndEncode(d, bits, beta, epsilon, threshold, center=center)
 
     @property
     def asymmetric(self) -> bool:
