@@ -248,6 +248,8 @@ def test_config_validation_and_presets():
     assert (c.k1, c.k2, c.lambda1, c.lambda2, c.lr, c.batch_size) == (15, 6, 15.0, 1e-5, 1e-3, 128)
     p = Config.for_scale("paper")
     assert p.width == 64 and p.fc_dim == 4096
+    assert Config.for_scale("default", dataset="cifar10").iterations == 800
+    assert Config.for_scale("default", dataset="mnist5k").iterations == 300   # notebook defaults
     with pytest.raises(ValueError, match="features must be"):
         Config(features="sift")
     with pytest.raises(ValueError, match="scale must be"):
