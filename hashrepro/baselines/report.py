@@ -101,10 +101,12 @@ def _select(records: pd.DataFrame, dataset: str, protocol: str, variants: bool =
 
 
 def map_table(records: pd.DataFrame, dataset: str, protocol: str = "dnnh", bits=(12, 24, 32, 48),
-              paper: pd.DataFrame | None = None, names: dict | None = None, metric: str = "map") -> pd.DataFrame:
+              paper: pd.DataFrame | None = None, names: dict | None = None, metric: str = "map",
+              paper_metric: str = "map") -> pd.DataFrame:
     """Methods x bits table of "ours" (and "paper" where the paper has the method), as strings.
 
-    ``paper`` is a paper table (long format) and ``names`` maps our method names to its names.
+    ``paper`` is a paper table (long format) and ``names`` maps our method names to its names;
+    ``metric`` is our record's metric, ``paper_metric`` the paper table's.
     Cells read ``0.173 (paper 0.169)``; a method with no record shows "—".
     """
     r = _select(records, dataset, protocol)
@@ -116,7 +118,7 @@ def map_table(records: pd.DataFrame, dataset: str, protocol: str = "dnnh", bits=
     pap = {}
     if paper is not None and names:
         inv = {v: k for k, v in names.items()}
-        p = paper[(paper["dataset"] == dataset) & (paper["metric"] == metric)]
+        p = paper[(paper["dataset"] == dataset) & (paper["metric"] == paper_metric)]
         for _, row in p.iterrows():
             if row["method"] in inv:
                 pap[(inv[row["method"]], int(row["bits"]))] = float(row["value"])
