@@ -10,7 +10,7 @@ matplotlib ``Axes`` and return it.
 * Fig. 9: :func:`sensitivity` — F1–bucket curves of MCH-X for several σ (or ξ).
 * Table 3: :func:`anhc_grid` — ANHC over σ × ξ (ours) and :func:`paper_anhc_grid` (the paper's).
 * :func:`agent_curve` — reward and keep probability during REINFORCE.
-* :func:`claims_table`, :func:`summary_table`, :func:`bucket_ratio` — the chapter's tables.
+* :func:`claims_table`, :func:`summary_table`, :func:`bucket_ratio`, :func:`xi_table` — the chapter's tables.
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ __all__ = [
     "bucket_ratio",
     "summary_table",
     "claims_table",
+    "xi_table",
     "plot_run",
 ]
 
@@ -380,21 +381,50 @@ def claims_table(records) -> pd.DataFrame:
     grids = [m for _, m in ps if "anhc_grid" in m.get("curves", {})]
     for m in grids:
         t = anhc_grid(m)
-        mono += all(np.all(np.diff(t.loc[s].values) <= 1e-9) for s in t.index)
+        if 0.5 in t.index and 0.1 in t.columns and 0.9 in t.columns:
+            mono += bool(t.loc[0.5, 0.1] > t.loc[0.5, 0.9])
         inner = t.drop(index=[s for s in t.index if s >= 1.0], errors="ignore")
         col = 0.5 if 0.5 in inner.columns else inner.columns[len(inner.columns) // 2]
         peak += 0.3 <= float(inner[col].idxmax()) <= 0.5 if inner[col].max() > inner[col].min() else 0
         one += 1.0 in t.index and bool(np.allclose(t.loc[1.0].values, 1.0))
     k = len(grids)
     rows.append({"claim": "ANHC grows as ξ falls (Table 3)",
-                 "evidence": f"non-increasing in ξ for every σ in {mono} of {k} runs",
-                 "verdict": "not testable" if not k else ("reproduced" if mono == k else "not reproduced")})
+                 "evidence": f"ANHC(σ=0.5, ξ=0.1) > ANHC(σ=0.5, ξ=0.9) in {mono} of {k} runs "
+                             "(never lower, by construction; equal where the agent keeps no crop)",
+                 "verdict": "not testable" if not k else ("reproduced" if mono == k else ("partly" if mono else "not reproduced"))})
     rows.append({"claim": "ANHC peaks near σ = 0.3–0.5 (Table 3)",
                  "evidence": f"peak at σ ∈ [0.3, 0.5] (ξ = 0.5) in {peak} of {k} runs (a flat grid counts as no)",
                  "verdict": "not testable" if not k else ("reproduced" if peak == k else ("partly" if peak else "not reproduced"))})
     rows.append({"claim": "ANHC is exactly 1 at σ = 1 (Table 3)",
-                 "evidence": f"{one} of {k} runs",
+                 "evidence": f"{one} of {k} runs (by construction here: the 5 crops are the whole image, equal codes merged)",
                  "verdict": "not testable" if not k else ("reproduced" if one == k else "not reproduced")})
+    return pd.DataFrame(rows)
+
+
+def xi_table(records, target: float = 0.5) -> pd.DataFrame:
+    """From the Fig.-9 sensitivity curves of every MCH-X run: ANHC and the buckets MCH-X / X at
+    F1 = ``target`` (or the highest F1 both reach) for each σ (ξ fixed) and each ξ (σ fixed).
+
+    Returns one row per (dataset, bits, base, vary, value)."""
+    from ..methods.mch import buckets_at_f1
+
+    rows = []
+    for xb, xm in pairs(records):
+        if "sensitivity" not in xm.get("curves", {}):
+            continue
+        s = pd.DataFrame(xm["curves"]["sensitivity"])
+        cb = xb["curves"]["f1_bucket"]
+        for vary in ("sigma", "xi"):
+            sv = s[s["vary"] == vary]
+            for val, g in sv.groupby(vary):
+                g = g.sort_values("K")
+                c = {"f1": g["f1"].tolist(), "buckets": g["buckets"].tolist()}
+                t = min(target, max(cb["f1"]), max(c["f1"]))
+                bb, bm = buckets_at_f1(cb, t), buckets_at_f1(c, t)
+                rows.append({"dataset": xm["dataset"], "bits": int(xm["bits"]), "base": xb["method"],
+                             "σ": float(g["sigma"].iloc[0]), "ξ": float(g["xi"].iloc[0]), "vary": vary,
+                             "ANHC": round(float(g["anhc"].iloc[0]), 3), "F1": round(t, 2),
+                             "buckets MCH/X": round(bm / bb, 3) if bb else float("nan")})
     return pd.DataFrame(rows)
 
 
