@@ -103,6 +103,14 @@ def test_mmhh_pair_loss_hand_values():
                        [math.log(1.5), math.log(1.5), math.log(1 + 1 / 3), math.log(1.25)])
 
 
+def test_mmhh_gamma_generalises_table1():
+    d = torch.tensor([0.0, 3.0, 5.0])
+    s = torch.tensor([1.0, 1.0, 0.0])
+    assert torch.allclose(P.MMHHLoss(4, gamma=1.0).pair_loss(d, s), P.MMHHLoss(4).pair_loss(d, s))
+    g = P.MMHHLoss(4, radius=2.0, gamma=10.0).pair_loss(d, s)
+    assert np.allclose(g.tolist(), [0.0, math.log1p(1 / 10), math.log1p(10 / 5)])
+
+
 @pytest.mark.parametrize("name", sorted(P.LOSSES))
 def test_losses_monotone_in_distance(name):
     """Similar pairs: loss non-decreasing in d; dissimilar: non-increasing (needed for eq. 6)."""

@@ -334,10 +334,14 @@ class MMHHLoss(PairwiseHashLoss):
     """MMHH (Kang et al. 2019), MCH Table 1:
     ``L = w (s log(1 + max(0, d - H)) + (1 - s) log(1 + 1/max(H, d)))`` + ``λ ||b_i - u_i||²``.
 
-    H is the Hamming radius (margin; H = 2 as in MMHH's README), the t-distribution scale is 1 as
-    Table 1 writes it, λ = 0.001 (MMHH's README). ``d`` is the cosine distance (MMHH's
-    ``calc_ham_dist``). MMHH's public code re-weights the cross-entropy by a margin rule instead;
-    that variant is not implemented.
+    H is the Hamming radius (margin; H = 2 as in MMHH's README), λ = 0.001 (MMHH's README). ``d``
+    is the cosine distance (MMHH's ``calc_ham_dist``). ``gamma`` is the scale of MMHH's
+    t-distribution, ``s log(1 + max(0, d - H)/γ) + (1 - s) log(1 + γ/max(H, d))``; the default
+    γ = 1 is Table 1's form (MMHH's README uses γ = 10). With γ = 1 the push on dissimilar pairs
+    (slope ``1/(d(d+1))``) is an order of magnitude weaker than the pull on similar pairs
+    (``1/(1+d-H)``), and it vanishes once ``d < H``: when most pairs are similar the codes can
+    collapse to one bucket, an absorbing state. MMHH's public code re-weights the cross-entropy by
+    a margin rule instead; that variant is not implemented.
     """
 
     name = "mmhh"
@@ -345,15 +349,16 @@ class MMHHLoss(PairwiseHashLoss):
     weighted = True
     relaxation = "continuous"
 
-    def __init__(self, n_bits: int, radius: float = 2.0, lam: float = 0.001):
+    def __init__(self, n_bits: int, radius: float = 2.0, lam: float = 0.001, gamma: float = 1.0):
         super().__init__(n_bits)
-        if radius <= 0 or lam < 0:
-            raise ValueError(f"need radius > 0 and lam >= 0, got radius={radius}, lam={lam}")
-        self.radius, self.lam = float(radius), float(lam)
+        if radius <= 0 or lam < 0 or gamma <= 0:
+            raise ValueError(f"need radius > 0, lam >= 0, gamma > 0; got radius={radius}, lam={lam}, gamma={gamma}")
+        self.radius, self.lam, self.gamma = float(radius), float(lam), float(gamma)
 
     def pair_loss(self, d, s):
-        h = self.radius
-        return s * torch.log1p(torch.clamp(d - h, min=0.0)) + (1.0 - s) * torch.log1p(1.0 / torch.clamp(d, min=h))
+        h, g = self.radius, self.gamma
+        return (s * torch.log1p(torch.clamp(d - h, min=0.0) / g)
+                + (1.0 - s) * torch.log1p(g / torch.clamp(d, min=h)))
 
     def regularizer(self, u):
         if self.lam == 0:
@@ -361,7 +366,7 @@ class MMHHLoss(PairwiseHashLoss):
         return self.lam * ((_sign(u.detach()) - u) ** 2).sum(1).mean()
 
     def extra_repr(self):
-        return f"n_bits={self.n_bits}, radius={self.radius:g}, lam={self.lam:g}"
+        return f"n_bits={self.n_bits}, radius={self.radius:g}, lam={self.lam:g}, gamma={self.gamma:g}"
 
 
 LOSSES = {"ksh": KSHLoss, "hashnet": HashNetLoss, "adsh": ADSHLoss, "dch": DCHLoss, "mmhh": MMHHLoss}
