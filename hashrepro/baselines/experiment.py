@@ -19,7 +19,11 @@ index.
 ``ddh`` (DDH §3.2, Table 2, unsupervised methods only): query = the official test set
 (10,000), database = the official training set (50,000), unsupervised methods learn from the
 database; mAP over the top 1,000 returned (``map``), and the full-ranking MAP of 1,000 random
-queries (``map_full_subsample``).
+queries (``map_full_subsample``; SphH's spherical-Hamming mAP@1000 also uses these 1,000).
+
+Extra metrics in every record: ``fit_time_s``, ``encode_time_s`` (database), ``bit_balance_db``
+(mean over bits of |fraction of ones - 1/2| on the database) and, for SphH,
+``map_spherical`` (ranking by the spherical Hamming distance, Heo et al. eq. 4).
 
 Features: ``gist`` (512-d, :func:`hashrepro.features.gist`; the papers' choice for CIFAR-10),
 ``pixels``, ``hog`` (:mod:`hashrepro.features`). Each method runs with its paper defaults
