@@ -423,13 +423,21 @@ def _pm1(z: np.ndarray) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- training
 def _cache_path(cfg: Config, tag: str, extra: dict) -> Path | None:
+    """Cache file for a pretrained backbone: ``$HASHREPRO_CACHE`` or ``<repo>/data/cache/mch`` in a
+    checkout (git-ignored), else ``~/.cache/hashrepro/mch`` (never inside the data mirror, which may
+    be read-only or shared)."""
     if not cfg.cache:
         return None
-    from .. import data as hdata
+    from ..paths import repo_root
 
     key = json.dumps({"tag": tag, **extra}, sort_keys=True, default=str)
     h = hashlib.sha1(key.encode()).hexdigest()[:16]
-    root = Path(os.environ.get("HASHREPRO_CACHE", Path(hdata.data_root()) / "cache" / "mch"))
+    if os.environ.get("HASHREPRO_CACHE"):
+        root = Path(os.environ["HASHREPRO_CACHE"])
+    elif (repo_root() / "pyproject.toml").is_file():
+        root = repo_root() / "data" / "cache" / "mch"
+    else:
+        root = Path.home() / ".cache" / "hashrepro" / "mch"
     return root / f"{tag}-{h}.pt"
 
 
