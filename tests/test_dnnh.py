@@ -340,6 +340,12 @@ def test_plots_and_tables_from_records():
     P.figure6([rec], paper=t4)
     P.plot_run(rec)
     P.figure6([], paper=None)  # renders "no run records"
+    base = [dict(rec, method="ksh", config={"protocol": "dnnh"}, metrics={"map": 0.25}),
+            dict(rec, method="ksh", config={"protocol": "dnnh", "variant": "max_train=None"}, metrics={"map": 0.3}),
+            dict(rec, method="ksh", config={"protocol": "ddh"}, metrics={"map": 0.3})]
+    assert [r["metrics"]["map"] for r in P.baseline_records(base)] == [0.25]
+    claims = P.claims_table([rec], t2, t2, t4, baselines=base)
+    assert "vs our KSH (GIST, same split): 48b +100%" in claims.iloc[1]["evidence"]
 
 
 # ----------------------------------------------------------------------------- notebook
