@@ -1,12 +1,15 @@
 """hashrepro.metrics against brute-force references (plain loops, explicit permutations)."""
+import contextlib
 import itertools
 import math
+import os
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from hashrepro.codes import MultiCodes, hamming
+from hashrepro.metrics import _kernels
 from hashrepro.metrics import (
     anhc,
     average_precision,
@@ -196,6 +199,47 @@ def test_map_index_matches_reference(params, topk, empty):
     # the dist-matrix path and float distances agree too
     got2 = mean_average_precision(dist=D.astype(np.float32) * 0.5, query_labels=ql, db_labels=dl, topk=topk, empty=empty)
     assert got2 == pytest.approx(ref, rel=1e-12, abs=1e-12) or (np.isnan(ref) and np.isnan(got2))
+
+
+@contextlib.contextmanager
+def numpy_path():
+    """Run hashrepro.metrics without its compiled kernels (the HASHREPRO_NO_NUMBA path)."""
+    have = _kernels.HAVE_NUMBA
+    _kernels.HAVE_NUMBA = False
+    try:
+        yield
+    finally:
+        _kernels.HAVE_NUMBA = have
+
+
+@pytest.mark.filterwarnings("ignore:mAP")
+@FAST
+@given(case_params, st.sampled_from([None, 1, 3, 10]), st.sampled_from(["index", "expected"]))
+def test_compiled_kernels_equal_numpy_path_and_reference(params, topk, ties):
+    # the numba kernels (two-pass counting AP, histograms) and the numpy path (stable radix
+    # sort, bincount) give the same per-query AP, and both equal the brute-force reference
+    seed, nq, ndb, nb, nc, ml = params
+    q, db, ql, dl = random_case(seed, nq, ndb, nb, nc, ml)
+    D, R = hamming(q, db), relevance(ql, dl)
+    fast = average_precision(D, R, topk=topk, ties=ties, empty="zero")
+    with numpy_path():
+        slow = average_precision(D, R, topk=topk, ties=ties, empty="zero")
+    np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
+    for i in range(nq):
+        if ties == "expected" and ndb > 7:
+            break  # the permutation reference enumerates every tie order: small cases only
+        ref = (ref_ap_index if ties == "index" else ref_ap_expected)(D[i].tolist(), R[i].tolist(), topk)[0]
+        assert fast[i] == pytest.approx(ref, rel=1e-9, abs=1e-12)
+    if _kernels.HAVE_NUMBA:
+        N, Rr = _kernels.histograms_integer(D, R, nb + 1)
+        for i in range(nq):
+            np.testing.assert_array_equal(N[i], np.bincount(D[i], minlength=nb + 1))
+            np.testing.assert_array_equal(Rr[i], np.bincount(D[i][R[i]], minlength=nb + 1))
+
+
+def test_compiled_kernel_is_used_when_numba_is_installed():
+    pytest.importorskip("numba")
+    assert _kernels.HAVE_NUMBA or os.environ.get("HASHREPRO_NO_NUMBA")
 
 
 @TINY

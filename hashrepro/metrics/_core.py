@@ -25,6 +25,7 @@ import numpy as np
 from scipy.special import gammaln
 
 from ..codes import MultiCodes, _HammingRows, as_numpy, check_bits01
+from ._kernels import ap_index_integer, histograms_integer
 
 TIES = ("index", "expected")
 EMPTY = ("zero", "skip")
@@ -331,6 +332,10 @@ class Chunk:
         """(N, Rr): float64 (n, n_bins) counts of all / relevant items at each distance value."""
         D, nb = self._int_D
         n = self.n
+        if self.n_bins is not None and n:
+            fast = histograms_integer(D, self.rel, nb)
+            if fast is not None:
+                return fast
         # One counting pass per query over the joint key 2 * distance + relevant
         # (uint8 when distances < 128: cheaper than offsets + two bincounts).
         kt = np.uint8 if 2 * nb <= 256 else (np.uint16 if 2 * nb <= 65536 else np.int64)
@@ -422,6 +427,10 @@ class Chunk:
         return self._ap_expected(topk)
 
     def _ap_index(self, topk):
+        if self.n_bins is not None and self.n and "rel_positions" not in self.__dict__:
+            fast = ap_index_integer(self.D, self.rel, self.n_bins, topk)
+            if fast is not None:
+                return fast
         r, p = self.rel_positions
         if topk is not None:
             keep = p <= topk
