@@ -453,3 +453,108 @@ def test_notebook_papermill(tmp_path):
     nb = json.loads(out.read_text())
     text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
     assert "RESULT" in text
+
+
+# --------------------------------------------------------------------------- agent: variance reduction
+def _expected_grad(policy, h, r_keep, baseline_fn, scale=1.0):
+    """Exact E_a[∇ surrogate] over all 2^n joint actions of a tiny batch."""
+    import itertools
+
+    n = len(h)
+    total = [torch.zeros_like(p) for p in policy.parameters()]
+    probs = policy(h).detach()
+    for acts in itertools.product([0, 1], repeat=n):
+        a = torch.tensor(acts)
+        pa = float(torch.prod(probs[torch.arange(n), a]))
+        policy.zero_grad()
+        rewards = torch.where(a == KEEP, r_keep, torch.zeros_like(r_keep))
+        M.policy_gradient_loss(policy(h), a, rewards, baseline_fn(rewards), scale).backward()
+        for t, p in zip(total, policy.parameters()):
+            t += pa * p.grad
+    return total
+
+
+def test_baseline_leaves_expected_gradient_unchanged():
+    """Williams' baseline: the leave-one-out batch mean and a constant (a moving average of earlier
+    iterations) change the variance of the REINFORCE estimate, not its expectation (eq. 7)."""
+    torch.manual_seed(0)
+    policy = PolicyNet(6, (8, 8, 8, 8)).eval()  # eval: BN fixed, π(·|h_i) depends on h_i only
+    h = torch.randn(4, 6)
+    r_keep = torch.tensor([3.0, -5.0, -1.0, 0.5])
+    g_none = _expected_grad(policy, h, r_keep, lambda r: None)
+    g_loo = _expected_grad(policy, h, r_keep, lambda r: (r.sum() - r) / (len(r) - 1))
+    g_const = _expected_grad(policy, h, r_keep, lambda r: -2.7)
+    for a, b, c in zip(g_none, g_loo, g_const):
+        assert torch.allclose(a, b, atol=1e-6) and torch.allclose(a, c, atol=1e-6)
+    # a positive action-independent scale only shortens the step
+    g_scaled = _expected_grad(policy, h, r_keep, lambda r: -2.7, scale=4.0)
+    for a, b in zip(g_none, g_scaled):
+        assert torch.allclose(a / 4.0, b, atol=1e-6)
+    # the baseline *must not* use a sample's own reward: the plain batch mean is biased
+    g_mean = _expected_grad(policy, h, r_keep, lambda r: r.mean())
+    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(g_none, g_mean))
+    # entropy bonus and bad scale
+    probs = policy(h)
+    a = torch.tensor([0, 1, 0, 1])
+    probs = probs.detach()
+    l0 = M.policy_gradient_loss(probs, a, r_keep)
+    l1 = M.policy_gradient_loss(probs, a, r_keep, entropy=0.5)
+    assert l1.item() < l0.item()
+    with pytest.raises(ValueError):
+        M.policy_gradient_loss(probs, a, r_keep, scale=0.0)
+
+
+class _TwoTypeHasher:
+    """Whole image: feature = brightness; every crop is coded c_B = (-1, ..., -1)."""
+
+    def __init__(self, q):
+        self.q = q
+
+    def embed(self, images_u8, boxes=None, batch_size=512):
+        n = len(images_u8)
+        f = (images_u8.float().mean(dim=(1, 2, 3)) / 255.0)[:, None].repeat(1, 4).numpy()
+        z = np.ones((n, self.q), dtype=np.float32)
+        if boxes is not None:
+            z[:] = -1.0
+        return f, z
+
+
+def _two_type_problem(n=240, q=4, seed=0):
+    """Items A (label {0}, code c_A, dark), AB (labels {0, 1}, code c_A, bright) and B (label {1},
+    code c_B, grey). The crop code c_B helps AB (its similar B items move from d = Q to 0: reward
+    > 0) and hurts A (dissimilar B items move to 0: reward < 0); for B it changes nothing. Only the
+    brightness in the state tells AB from A."""
+    rng = np.random.default_rng(seed)
+    kind = rng.choice(3, n, p=[0.5, 0.15, 0.35])  # 0 = A, 1 = AB, 2 = B
+    y = np.zeros((n, 2), dtype=np.uint8)
+    y[kind != 2, 0] = 1
+    y[kind != 0, 1] = 1
+    val = np.array([40, 220, 130])[kind] + rng.integers(-20, 20, n)
+    imgs = torch.from_numpy(np.broadcast_to(val[:, None, None, None], (n, 1, 8, 8)).astype(np.uint8).copy())
+    z = np.where((kind == 2)[:, None], -1.0, 1.0).repeat(q, 1).astype(np.float32)
+    return imgs, y, z, kind
+
+
+@pytest.mark.parametrize("baseline", ["ema", "batch"])
+def test_agent_learns_to_keep_positive_reward_crops(baseline):
+    torch.manual_seed(0)
+    q = 4
+    imgs, y, z, kind = _two_type_problem(q=q)
+    hasher = _TwoTypeHasher(q)
+    f, _ = hasher.embed(imgs)
+    cfg = M.Config.for_scale("smoke", bits=q, agent_iters=60, agent_batch=64, agent_baseline=baseline)
+    res = M.train_agent(cfg, hasher, P.KSHLoss(q), imgs, f, z, torch.from_numpy(z), y, torch.device("cpu"), 0)
+    assert 0.1 < np.mean(res.oracle_keep) < 0.25  # the AB crops: the only positive rewards
+    zc, pk = M.crop_keep_probabilities(hasher, res.policy, imgs, f, z, 0.5, torch.device("cpu"))
+    p = pk.mean(1)
+    assert p[kind == 1].min() > 0.5 > p[kind == 0].max()
+    codes, owners, _ = M.extend((z >= 0).astype(np.uint8), zc, pk, 0.5)
+    anhc = len(codes) / len(z)
+    assert 1.0 < anhc < 1.0 + (kind == 1).mean() + (kind == 2).mean() + 1e-9
+
+
+def test_agent_config_validation():
+    assert M.Config().agent_baseline == "ema" and M.Config().agent_reward_norm is True
+    for bad in (dict(agent_baseline="mean"), dict(agent_entropy=-1.0), dict(agent_ema=1.0)):
+        with pytest.raises(ValueError):
+            M.Config(**bad)

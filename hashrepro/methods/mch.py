@@ -65,6 +65,8 @@ __all__ = [
     "train_base",
     "AgentResult",
     "compute_rewards",
+    "AGENT_BASELINES",
+    "policy_gradient_loss",
     "train_agent",
     "extend",
     "evaluate_codes",
@@ -72,6 +74,9 @@ __all__ = [
 ]
 
 BASES = ("ksh", "hashnet", "adsh", "dch", "mmhh")
+#: Baselines of the agent's REINFORCE update: "none" (eq. 7 as printed), "batch" (leave-one-out
+#: mean of the batch's rewards), "ema" (moving average of earlier iterations' rewards).
+AGENT_BASELINES = ("none", "batch", "ema")
 #: The paper's data sets (§5.1): loaders and protocols exist in hashrepro.data, not run offline.
 PAPER_DATASETS = ("nuswide21", "coco", "mirflickr25k")
 _RELAX = {"ksh": "sigmoid", "hashnet": "tanh", "adsh": "continuous", "dch": "continuous", "mmhh": "continuous"}
@@ -130,6 +135,11 @@ class Config:
     crop_max: float = 0.7
     reward_pairs: int = 0
     reward_scale: str = "sum"
+    # variance reduction for REINFORCE (deviation: eq. 7 has none; "none" + False is the paper's)
+    agent_baseline: str = "ema"
+    agent_reward_norm: bool = True
+    agent_entropy: float = 0.0
+    agent_ema: float = 0.9
     # evaluation
     ks: tuple = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
     sigma_grid: tuple = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
@@ -161,6 +171,14 @@ class Config:
             raise ValueError(f"need 0 < crop_min <= crop_max <= 1, got {self.crop_min}, {self.crop_max}")
         if self.reward_scale not in ("sum", "mean"):
             raise ValueError(f"reward_scale must be 'sum' (eq. 6) or 'mean', got {self.reward_scale!r}")
+        if self.agent_baseline not in AGENT_BASELINES:
+            raise ValueError(f"agent_baseline must be one of {AGENT_BASELINES} ('none' is the paper's eq. 7), "
+                             f"got {self.agent_baseline!r}")
+        self.agent_reward_norm = bool(self.agent_reward_norm)
+        if float(self.agent_entropy) < 0:
+            raise ValueError(f"agent_entropy must be >= 0, got {self.agent_entropy}")
+        if not 0.0 <= float(self.agent_ema) < 1.0:
+            raise ValueError(f"agent_ema must be in [0, 1), got {self.agent_ema}")
         for name in ("n_images", "grid", "input_size", "feat_dim", "batch_size", "agent_batch",
                      "agent_iters", "ksh_anchors", "ksh_samples", "adsh_outer", "adsh_omega"):
             if int(getattr(self, name)) < 1:
@@ -652,6 +670,40 @@ def compute_rewards(loss_fn: PairwiseHashLoss, b_db: torch.Tensor, b_crop: torch
     return scale * gain.sum(1)
 
 
+def policy_gradient_loss(probs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor,
+                         baseline: torch.Tensor | float | None = None, scale: float = 1.0,
+                         entropy: float = 0.0) -> torch.Tensor:
+    """Surrogate loss whose gradient is minus the REINFORCE estimate of eq. 7 (minimise it to
+    ascend the expected reward), with an optional baseline, scale and entropy bonus.
+
+    ``loss = -(1/n) Σ_i log π(a_i|h_i) (R_i − b_i) / scale − entropy · (1/n) Σ_i H(π(·|h_i))``.
+
+    Parameters
+    ----------
+    probs : (n, 2) action probabilities π(·|h_i) (with grad); actions : (n,) sampled actions.
+    rewards : (n,) rewards of the sampled actions (eq. 6).
+    baseline : None (eq. 7 as printed), a float, or (n,) per-sample values. It must not depend on
+        ``a_i`` (a constant, a moving average of earlier iterations, or the leave-one-out mean of the
+        *other* samples); then ``E[∇ log π(a|h) b] = b Σ_a ∇π(a|h) = 0`` and the expected gradient
+        is that of eq. 7 (Williams 1992, §4): the baseline only lowers the variance.
+    scale : positive number the advantage is divided by (reward normalisation: a step size; it must
+        not depend on the current actions to keep the direction unbiased).
+    entropy : weight of an entropy bonus (biased: it pulls π towards uniform; 0 = none).
+    """
+    if scale <= 0:
+        raise ValueError(f"scale must be > 0, got {scale}")
+    adv = rewards.to(probs.dtype)
+    if baseline is not None:
+        adv = adv - torch.as_tensor(baseline, dtype=probs.dtype, device=probs.device)
+    adv = adv.detach() / scale
+    logp = torch.log(probs.gather(1, actions.to(probs.device)[:, None]).squeeze(1).clamp_min(1e-12))
+    loss = -(logp * adv).mean()
+    if entropy:
+        ent = -(probs * torch.log(probs.clamp_min(1e-12))).sum(1).mean()
+        loss = loss - entropy * ent
+    return loss
+
+
 @dataclass
 class AgentResult:
     """The trained policy and its learning curve."""
@@ -672,7 +724,20 @@ def train_agent(cfg: Config, hasher, loss_fn: PairwiseHashLoss, train_u8: torch.
     For t = 1..T: sample a mini-batch B of training images; a random crop per image (side ratio
     ~ U(crop_min, crop_max)); state eq. 3 from the base model's features and codes; sample
     a ~ π_θ(·|h); reward eq. 6 against all N training points (or ``reward_pairs`` sampled ones,
-    rescaled by N/m); θ ← θ + lr ∇ (1/|B|) Σ log π(a_i|h_i) R_i (SGD, momentum, weight decay).
+    rescaled by N/m); θ ← θ + lr ∇ (1/|B|) Σ log π(a_i|h_i) (R_i − b) / s (SGD, momentum, weight
+    decay; :func:`policy_gradient_loss`).
+
+    **Deviation (variance reduction).** Eq. 7 has no baseline (b = 0, s = 1: ``agent_baseline=
+    "none"``, ``agent_reward_norm=False``). Most crops have a negative eq.-6 reward of a large
+    magnitude (a sum over N pairs), so without a baseline every sampled "keep" gives a big push
+    down on π(keep) and a "discard" gives no signal at all; the policy collapses to discarding
+    everything within a few tens of iterations, before it can tell the few positive-reward crops
+    apart. The default subtracts a baseline b (``"ema"``: a moving average, decay ``agent_ema``,
+    of the mean sampled reward of *earlier* iterations; ``"batch"``: the leave-one-out mean of the
+    other samples of the batch) and divides by s, a moving average of earlier batches' reward
+    standard deviation (``agent_reward_norm``; at t = 1 the first batch's own). Neither depends on
+    the current actions, so the expected update direction is eq. 7's. ``agent_entropy`` adds an
+    optional (biased) entropy bonus.
 
     ``b_db_train`` (N, Q) ±1 are the database-side codes of the training images (for ADSH the
     learned V; otherwise sign of the network), ``z_train`` their query-side pre-activations.
@@ -697,6 +762,8 @@ def train_agent(cfg: Config, hasher, loss_fn: PairwiseHashLoss, train_u8: torch.
     bs = min(cfg.agent_batch, n)
     from tqdm.auto import tqdm
 
+    ema_mean: float | None = None  # moving averages of earlier iterations' sampled rewards
+    ema_var: float | None = None
     for _ in tqdm(range(cfg.agent_iters), desc="agent", disable=(not cfg.progress) if cfg.progress is not None else None,
                   leave=False, mininterval=2.0):
         idx = torch.from_numpy(rng.choice(n, bs, replace=False))
@@ -721,8 +788,24 @@ def train_agent(cfg: Config, hasher, loss_fn: PairwiseHashLoss, train_u8: torch.
         probs = policy(h)
         a = torch.multinomial(probs.detach().cpu(), 1, generator=gen).squeeze(1)
         reward = torch.where(a == KEEP, r_keep, torch.zeros_like(r_keep)).to(device)
-        logp = torch.log(probs.gather(1, a.to(device)[:, None]).squeeze(1).clamp_min(1e-12))
-        loss = -(logp * reward).mean()  # eq. 7, ascent on the expected reward
+        r_mean, r_var = float(reward.mean()), float(reward.var(unbiased=False)) if len(reward) > 1 else 0.0
+        loo = (reward.sum() - reward) / max(len(reward) - 1, 1)  # leave-one-out batch mean
+        if cfg.agent_baseline == "batch":
+            baseline = loo
+        elif cfg.agent_baseline == "ema":
+            baseline = loo if ema_mean is None else ema_mean
+        else:
+            baseline = None  # eq. 7 as printed
+        scale = 1.0
+        if cfg.agent_reward_norm:
+            scale = math.sqrt(r_var if ema_var is None else ema_var)
+            scale = scale if scale > 1e-8 else 1.0
+        loss = policy_gradient_loss(probs, a, reward, baseline, scale, cfg.agent_entropy)  # eq. 7 (ascent)
+        if ema_mean is None:
+            ema_mean, ema_var = r_mean, r_var
+        else:
+            ema_var = cfg.agent_ema * ema_var + (1 - cfg.agent_ema) * (r_var + (r_mean - ema_mean) ** 2)
+            ema_mean = cfg.agent_ema * ema_mean + (1 - cfg.agent_ema) * r_mean
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
