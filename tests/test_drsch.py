@@ -413,3 +413,29 @@ def test_full_length_bs_counts_as_drsch():
     out = P.with_full_length_bs_as_drsch(recs)
     added = [r for r in out if r.get("derived_from")]
     assert len(added) == 1 and added[0]["dataset"] == "cifar10" and added[0]["method"] == "drsch"
+
+
+def test_top_retrievals_and_fig6_grid():
+    from hashrepro.plots import drsch as P
+
+    rng = np.random.default_rng(3)
+    zq, zdb = rng.normal(size=(12, 8)), rng.normal(size=(30, 8))
+    yq = np.repeat(np.arange(4), 3)
+    q_ids, db_ids = np.arange(100, 112), np.arange(200, 230)
+    w = np.array([1.0, 0.2, 3.0, 0.5, 2.0, 0.1, 0.7, 1.5])
+    t = M.top_retrievals(zq, zdb, yq, q_ids, db_ids, w, keep=4, top=5)
+    assert t["bits"] == 4 and t["query"] == [100, 103, 106, 109]          # first query of each class
+    sel = np.sort(np.argsort(-np.abs(w), kind="stable")[:4])
+    for qi, ret, dist in zip([0, 3, 6, 9], t["retrieved"], t["distance"]):
+        d = ((zq[qi, sel] >= 0)[None] != (zdb[:, sel] >= 0)).sum(1)   # brute force, ties by index
+        order = sorted(range(30), key=lambda j: (d[j], j))[:5]
+        assert ret == [200 + j for j in order] and dist == [int(d[j]) for j in order]
+    images = rng.integers(0, 255, (230, 6, 6, 3), dtype=np.uint8)
+    labels = rng.integers(0, 4, 230)
+    recs = [{"dataset": "cifar10", "method": "drsch", "bits": 32, "seed": 0, "curves": {"top10": t}},
+            {"dataset": "cifar10", "method": "bs-drsch", "bits": 64, "seed": 0, "curves": {"top10_keep32": t}}]
+    fig = P.fig_top10(recs, "cifar10", images, labels)
+    assert fig is not None and len(fig.axes) == 4 * 2 * 6
+    assert P.fig_top10(recs, "cifar10", None, None) is None and P.fig_top10([], "cifar10", images, labels) is None
+    prec = P.top10_precision(recs, "cifar10", labels)
+    assert len(prec) == 2 and all(0 <= v <= 1 for v in prec.values())

@@ -51,6 +51,10 @@ __all__ = ["PROTOCOLS", "DEFAULT_FEATURE", "load_features", "run", "run_grid", "
 PROTOCOLS = {
     "dnnh": {"split": "per_class", "split_kw": {"n_query_per_class": 100, "n_train_per_class": 500},
              "database_includes_train": True, "topk": None, "unsupervised_fit": "database"},
+    # DRSCH chapter: 100 queries / 500 training images per class, the database is the rest
+    # (training images excluded), MAP over the whole ranking
+    "drsch": {"split": "per_class", "split_kw": {"n_query_per_class": 100, "n_train_per_class": 500},
+              "database_includes_train": False, "topk": None, "unsupervised_fit": "train"},
     "ddh": {"split": "official", "split_kw": {}, "database_includes_train": True, "topk": 1000,
             "unsupervised_fit": "database"},
 }
@@ -115,7 +119,7 @@ def run(method: str, dataset: str = "cifar10", bits: int = 32, seed: int = 0, fe
     dataset : registry name (``"cifar10"``, ``"mnist"``, ``"mnist5k"``, ...).
     bits, seed : code length; seed of the split and of the method.
     feature : ``"gist"``, ``"pixels"``, ``"hog"`` (default per dataset: :data:`DEFAULT_FEATURE`).
-    protocol : ``"dnnh"`` or ``"ddh"`` (see the module docstring).
+    protocol : ``"dnnh"``, ``"drsch"`` or ``"ddh"`` (see :data:`PROTOCOLS`).
     params : extra hyper-parameters for the estimator.
 
     Returns

@@ -45,7 +45,7 @@ from ..losses.drsch import DRSCHLoss, margin_at
 from ..models.drsch_net import DRSCHNet, slope_at
 
 __all__ = ["VARIANTS", "SCALES", "Config", "PKSampler", "prepare_images", "augment_batch", "train_model",
-           "encode_preactivations", "kept_bits", "weighted_hamming", "continuous_distance", "evaluate_codes",
+           "encode_preactivations", "kept_bits", "top_retrievals", "weighted_hamming", "continuous_distance", "evaluate_codes",
            "run"]
 
 VARIANTS = ("dsch", "drsch", "bs-drsch")
@@ -398,6 +398,33 @@ def continuous_distance(zq: np.ndarray, zdb: np.ndarray, slope: float = 5.0) -> 
     return ((hq * hq).sum(1)[:, None] + (hd * hd).sum(1)[None, :] - 2.0 * hq @ hd.T).clip(min=0.0)
 
 
+def top_retrievals(zq: np.ndarray, zdb: np.ndarray, yq: np.ndarray, q_ids: np.ndarray, db_ids: np.ndarray,
+                   weights: np.ndarray, keep: int, n_per_class: int = 1, top: int = 10) -> dict:
+    """Top-``top`` Hamming retrievals of a few queries (the data of the paper's Fig. 6).
+
+    The first ``n_per_class`` queries of each class (in query order) are ranked by the Hamming
+    distance of the ``keep`` bits with the largest |w_k| (ties by database index, as in mAP).
+
+    zq (nq, q), zdb (ndb, q): pre-activations; yq (nq,) labels; q_ids (nq,), db_ids (ndb,): the
+    dataset indices of queries and database items. Returns ``{"bits": keep, "query": [dataset
+    index], "retrieved": [[dataset index] * top], "distance": [[int] * top]}``.
+    """
+    from ..codes import binarize, hamming
+
+    yq = np.asarray(yq)
+    if yq.ndim != 1:
+        raise ValueError("top_retrievals needs single-label queries")
+    pick = np.concatenate([np.flatnonzero(yq == c)[:n_per_class] for c in np.unique(yq)])
+    sel = kept_bits(weights, keep)
+    bq = binarize(np.ascontiguousarray(zq[pick][:, sel]), 0.0)
+    bdb = binarize(np.ascontiguousarray(zdb[:, sel]), 0.0)
+    D = hamming(bq, bdb)
+    order = np.argsort(D, axis=1, kind="stable")[:, :top]
+    return {"bits": int(keep), "query": [int(q_ids[i]) for i in pick],
+            "retrieved": [[int(db_ids[j]) for j in row] for row in order],
+            "distance": [[int(D[r, j]) for j in row] for r, row in enumerate(order)]}
+
+
 def _metrics_module():
     from .. import metrics
 
@@ -630,6 +657,12 @@ def run(cfg: Config | None = None, progress: bool | None = None, command: str | 
             for key in ("map", pk, "precision_radius2"):
                 bs[key].append(float(e[key]))
         curves["bit_scalable"] = bs
+    if not reid and not ds.multilabel:
+        # Fig. 6: top-10 of one query per class, with the evaluated codes and, for BS-DRSCH,
+        # with the 32 most significant of its bits (the paper's 64 -> 32 panel).
+        curves["top10"] = top_retrievals(zq, zdb, labels[qu], qu, db, w, cfg.eval_bits)
+        if cfg.variant == "bs-drsch" and cfg.bits > 32 and cfg.eval_bits != 32:
+            curves["top10_keep32"] = top_retrievals(zq, zdb, labels[qu], qu, db, w, 32)
     order = np.argsort(-np.abs(w), kind="stable")
     curves["bit_weights"] = {"bit": [int(i) for i in order], "weight": [float(w[i]) for i in order]}
     loss = np.asarray(info["loss"], dtype=np.float64)

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 __all__ = ["as_records", "plot_run", "fig_precision_vs_bits", "fig_precision_vs_returned", "fig_bit_scalable",
-           "METHOD_LABELS", "METHOD_STYLE"]
+           "fig_top10", "top10_precision", "METHOD_LABELS", "METHOD_STYLE"]
 
 METHOD_LABELS = {"dsch": "DSCH", "drsch": "DRSCH", "bs-drsch": "BS-DRSCH"}
 METHOD_STYLE = {"dsch": dict(color="tab:blue", marker="s"), "drsch": dict(color="tab:red", marker="o"),
@@ -194,6 +194,75 @@ def fig_bit_scalable(records, datasets: Iterable[str] = ("mnist", "cifar10"), sc
     return fig
 
 
+def fig_top10(records, dataset: str = "cifar10", images=None, labels=None, n_queries: int = 10,
+              scale: str | None = None):
+    """Fig. 6: top-10 retrievals of one query per class, a 32-bit DRSCH model trained at 32 bits
+    (left) against the 32 most significant bits of a 64-bit BS-DRSCH model (right).
+
+    ``images`` (N, H, W[, C]) uint8 and ``labels`` (N,) are the dataset's arrays (the records
+    store dataset indices, ``curves["top10"]`` / ``curves["top10_keep32"]``); a retrieved image
+    is framed green when it shares the query's class, red otherwise. Returns None when the runs
+    or the images are missing.
+    """
+    if images is None or labels is None:
+        return None
+    fixed = [r for r in _select(records, dataset, "drsch", scale)
+             if int(r.get("bits", 0)) == 32 and "top10" in r.get("curves", {})]
+    bs = [r for r in _select(records, dataset, "bs-drsch", scale) if "top10_keep32" in r.get("curves", {})]
+    panels = []
+    if fixed:
+        r = sorted(fixed, key=lambda x: x.get("seed", 0))[0]
+        panels.append((f"DRSCH trained at 32 bits (seed {r.get('seed', 0)})", r["curves"]["top10"]))
+    if bs:
+        r = sorted(bs, key=lambda x: x.get("seed", 0))[0]
+        panels.append((f"BS-DRSCH 64 → 32 bits (seed {r.get('seed', 0)})", r["curves"]["top10_keep32"]))
+    if not panels:
+        return None
+    nq = min(n_queries, min(len(p[1]["query"]) for p in panels))
+    ncol = 1 + len(panels[0][1]["retrieved"][0])
+    fig, axes = plt.subplots(nq, len(panels) * ncol, figsize=(0.62 * len(panels) * ncol + 0.4, 0.66 * nq),
+                             squeeze=False)
+    labels = np.asarray(labels)
+    for p_i, (title, t) in enumerate(panels):
+        for row in range(nq):
+            q = t["query"][row]
+            cells = [q] + list(t["retrieved"][row])
+            for c, idx in enumerate(cells):
+                ax = axes[row, p_i * ncol + c]
+                img = np.asarray(images[idx])
+                ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                color = "black" if c == 0 else ("tab:green" if labels[idx] == labels[q] else "tab:red")
+                for sp in ax.spines.values():
+                    sp.set_color(color)
+                    sp.set_linewidth(2.5 if c else 1.0)
+            if row == 0:
+                axes[0, p_i * ncol].set_title("query", fontsize=7)
+                axes[0, p_i * ncol + ncol // 2].set_title(title, fontsize=8)
+    fig.subplots_adjust(wspace=0.05, hspace=0.05, left=0.01, right=0.99, top=0.93, bottom=0.01)
+    return fig
+
+
+def top10_precision(records, dataset: str = "cifar10", labels=None):
+    """Precision of the Fig. 6 top-10 lists: {panel name: mean fraction of same-class retrievals}."""
+    if labels is None:
+        return {}
+    labels = np.asarray(labels)
+    out = {}
+    for r in as_records(records):
+        if r.get("dataset") != dataset:
+            continue
+        for key in ("top10", "top10_keep32"):
+            t = r.get("curves", {}).get(key)
+            if not t:
+                continue
+            hits = [np.mean(labels[np.asarray(ret)] == labels[q]) for q, ret in zip(t["query"], t["retrieved"])]
+            name = f"{METHOD_LABELS.get(r['method'], r['method'])} {r['bits']} b seed {r.get('seed', 0)} ({t['bits']} bits)"
+            out[name] = float(np.mean(hits))
+    return out
+
+
 # --------------------------------------------------------------------------- tables for the book
 def runs_table(records, digits: int = 3):
     """One row per run: dataset, method, bits (trained → evaluated), mAP under the three rankings,
@@ -244,8 +313,9 @@ def bit_scalable_table(records, dataset: str, metric: str = "precision_at_500", 
 def claims_table(records, baseline_records=None, datasets=("mnist", "cifar10")):
     """The paper's claims, each "reproduced" / "not reproduced" / "not testable here", with evidence.
 
-    ``baseline_records``: optional records of shallow baselines (methods "ksh", "bre", "mlh") on
-    the same datasets and protocol.
+    ``baseline_records``: optional records of shallow baselines (methods "ksh", "bre", "mlh");
+    only those run on this chapter's protocol (``protocol["name"] == "drsch"``: same split, the
+    database without the training images) are compared.
     """
     import pandas as pd
 
@@ -270,6 +340,8 @@ def claims_table(records, baseline_records=None, datasets=("mnist", "cifar10")):
         for r in brecs:
             if r.get("dataset") != ds or str(r.get("method", "")).lower() not in ("ksh", "bre", "mlh"):
                 continue
+            if (r.get("protocol") or {}).get("name", "drsch") != "drsch":
+                continue  # same split and database as the DRSCH runs only
             ours = _metric(records, ds, "drsch", r["bits"], "map")
             if ours is None:
                 continue
