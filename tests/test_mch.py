@@ -298,7 +298,7 @@ def test_config_validation():
     assert cfg.bits == 16 and cfg.base == "hashnet" and cfg.scale == "smoke"
     assert M.Config.for_scale("paper").agent_iters == 100 and M.Config.for_scale("paper").agent_batch == 256
     d = M.Config().to_dict()
-    assert d["agent_lr"] == 1e-4 and d["agent_momentum"] == 0.9 and d["agent_weight_decay"] == 5e-4
+    assert d["agent_lr"] == 1e-3 and d["agent_momentum"] == 0.9 and d["agent_weight_decay"] == 5e-4
     assert d["sigma"] == 0.5 and d["xi"] == 0.5
     for bad in (dict(base="nope"), dict(bits=0), dict(bits=65), dict(sigma=1.5), dict(xi=-0.1),
                 dict(scale="huge"), dict(reward_scale="x"), dict(crop_min=0.8, crop_max=0.5),
