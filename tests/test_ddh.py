@@ -377,3 +377,141 @@ def test_plots_render():
     t = pd.DataFrame({"method": ["DDH"] * 2, "bits": [16, 32], "paper": [0.4, 0.5], "ours_mean": [0.2, 0.3],
                       "ours_std": [float("nan")] * 2})
     assert map_vs_bits_figure(t) is not None
+
+
+# ---------------------------------------------------------------- DH and DeepBit (Table 2 deep baselines)
+
+def test_dh_loss_hand_value_and_autograd():
+    from hashrepro.losses.dh import DHLoss, dh_loss, orthogonality_penalty
+    h = torch.tensor([[0.5, -0.2], [-0.4, 0.9]], dtype=torch.float64)
+    b = torch.tensor([[1.0, -1.0], [-1.0, 1.0]], dtype=torch.float64)
+    quant = 0.5 * ((b - h) ** 2).sum()
+    hc = h - h.mean(0)
+    lam = 100.0
+    var = -lam / (2 * 2) * (hc * hc).sum()                       # −λ1/(2N) tr(HcᵀHc)
+    loss, parts = dh_loss(h, lam, centre=True, reduction="sum")
+    assert loss.item() == pytest.approx((quant + var).item())
+    assert parts["quant"] == pytest.approx(quant.item()) and parts["variance"] == pytest.approx(var.item())
+    raw, _ = dh_loss(h, lam, centre=False, reduction="sum")      # the printed tr(HᵀH)
+    assert raw.item() == pytest.approx((quant - lam / 4 * (h * h).sum()).item())
+    mean, _ = dh_loss(h, lam, reduction="mean")
+    assert mean.item() == pytest.approx((quant / 2 + var).item())
+    # orthogonality ‖WWᵀ − I‖²_F by hand and zero for orthonormal rows
+    w = torch.tensor([[1.0, 1.0, 0.0]])
+    assert orthogonality_penalty([w]).item() == pytest.approx((2 - 1) ** 2)
+    q, _ = torch.linalg.qr(torch.randn(5, 3))
+    assert orthogonality_penalty([q.t()]).item() == pytest.approx(0.0, abs=1e-10)
+    # module: J3 and J4 with λ2, λ3; gradient of J1 w.r.t. h is (h − b)/N (b held fixed)
+    lin = torch.nn.Linear(3, 2).double()
+    z = torch.randn(4, 3, dtype=torch.float64)
+    out = torch.tanh(lin(z))
+    crit = DHLoss(lambda1=0.0, lambda2=0.1, lambda3=0.2)
+    total = crit(out, [lin])
+    j3 = 0.05 * orthogonality_penalty([lin.weight])
+    j4 = 0.1 * (lin.weight.pow(2).sum() + lin.bias.pow(2).sum())
+    assert total.item() == pytest.approx((dh_loss(out, 0.0)[0] + j3 + j4).item())
+    hh = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    dh_loss(hh, 0.0, reduction="mean")[0].backward()
+    bb = torch.where(hh.detach() >= 0, 1.0, -1.0).double()
+    assert torch.allclose(hh.grad, (hh.detach() - bb) / 4)
+    with pytest.raises(ValueError, match="lambda2"):
+        DHLoss(lambda2=-1)
+    with pytest.raises(ValueError, match="h must be"):
+        dh_loss(torch.zeros(3))
+
+
+def test_deepbit_loss_hand_value_and_rotation():
+    from hashrepro.losses.deepbit import DeepBitLoss, deepbit_binarise, deepbit_loss, rotate, rotation_loss
+    f = torch.tensor([[0.9, 0.2], [0.6, 0.4]], dtype=torch.float64)
+    b = deepbit_binarise(f)
+    assert b.tolist() == [[1.0, 0.0], [1.0, 0.0]]
+    quant = ((b - f) ** 2).sum()
+    mu = f.mean(0)                                                 # (0.75, 0.3)
+    balance = ((mu - 0.5) ** 2).sum()
+    loss, parts = deepbit_loss(f, alpha=2.0, beta=3.0, reduction="sum")
+    assert loss.item() == pytest.approx((2 * quant + 3 * balance).item())
+    assert parts["balance"] == pytest.approx(0.25 ** 2 + 0.2 ** 2)
+    # rotation term: C(θ) = exp(−|θ| rad), target detached
+    fr = torch.tensor([[0.8, 0.3], [0.6, 0.1]], dtype=torch.float64)
+    r = rotation_loss(f, [fr], [10.0], reduction="sum")
+    assert r.item() == pytest.approx(np.exp(-np.radians(10)) * ((fr - f) ** 2).sum().item())
+    crit = DeepBitLoss(1.0, 1.0, 0.5)
+    both = crit(f, [fr], [10.0])
+    assert both.item() == pytest.approx((deepbit_loss(f)[0] + 0.5 * rotation_loss(f, [fr], [10.0])).item())
+    # autograd of L1 (mean): 2 (f − b) / N; of L2: 2 (μ − 0.5) / N
+    ff = f.clone().requires_grad_(True)
+    deepbit_loss(ff, 1.0, 1.0)[0].backward()
+    assert torch.allclose(ff.grad, 2 * (f - b) / 2 + 2 * (mu - 0.5) / 2)
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.allclose(rotate(x, 0.0), x, atol=1e-5) and rotate(x, 10.0).shape == x.shape
+    with pytest.raises(ValueError, match="one output per angle"):
+        rotation_loss(f, [fr, fr], [5.0])
+
+
+def test_dh_and_deepbit_nets_shapes():
+    from hashrepro.methods.ddh_deep_baselines import DeepBitNet, DHNet
+    from hashrepro.losses.dh import orthogonality_penalty
+    net = DHNet(CNNF(3, 32, 4, 16), 8, hidden=(12,))
+    x = torch.rand(5, 3, 32, 32)
+    h = net(x)
+    assert h.shape == (5, 8) and h.abs().max() < 1
+    assert [tuple(l.weight.shape) for l in net.layers] == [(12, 16), (8, 12)]
+    assert orthogonality_penalty([l.weight for l in net.layers]).item() < 1e-8     # orthonormal rows at init
+    mlp = DHNet(None, 4, hidden=(6,), in_features=10)
+    assert mlp(torch.randn(3, 10)).shape == (3, 4)
+    f = DeepBitNet(CNNF(3, 32, 4, 16), 6)(x)
+    assert f.shape == (5, 6) and f.min() > 0 and f.max() < 1
+
+
+def test_method_parameter_validation():
+    from hashrepro.methods.ddh import Config
+    with pytest.raises(ValueError, match="method must be one of"):
+        Config(method="deepbits")
+    with pytest.raises(ValueError, match="task must be one of"):
+        Config(task="detection")
+    with pytest.raises(ValueError, match="descriptor must be one of"):
+        Config(task="classification", descriptor="sift")
+    with pytest.raises(ValueError, match="baseline must be"):
+        Config(baseline="cnnh")
+    with pytest.raises(ValueError, match="dh_input"):
+        Config(method="dh", dh_input="pixels")
+    assert Config(task="classification", descriptor="hog", bits=0).bits == 0
+    with pytest.raises(ValueError, match="bits"):
+        Config(bits=0)
+
+
+@pytest.mark.parametrize("method", ["dh", "deepbit"])
+def test_run_smoke_deep_baselines_deterministic(method):
+    from hashrepro.methods.ddh import run
+    cfg = _smoke_config(bits=8, method=method, features="pixels", iterations=12, deepbit_stage2_fraction=0.5,
+                        init="contrastive" if method == "deepbit" else "random")
+    rec = run(cfg)
+    assert rec["method"] == method and rec["bits"] == 8 and 0 <= rec["metrics"]["map"] <= 1
+    assert rec["protocol"]["topk"] == 1000 and "pr_radius" in rec["curves"]
+    if method == "deepbit":
+        assert rec["metrics"]["stage2_iterations"] == 6 and "rotation" in rec["curves"]["train_loss_parts"]
+    again = run(cfg)
+    assert again["metrics"]["map"] == rec["metrics"]["map"]
+    assert again["curves"]["train_loss"]["loss"] == rec["curves"]["train_loss"]["loss"]
+    json.dumps(rec)
+
+
+def test_run_smoke_dh_on_gist_mlp():
+    from hashrepro.methods.ddh import run
+    rec = run(_smoke_config(bits=8, method="dh", dh_input="gist", iterations=5))
+    assert rec["method"] == "dh" and "GIST" in rec["config"]["info"]["input"]
+    assert 0 <= rec["metrics"]["map"] <= 1
+
+
+def test_svm_accuracy_and_table4_shallow_supervised():
+    from hashrepro.methods.ddh import run
+    from hashrepro.methods.ddh_flowers import svm_accuracy
+    rng = np.random.default_rng(0)
+    c = rng.normal(size=(3, 5)) * 5
+    y = np.repeat(np.arange(3), 20)
+    x = c[y] + rng.normal(size=(60, 5))
+    r = svm_accuracy(x, y, x, y, x, y, cs=(0.1, 1.0))
+    assert r["accuracy"] > 0.95 and r["svm_C"] in (0.1, 1.0) and r["svm_time_s"] >= 0
+    rec = run(_smoke_config(baseline="splh", bits=8, features="pixels", baseline_max_train=200))
+    assert rec["method"] == "splh" and rec["config"]["info"]["supervision"].startswith("class labels of 200")
+    assert 0 <= rec["metrics"]["map"] <= 1

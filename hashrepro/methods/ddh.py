@@ -61,6 +61,14 @@ SHALLOW = ("lsh", "pcah", "itq", "sh", "sphh", "kmh")
 #: embedded datasets that get a lighter "default" schedule (notebook defaults)
 SMALL_DATASETS = ("mnist5k", "digits")
 SHALLOW_PAPER_NAMES = {"lsh": "LSH", "pcah": "PCAH", "itq": "PCA-ITQ", "sh": "SH", "sphh": "SphH", "kmh": "KMH"}
+#: shallow hashers of Table 4 ("non-deep hashing on deep features"); splh and lfh are supervised
+TABLE4_BASELINES = ("itq", "sh", "splh", "lfh")
+TABLE4_PAPER_NAMES = {"itq": "ITQ+CNN", "sh": "SH+CNN", "splh": "SPLH+CNN", "lfh": "LFH+CNN"}
+#: deep hashers selectable with ``method`` (DDH and the deep unsupervised rows of Table 2)
+METHODS = ("ddh", "dh", "deepbit")
+METHOD_PAPER_NAMES = {"ddh": "DDH", "dh": "DH", "deepbit": "DeepBit"}
+TASKS = ("retrieval", "classification")
+DESCRIPTORS = ("codes", "hog", "gist", "pixels")
 PAPER = "ddh"
 
 
@@ -79,6 +87,18 @@ class Config:
         a label-quality record without hashing), baseline (None, or a shallow hasher of
         Table 2 — lsh, pcah, itq, sh, sphh, kmh — trained on the *same* label features, for
         the "same features for all methods" comparison; the run then has no network).
+    Other methods / tasks of the paper's tables
+        method ("ddh" | "dh" | "deepbit": DDH or the deep unsupervised baselines of Table 2,
+        :mod:`hashrepro.methods.ddh_deep_baselines`, on the same backbone and schedule;
+        dh_* / deepbit_* are their loss weights, DH's tanh layer widths ``dh_hidden``, its input
+        ``dh_input`` ("backbone", or "gist": the original DH, an MLP on GIST), DeepBit's stage-2
+        share and rotation angles), baseline_max_train (the supervised shallow hashers of
+        Table 4, splh and lfh, learn from the class labels of this many training images:
+        their usual protocol; the unsupervised ones use all training images),
+        task ("retrieval" | "classification": Table 6, a linear SVM on the descriptors,
+        :mod:`hashrepro.methods.ddh_flowers`), descriptor ("codes" of ``method``, or a raw
+        "hog" / "gist" / "pixels" descriptor with bits = 0), svm_cs (C grid, picked on the
+        validation part), image_size (load the images at this side, e.g. 64 for Flowers-17).
     Network (Table 1)
         width (conv1 channels; Table 1: 64), fc_dim (full6/full7; Table 1: 4096), lrn, init
         ("contrastive" | "random" | "imagenet" — the last raises offline).
@@ -119,6 +139,27 @@ class Config:
     label_expand_max_k: int = 20
     labels_only: bool = False
     baseline: str | None = None
+    baseline_max_train: int | None = 5000
+    # which deep hasher (ddh | dh | deepbit) and which task (retrieval | classification, Table 6)
+    method: str = "ddh"
+    task: str = "retrieval"
+    descriptor: str = "codes"
+    image_size: int | None = None
+    # DH (Liong et al. 2015, eq. 3): λ1 variance, λ2 orthogonality, λ3 weight decay, tanh layers
+    dh_lambda1: float = 100.0
+    dh_lambda2: float = 1e-3
+    dh_lambda3: float = 1e-3
+    dh_hidden: tuple = (128,)
+    dh_input: str = "backbone"
+    dh_centre: bool = True
+    # DeepBit (Lin et al. 2016): α quantisation, β balance, γ rotation; stage-2 share, angles
+    deepbit_alpha: float = 1.0
+    deepbit_beta: float = 1.0
+    deepbit_gamma: float = 1.0
+    deepbit_stage2_fraction: float = 1 / 11
+    deepbit_angles: tuple = (-10.0, -5.0, 5.0, 10.0)
+    # Table 6: linear SVM on the descriptors (C picked on the validation part)
+    svm_cs: tuple = (0.01, 0.1, 1.0, 10.0, 100.0)
     # network
     width: int = 8
     fc_dim: int = 256
@@ -153,8 +194,27 @@ class Config:
     def validate(self) -> "Config":
         if self.scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
-        if self.baseline is not None and self.baseline not in SHALLOW:
-            raise ValueError(f"baseline must be None or one of {SHALLOW}, got {self.baseline!r}")
+        if self.baseline is not None and self.baseline not in SHALLOW + TABLE4_BASELINES:
+            raise ValueError(f"baseline must be None or one of {SHALLOW + TABLE4_BASELINES[2:]}, "
+                             f"got {self.baseline!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.descriptor not in DESCRIPTORS:
+            raise ValueError(f"descriptor must be one of {DESCRIPTORS}, got {self.descriptor!r}")
+        if self.image_size is not None and (not isinstance(self.image_size, (int, np.integer)) or self.image_size < 16):
+            raise ValueError(f"image_size must be None or an integer >= 16, got {self.image_size!r}")
+        if self.dh_input not in ("backbone", "gist"):
+            raise ValueError(f"dh_input must be 'backbone' or 'gist', got {self.dh_input!r}")
+        if min(self.dh_lambda1, self.dh_lambda2, self.dh_lambda3, self.deepbit_alpha, self.deepbit_beta,
+               self.deepbit_gamma) < 0:
+            raise ValueError("DH / DeepBit loss weights must be >= 0")
+        if not 0.0 <= self.deepbit_stage2_fraction < 1.0:
+            raise ValueError(f"deepbit_stage2_fraction must be in [0, 1), got {self.deepbit_stage2_fraction}")
+        self.dh_hidden = tuple(int(h) for h in self.dh_hidden)
+        self.deepbit_angles = tuple(float(a) for a in self.deepbit_angles)
+        self.svm_cs = tuple(float(c) for c in self.svm_cs)
         if self.features not in FEATURES:
             raise ValueError(f"features must be one of {FEATURES}, got {self.features!r}")
         if self.init not in ("contrastive", "random", "imagenet"):
@@ -163,7 +223,8 @@ class Config:
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if self.pair_sampling not in ("anchor_positive", "uniform"):
             raise ValueError(f"pair_sampling must be 'anchor_positive' or 'uniform', got {self.pair_sampling!r}")
-        if not (isinstance(self.bits, (int, np.integer)) and (self.bits >= 1 or (self.labels_only and self.bits == 0))):
+        raw = self.task == "classification" and self.descriptor != "codes"
+        if not (isinstance(self.bits, (int, np.integer)) and (self.bits >= 1 or ((self.labels_only or raw) and self.bits == 0))):
             raise ValueError(f"bits must be a positive integer (0 allowed with labels_only), got {self.bits!r}")
         for name in ("k1", "k2", "iterations", "batch_size", "width", "fc_dim", "ssl_batch_size"):
             v = getattr(self, name)
@@ -217,7 +278,8 @@ class Config:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["label_ks"] = list(self.label_ks)
+        for k in ("label_ks", "dh_hidden", "deepbit_angles", "svm_cs"):
+            d[k] = list(getattr(self, k))
         return d
 
 
@@ -227,10 +289,15 @@ def _load_and_split(cfg: Config):
     """Load the dataset and build (train, query, database) index arrays + protocol dict."""
     from ..data import load, split
 
-    ds = load(cfg.dataset)
+    ds = load(cfg.dataset, size=int(cfg.image_size)) if cfg.image_size is not None else load(cfg.dataset)
     off = ds.official_split or {}
     has_official = ("train" in off and "test" in off) or ("database" in off and "query" in off)
-    if has_official:
+    if cfg.dataset == "flowers17":
+        # DDH §3.1: per class 40 train, 20 validation, 20 test (seeded; no datasplits.mat here)
+        sp_ = split(ds, "flowers", seed=cfg.seed)
+        query, database = sp_.query, sp_.database
+        proto = dict(sp_.protocol)
+    elif has_official:
         sp_ = split(ds, "official", seed=cfg.seed, database_includes_train=True)
         query, database = sp_.query, sp_.database
         proto = dict(sp_.protocol)
@@ -479,6 +546,40 @@ def _contrastive(cfg: Config, x8: torch.Tensor, device, cache_key_extra: dict) -
     return model.backbone, feats, info
 
 
+@torch.no_grad()
+def _backbone_features(backbone: CNNF, images: np.ndarray, device, batch_size: int = 500) -> np.ndarray:
+    """φ(x) (full7 output) of uint8 images (N, H, W, C) → (N, fc_dim) float32."""
+    backbone = backbone.to(device).eval()
+    x8 = _chw_uint8(images)
+    out = [backbone(x8[i:i + batch_size].float().div_(255.0).to(device)).float().cpu()
+           for i in range(0, len(x8), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, backbone.fc_dim), np.float32)
+
+
+def contrastive_features_all(cfg: Config, ds, train: np.ndarray, need: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Our stand-in for Table 4's "CNN" features: the full7 output φ(x) of the contrastive
+    backbone (trained on the training images, labels unused; the same backbone that initialises
+    DDH), for the images ``need`` (sorted indices into ``ds``). Cached beside the backbone."""
+    from ..train import resolve_device
+
+    device = resolve_device(cfg.device)
+    key_extra = {"dataset": cfg.dataset, "train": hashlib.sha256(np.asarray(train).tobytes()).hexdigest()[:16]}
+    backbone, _, info = _contrastive(dataclasses.replace(cfg, features="contrastive"), _chw_uint8(ds.images[train]),
+                                     device, key_extra)
+    cdir = _cache_dir(cfg)
+    path = None
+    if cdir is not None:
+        path = cdir / f"ssl_{info['ssl_cache_key']}_all_{hashlib.sha256(np.asarray(need).tobytes()).hexdigest()[:12]}.npy"
+        if path.is_file():
+            return np.load(path).astype(np.float32), {**info, "feature_cache_hit": True}
+    feats = _backbone_features(backbone, ds.images[need], device)
+    if path is not None:
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, feats.astype(np.float16))
+        os.replace(tmp, path)
+    return feats, {**info, "feature_cache_hit": False}
+
+
 def compute_features(cfg: Config, images: np.ndarray, x8: torch.Tensor | None = None, device="cpu",
                      cache_key_extra: dict | None = None, dataset=None,
                      indices: np.ndarray | None = None) -> tuple[np.ndarray, dict, CNNF | None]:
@@ -725,13 +826,26 @@ def run_shallow(cfg: Config) -> dict:
         feats = _handcrafted(cfg.features, ds.images[need], ds, need)
     elif cfg.features == "pixels":
         feats = np.asarray(ds.images[need], dtype=np.float32).reshape(len(need), -1) / 255.0
+    elif cfg.features == "contrastive":
+        feats, extra = contrastive_features_all(cfg, ds, train, need)
+        info.update(extra)
     else:
-        raise ValueError(f"baseline runs support features kmeans, gist, hog, pixels; got {cfg.features!r}")
+        raise ValueError(f"baseline runs support features kmeans, gist, hog, pixels, contrastive; got {cfg.features!r}")
     info["feature_wall_time_s"] = time.perf_counter() - tf
     rows = lambda idx: feats[[pos[int(j)] for j in idx]]                     # noqa: E731
     hasher = BASELINES[cfg.baseline](n_bits=int(cfg.bits), random_state=cfg.seed)
     tt = time.perf_counter()
-    hasher.fit(rows(train))
+    if getattr(hasher, "supervised", False):
+        # SPLH / LFH (Table 4): their usual protocol, class labels of a labelled subset
+        fit_idx = train
+        if cfg.baseline_max_train is not None and cfg.baseline_max_train < len(train):
+            fit_idx = np.sort(np.random.default_rng(cfg.seed + 2).choice(train, cfg.baseline_max_train, replace=False))
+        hasher.fit(rows(fit_idx), ds.labels[fit_idx])
+        info["supervision"] = f"class labels of {len(fit_idx)} training images"
+        info["n_labelled"] = int(len(fit_idx))
+    else:
+        hasher.fit(rows(train))
+        info["supervision"] = "none"
     info["train_wall_time_s"] = time.perf_counter() - tt
     qb, dbb = hasher.transform(rows(query)), hasher.transform(rows(database))
     qy, dby = ds.labels[query], ds.labels[database]
@@ -760,8 +874,14 @@ def run(config: Config | None = None, **overrides) -> dict:
     if overrides:
         cfg = dataclasses.replace(cfg, **overrides)
     cfg.validate()
+    if cfg.task == "classification":
+        from .ddh_flowers import run_classification
+        return run_classification(cfg)
     if cfg.baseline is not None:
         return run_shallow(cfg)
+    if cfg.method != "ddh":
+        from .ddh_deep_baselines import run_deep_baseline
+        return run_deep_baseline(cfg)
     t_start = time.perf_counter()
     c_start = time.process_time()
     prep = prepare(cfg)
