@@ -558,3 +558,15 @@ def test_agent_config_validation():
     for bad in (dict(agent_baseline="mean"), dict(agent_entropy=-1.0), dict(agent_ema=1.0)):
         with pytest.raises(ValueError):
             M.Config(**bad)
+
+
+def test_crop_diagnostic_smoke():
+    from hashrepro.methods.mch_diagnostics import crop_diagnostic
+
+    torch.set_num_threads(1)
+    rec = crop_diagnostic(M.Config.for_scale("smoke", dataset="mosaic-digits", base="dch", bits=16, progress=False),
+                          n_items=30)
+    m = rec["metrics"]
+    assert rec["method"] == "diag-crops-dch" and m["n_crops"] == 150
+    assert 0 <= m["positive_fraction"] <= 1 and m["reward_pos_per_item"] >= 0 >= m["reward_neg_per_item"]
+    assert math.isnan(m["d_tile_same_class"]) or 0 <= m["d_tile_same_class"] <= 16

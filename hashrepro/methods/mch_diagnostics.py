@@ -1,0 +1,137 @@
+"""Why MCH's agent keeps few crops on the mosaics: the eq.-6 rewards and the crop codes.
+
+A diagnostic for the MCH chapter, not part of the method. For one base model it trains X exactly
+as :func:`hashrepro.methods.mch.run` does (same seeds, so the same X as the run of the same
+config), codes the 5 crops of ratio σ of a sample of database images (§4.3) and reports:
+
+* the eq.-6 reward of keeping each crop, computed against the training images as the oracle of
+  :func:`~hashrepro.methods.mch.oracle_rewards` does: the fraction of positive rewards, the sum of
+  the positive and of the negative rewards per image, both by number of objects in the mosaic;
+* how well a crop that shows exactly one object (the four corner crops at σ = 0.5 are the mosaic
+  tiles) is coded: the median Hamming distance of its code to the whole-image codes of the
+  single-object training mosaics of its own class and of the other classes, against the same
+  distances for the single-object database images' own whole-image codes.
+
+It uses the tile layout of the mosaics (``ds.meta["tiles"]``), which the method never sees.
+:func:`crop_diagnostic` returns a run record (``method = "diag-crops-<base>"``).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from ..losses.pairwise import hamming_distance_pm1, make_loss
+from . import mch as M
+
+__all__ = ["crop_diagnostic"]
+
+
+def crop_diagnostic(cfg: M.Config | None = None, n_items: int = 600, **overrides) -> dict:
+    """Train X as :func:`hashrepro.methods.mch.run` does and diagnose its crops; return a record.
+
+    Metrics: ``positive_fraction`` (all crops), ``positive_fraction_objects<k>`` and
+    ``reward_pos_per_item_objects<k>`` / ``reward_neg_per_item_objects<k>`` (occupied corner crops of
+    mosaics with k objects), ``reward_pos_per_item`` / ``reward_neg_per_item`` (all crops), and the
+    median Hamming distances ``d_tile_same_class`` / ``d_tile_other_class`` (tile crop code to the
+    single-object training mosaics' codes) and ``d_whole_same_class`` / ``d_whole_other_class``
+    (the same for single-object database mosaics' whole-image codes).
+    """
+    from ..train import describe_device, resolve_device, seed_everything
+
+    if cfg is None:
+        cfg = M.Config.for_scale(overrides.pop("scale", "default"), **overrides)
+    t0 = time.perf_counter()
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    ds, sp = M.load_data(cfg)
+    tiles_all = ds.meta.get("tiles") if isinstance(ds.meta, dict) else None
+    if tiles_all is None or cfg.grid != 2:
+        raise ValueError("crop_diagnostic needs a 2x2 mosaic data set (its corner crops at σ = 0.5 are the tiles)")
+    u8 = M._images_tensor(ds.images)
+    Y = ds.label_matrix()
+    y_tr, y_db = Y[sp.train], Y[sp.database]
+    x_train = M.crop_resize(u8[sp.train], None, cfg.input_size)
+    xt, yt = M.mosaic_tiles(ds, sp.train, cfg.input_size) if cfg.pretrain_tiles else (None, None)
+    backbone_state, _, _ = M.pretrain_backbone(cfg, x_train, y_tr, device,
+                                               torch.Generator().manual_seed(cfg.seed + 1), xt, yt)
+    torch.manual_seed(cfg.seed + 2)
+    hasher, _ = M.train_base(cfg, backbone_state, x_train, y_tr, device, torch.Generator().manual_seed(cfg.seed + 3))
+    loss_fn = make_loss(cfg.base, cfg.bits)
+
+    rng = np.random.default_rng(cfg.seed + 5)
+    sub = np.sort(rng.choice(len(sp.database), min(n_items, len(sp.database)), replace=False))
+    db_idx = sp.database[sub]
+    f_tr, z_tr = hasher.embed(u8[sp.train])
+    f_db, z_db = hasher.embed(u8[db_idx])
+    zc, _ = _crop_codes(hasher, u8[db_idx], 0.5)
+    r = M.oracle_rewards(loss_fn, M._bits01(z_db), zc, z_tr, y_db[sub], y_tr, db_idx, sp.train)
+
+    tiles = np.asarray(tiles_all)[db_idx]  # (n, 2, 2): class or -1
+    corner = np.stack([tiles[:, 0, 0], tiles[:, 0, 1], tiles[:, 1, 0], tiles[:, 1, 1]], 1)  # crop order
+    n_obj = (tiles >= 0).reshape(len(sub), -1).sum(1)
+    m: dict = {"n_items": float(len(sub)), "n_crops": float(r.size),
+               "positive_fraction": float((r > 0).mean()),
+               "reward_pos_per_item": float(r.clip(min=0).sum() / len(sub)),
+               "reward_neg_per_item": float(r.clip(max=0).sum() / len(sub))}
+    for k in range(1, 5):
+        sel = n_obj == k
+        rc = r[sel, :4][corner[sel] >= 0]
+        if rc.size:
+            m[f"positive_fraction_objects{k}"] = float((rc > 0).mean())
+            m[f"reward_pos_per_item_objects{k}"] = float(rc.clip(min=0).sum() / max(sel.sum(), 1))
+            m[f"reward_neg_per_item_objects{k}"] = float(rc.clip(max=0).sum() / max(sel.sum(), 1))
+
+    # codes of single-object crops against the single-object training mosaics
+    b_tr = M._pm1(z_tr)
+    single_tr = y_tr.sum(1) == 1
+    cls_tr = np.where(single_tr, y_tr.argmax(1), -1)
+    d_same, d_other = [], []
+    for c in range(4):
+        occ = np.flatnonzero(corner[:, c] >= 0)
+        if not len(occ):
+            continue
+        d = hamming_distance_pm1(M._pm1(zc[occ, c]), b_tr[torch.from_numpy(single_tr)]).numpy()
+        cl = cls_tr[single_tr]
+        for row, i in zip(d, occ):
+            if (cl == corner[i, c]).any() and (cl != corner[i, c]).any():
+                d_same.append(np.median(row[cl == corner[i, c]]))
+                d_other.append(np.median(row[cl != corner[i, c]]))
+    single_db = np.flatnonzero(y_db[sub].sum(1) == 1)
+    w_same, w_other = [], []
+    if len(single_db):
+        d = hamming_distance_pm1(M._pm1(z_db[single_db]), b_tr[torch.from_numpy(single_tr)]).numpy()
+        cl = cls_tr[single_tr]
+        for row, i in zip(d, single_db):
+            c_i = int(y_db[sub][i].argmax())
+            if (cl == c_i).any() and (cl != c_i).any():
+                w_same.append(np.median(row[cl == c_i]))
+                w_other.append(np.median(row[cl != c_i]))
+    m.update({"d_tile_same_class": float(np.median(d_same)) if d_same else float("nan"),
+              "d_tile_other_class": float(np.median(d_other)) if d_other else float("nan"),
+              "d_whole_same_class": float(np.median(w_same)) if w_same else float("nan"),
+              "d_whole_other_class": float(np.median(w_other)) if w_other else float("nan")})
+    protocol = dict(sp.protocol, n_items=int(len(sub)), crops="5 crops of ratio 0.5 (4 corners = the tiles, centre)",
+                    reward="eq. 6 against all training images, pair weights of the base loss (oracle_rewards)",
+                    distances="median Hamming distance to the single-object training mosaics' whole-image codes")
+    command = (f"python -c \"from hashrepro.methods.mch_diagnostics import crop_diagnostic; "
+               f"crop_diagnostic(dataset='{cfg.dataset}', bits={cfg.bits}, base='{cfg.base}', seed={cfg.seed})\"")
+    from ..results import make_record
+
+    return make_record(paper="mch", method=f"diag-crops-{cfg.base}", dataset=cfg.dataset, bits=cfg.bits,
+                       seed=cfg.seed, scale=cfg.scale, config=cfg.to_dict(), protocol=protocol, metrics=m,
+                       curves={}, wall_time_s=time.perf_counter() - t0, device=describe_device(device),
+                       command=command)
+
+
+def _crop_codes(hasher, images_u8: torch.Tensor, sigma: float):
+    """(z (N, 5, Q), f (N, 5, D)) of the 5 crops of §4.3."""
+    n, _, h, w = images_u8.shape
+    boxes = M.crop_boxes(h, w, sigma)
+    zs, fs = [], []
+    for c in range(5):
+        f, z = hasher.embed(images_u8, np.repeat(boxes[c:c + 1], n, axis=0))
+        zs.append(z)
+        fs.append(f)
+    return np.stack(zs, 1), np.stack(fs, 1)
