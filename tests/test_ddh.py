@@ -395,7 +395,7 @@ def test_dh_loss_hand_value_and_autograd():
     raw, _ = dh_loss(h, lam, centre=False, reduction="sum")      # the printed tr(HᵀH)
     assert raw.item() == pytest.approx((quant - lam / 4 * (h * h).sum()).item())
     mean, _ = dh_loss(h, lam, reduction="mean")
-    assert mean.item() == pytest.approx((quant / 2 + var).item())
+    assert mean.item() == pytest.approx((quant / 2 + var / 2).item())     # eq. 3 on the batch, / N
     # orthogonality ‖WWᵀ − I‖²_F by hand and zero for orthonormal rows
     w = torch.tensor([[1.0, 1.0, 0.0]])
     assert orthogonality_penalty([w]).item() == pytest.approx((2 - 1) ** 2)

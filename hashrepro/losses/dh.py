@@ -53,8 +53,9 @@ def dh_loss(h: torch.Tensor, lambda1: float = 100.0, centre: bool = True,
     h : (N, K) top-layer outputs (tanh, in (−1, 1)).
     lambda1 : weight of the variance term (paper: 100 [UNVERIFIED]).
     centre : use the batch-centred H in the variance term (see the module docstring).
-    reduction : "mean" divides J1 by N (the variance term already carries 1/N); "sum" is the
-        literal eq. 3 on this batch (J1 summed, J2 with its 1/N).
+    reduction : "sum" is the literal eq. 3 on this batch (N = batch size): J1 summed, J2 with
+        its 1/N; "mean" is that divided by N (per-sample quantisation loss minus λ1/(2N) times
+        the summed per-bit variance — the balance of the two terms is that of eq. 3 on N points).
 
     Returns
     -------
@@ -71,7 +72,7 @@ def dh_loss(h: torch.Tensor, lambda1: float = 100.0, centre: bool = True,
     hc = h - h.mean(0, keepdim=True) if centre else h
     var = -0.5 * lambda1 / n * (hc * hc).sum()               # −λ1/(2N) tr(HᵀH)
     if reduction == "mean":
-        quant = quant / n
+        quant, var = quant / n, var / n
     loss = quant + var
     return loss, {"quant": float(quant.detach()), "variance": float(var.detach())}
 
