@@ -152,6 +152,7 @@ class Config:
     dh_hidden: tuple = (128,)
     dh_input: str = "backbone"
     dh_centre: bool = True
+    dh_freeze_norm: bool = True
     # DeepBit (Lin et al. 2016): α quantisation, β balance, γ rotation; stage-2 share, angles
     deepbit_alpha: float = 1.0
     deepbit_beta: float = 1.0
