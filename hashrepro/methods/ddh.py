@@ -153,6 +153,7 @@ class Config:
     dh_input: str = "backbone"
     dh_centre: bool = True
     dh_freeze_norm: bool = True
+    dh_train_backbone: bool = False
     # DeepBit (Lin et al. 2016): α quantisation, β balance, γ rotation; stage-2 share, angles
     deepbit_alpha: float = 1.0
     deepbit_beta: float = 1.0

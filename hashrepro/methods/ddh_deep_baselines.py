@@ -8,7 +8,9 @@ initialised from the same contrastive (SimCLR) model trained on the training ima
 batch size (128) and number of iterations as DDH at the same scale. What differs:
 
 * **DH** (``method="dh"``): φ → tanh(W¹φ + c¹) → … → tanh(Wᴹh + cᴹ) = h ∈ (−1, 1)^K
-  (``dh_hidden`` hidden widths, default one layer of 128), loss eq. 3 of Liong et al.
+  (``dh_hidden`` hidden widths, default one layer of 128) on the *fixed* backbone features
+  (DH learns no features; ``dh_train_backbone=True`` trains the backbone too, which collapsed
+  the codes on CIFAR-10), loss eq. 3 of Liong et al.
   (:class:`hashrepro.losses.dh.DHLoss`: quantisation − λ1 variance + λ2 orthogonality of the
   tanh layers + λ3 weight decay), codes b = sgn(h). The DH layers start with orthonormal rows
   (the orthogonality term's optimum). The original DH is an MLP on 512-d GIST with no CNN:
@@ -143,6 +145,13 @@ def fit_deep_baseline(cfg, ds, train: np.ndarray, device) -> tuple[callable, dic
             bb.load_state_dict(copy.deepcopy(backbone.state_dict()))
         net = DHNet(bb, cfg.bits, cfg.dh_hidden) if cfg.method == "dh" else DeepBitNet(bb, cfg.bits)
     net.to(device).train()
+    if cfg.method == "dh" and not gist_mode and not cfg.dh_train_backbone:
+        # DH learns no features (an MLP on given descriptors); trained end to end on our backbone
+        # its loss has nothing against collapsing φ, and on CIFAR-10 the codes collapsed to a
+        # few buckets (mAP@1000 0.10 = chance at 16 and 32 bits). Default: φ fixed.
+        for p_ in net.backbone.parameters():
+            p_.requires_grad_(False)
+        info["backbone"] = "fixed (DH layers trained on the contrastive features)"
     if cfg.method == "deepbit":
         _ddh.init_hash_layer(net, x8_train, seed=cfg.seed)      # centred, unit-variance logits
     elif isinstance(net.phi_norm, nn.BatchNorm1d):                # running statistics of φ first
