@@ -10,7 +10,8 @@ The recipe, section by section of the paper:
    the base model's own loss summed over the other training points, with the asymmetric
    distance ``d*_ij = min(d(b_i, b_j), d(b*_i, b_j))`` of eq. 5; a five-layer FC policy with BN,
    ReLU and softmax (:class:`hashrepro.models.policy.PolicyNet`); REINFORCE (eq. 7) with SGD,
-   momentum 0.9, lr 1e-4, weight decay 5e-4, T = 100, batch 256 (§5.2.2).
+   momentum 0.9, weight decay 5e-4, T = 100, batch 256 (§5.2.2); by default with a moving-average
+   baseline and normalised advantages at lr 1e-3 (a deviation, see :func:`train_agent`).
 3. **Out-of-sample extension** (§4.3): database image + 5 crops (4 corners, centre) of side
    ratio σ; a crop's code is kept when the policy's keep probability is ≥ ξ; the whole image's
    code is always kept. σ = ξ = 0.5.
@@ -28,7 +29,9 @@ as a multi-label classifier stands in for ImageNet AlexNet (no weights offline, 
 Adam for the base models (the authors' SGD settings are for fine-tuning AlexNet); synthetic
 mosaics instead of NUS-WIDE / MS-COCO / MIRFLICKR (not available offline); shorter schedules at
 ``scale="default"``; KSH's projection is learned by gradient descent on its Table-1 loss rather
-than by the sequential spectral + Nesterov bit-wise solver.
+than by the sequential spectral + Nesterov bit-wise solver; the agent's REINFORCE update subtracts a
+moving-average baseline and divides by a moving reward standard deviation, at learning rate 1e-3
+(eq. 7 has neither; ``agent_baseline="none", agent_reward_norm=False, agent_lr=1e-4`` is the paper's).
 """
 from __future__ import annotations
 
