@@ -509,6 +509,22 @@ def test_evaluate_consistency_and_protocol():
     json.dumps({k: v for k, v in res.items()})  # JSON-ready
 
 
+@pytest.mark.parametrize("topk", [None, 7, 60])
+@pytest.mark.parametrize("empty", ["zero", "skip"])
+def test_evaluate_tie_aware_companion(topk, empty):
+    """ties="index" also reports the tie-aware mAP; a class-sorted database makes them differ."""
+    rng = np.random.default_rng(3)
+    q, db = rng.integers(0, 2, (40, 6)), rng.integers(0, 2, (400, 6))
+    ql, dl = rng.integers(0, 5, 40), np.sort(rng.integers(0, 5, 400))  # class-sorted order
+    res = evaluate(q, db, ql, dl, topk=topk, ties="index", empty=empty)
+    assert res["map"] == pytest.approx(mean_average_precision(q, db, ql, dl, topk=topk, ties="index", empty=empty))
+    ref = mean_average_precision(q, db, ql, dl, topk=topk, ties="expected", empty=empty)
+    assert res["map_tie_aware"] == pytest.approx(ref, rel=1e-12)
+    if topk == 60:
+        assert abs(res["map"] - res["map_tie_aware"]) > 1e-3  # the sorted order biases index ties
+    assert "map_tie_aware" not in evaluate(q, db, ql, dl, topk=topk, ties="expected")
+
+
 def test_torch_inputs():
     torch = pytest.importorskip("torch")
     q, db, ql, dl = random_case(1, 5, 20, 6, 3)

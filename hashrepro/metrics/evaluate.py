@@ -53,7 +53,8 @@ def evaluate(
     -------
     dict::
 
-        {"map": float, "precision_radius2": float, "recall_radius2": float,
+        {"map": float, "map_tie_aware": float (only with ties="index" and integer
+         distances: the same mAP with ties="expected"), "precision_radius2": float, "recall_radius2": float,
          "precision_at_1": float, "precision_at_5": float, ... (one per k in ks),
          "n_empty_queries": float,
          "curves": {"pr_radius": {"radius", "precision", "recall", "n_returned", ...},
@@ -94,10 +95,18 @@ def evaluate(
         racc = _RadiusAcc(n_bits, empty)
     aps = np.empty(nq)
     emp = np.empty(nq, bool)
+    # With ties broken by database index, also the tie-aware value (expected AP over a
+    # uniformly random order inside each tie group): the two differ when the database
+    # order is correlated with the labels (e.g. a class-sorted archive) and groups are big.
+    tie_aware = ties == "index" and src.integer
+    aps_e = np.empty(nq) if tie_aware else None
+    emp_e = np.empty(nq, bool) if tie_aware else None
 
     def gen():
         for s, e, ch in iter_chunks(src, relsrc, chunk_size):
             aps[s:e], emp[s:e] = ch.average_precision(k, ties)
+            if tie_aware:
+                aps_e[s:e], emp_e[s:e] = ch.average_precision(k, "expected")
             if use_radius:
                 racc.update(ch)
             yield s, e, ch
@@ -108,6 +117,8 @@ def evaluate(
     p_at_k = p_all / max(nq, 1)  # precision@k over all queries, as precision_at_k()
     sel = np.searchsorted(all_ks, ks_arr)
     out = {"map": mean_with_policy(aps, emp, empty)}
+    if tie_aware:
+        out["map_tie_aware"] = mean_with_policy(aps_e, emp_e, empty)
     curves = {}
     if use_radius:
         pr = racc.result()
