@@ -54,6 +54,7 @@ __all__ = [
     "paper_tables",
     "paper_table",
     "compare",
+    "companion_column",
     "format_mean_std",
     "records_table",
     "git_info",
@@ -561,6 +562,30 @@ def compare(paper_df: pd.DataFrame, records_df: pd.DataFrame, metric: str = "map
     out["delta"] = out["ours_mean"] - out["paper"]
     cols = keys + ["paper", "ours_mean", "ours_std", "n_seeds", "delta", "scale"] + extra
     return out[cols].reset_index(drop=True)
+
+
+def companion_column(cmp: pd.DataFrame, records_df: pd.DataFrame, metric: str = "map_tie_aware", *,
+                     method_map: Mapping[str, str] | None = None,
+                     dataset_map: Mapping[str, str] | None = None, digits: int = 3) -> list[str]:
+    """One formatted cell per row of a :func:`compare` table: ``metric`` of the same runs.
+
+    Used for ``map_tie_aware`` (the mAP with ties in random order, which every record written
+    since it was added carries beside ``map``): ``"0.181 (n=2)"``, or ``"—"`` where no record of
+    that (method, dataset, bits) has the metric (records that predate it). ``n`` is always shown,
+    since it can differ from the main column's.
+    """
+    keys = ["method", "dataset", "bits"]
+    r = records_df.copy() if records_df is not None else pd.DataFrame()
+    if len(r):
+        if method_map:
+            r["method"] = r["method"].replace(dict(method_map))
+        if dataset_map:
+            r["dataset"] = r["dataset"].replace(dict(dataset_map))
+    agg = _aggregate(r, metric, keys, None)
+    cells = {(m, d, int(b)): format_mean_std(mu, sd, digits, n)
+             for m, d, b, mu, sd, n in zip(agg["method"], agg["dataset"], agg["bits"],
+                                           agg["ours_mean"], agg["ours_std"], agg["n_seeds"])}
+    return [cells.get((m, d, int(b)), "—") for m, d, b in zip(cmp["method"], cmp["dataset"], cmp["bits"])]
 
 
 def format_mean_std(mean: float, std: float | None = None, digits: int = 3, n: int | None = None) -> str:

@@ -302,11 +302,14 @@ def test_config_validation():
     assert d["sigma"] == 0.5 and d["xi"] == 0.5
     for bad in (dict(base="nope"), dict(bits=0), dict(bits=65), dict(sigma=1.5), dict(xi=-0.1),
                 dict(scale="huge"), dict(reward_scale="x"), dict(crop_min=0.8, crop_max=0.5),
-                dict(dataset="cifar10")):
+                dict(dataset="cifar10"), dict(mmhh_gamma=0)):
         with pytest.raises(ValueError):
             M.Config(**bad)
     with pytest.raises(ValueError):
         M.Config.for_scale("default", not_a_field=1)
+    # MMHH's γ reaches the loss (base training and the agent's reward use the same loss)
+    assert M._loss_kwargs(M.Config(base="mmhh", mmhh_gamma=10.0)) == {"gamma": 10.0}
+    assert M._loss_kwargs(M.Config(base="dch", mmhh_gamma=10.0)) == {}
     assert M.parse_dataset("mosaic-cifar10") == {"kind": "mosaic", "base": "cifar10"}
     assert M.parse_dataset("nuswide21")["kind"] == "paper"
 

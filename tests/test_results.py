@@ -250,6 +250,24 @@ def test_compare_maps_dedupes_and_scales(tmp_path, papers_dir):
         compare(paper_table("toy_table9"), records, how="right")
 
 
+def test_companion_column_tie_aware(tmp_path, papers_dir):
+    """Records that carry map_tie_aware show it per row; older ones give "—"; n is per metric."""
+    for s, m in {0: 0.30, 1: 0.34}.items():
+        r = rec(method="toy-a", bits=16, seed=s)
+        r["metrics"]["map_tie_aware"] = m
+        save_run(r, tmp_path)
+    save_run(rec(method="toy-a", bits=16, seed=2), tmp_path)  # predates the metric
+    save_run(rec(method="toy-a", bits=32, seed=0), tmp_path)
+    records = load_records(tmp_path)
+    cmp = compare(paper_table("toy_table9"), records, metric="map")
+    cells = dict(zip(zip(cmp["method"], cmp["bits"]), R.companion_column(cmp, records)))
+    assert cells[("toy-a", 16)] == format_mean_std(0.32, np.std([0.30, 0.34], ddof=1), 3, 2)
+    assert cells[("toy-a", 32)] == "—"
+    assert cmp.set_index(["method", "bits"]).loc[("toy-a", 16), "n_seeds"] == 3
+    renamed = R.companion_column(cmp, R.load_records(tmp_path).assign(method="mine"), method_map={"mine": "toy-a"})
+    assert renamed == R.companion_column(cmp, records)
+
+
 def test_format_mean_std_and_records_table(tmp_path):
     assert format_mean_std(0.71234, 0.00456) == "0.712 ± 0.005"
     assert format_mean_std(0.7, float("nan")) == "0.700"

@@ -127,6 +127,8 @@ class Config:
     ksh_samples: int = 2000
     adsh_outer: int = 10
     adsh_omega: int = 2000
+    # MMHH's t-distribution scale γ: 1 is MCH Table 1's form, 10 is MMHH's README (see MMHHLoss)
+    mmhh_gamma: float = 1.0
     # agent (§5.2.2)
     agent_iters: int = 100
     agent_batch: int = 256
@@ -180,6 +182,8 @@ class Config:
         self.agent_reward_norm = bool(self.agent_reward_norm)
         if float(self.agent_entropy) < 0:
             raise ValueError(f"agent_entropy must be >= 0, got {self.agent_entropy}")
+        if not float(self.mmhh_gamma) > 0:
+            raise ValueError(f"mmhh_gamma must be > 0 (1 = MCH Table 1, 10 = MMHH's README), got {self.mmhh_gamma}")
         if not 0.0 <= float(self.agent_ema) < 1.0:
             raise ValueError(f"agent_ema must be in [0, 1), got {self.agent_ema}")
         for name in ("n_images", "grid", "input_size", "feat_dim", "batch_size", "agent_batch",
@@ -514,7 +518,10 @@ def pretrain_backbone(cfg: Config, x_train: torch.Tensor, y_train: np.ndarray, d
     return state, hist.wall_time_s, False
 
 
-def _loss_kwargs(base: str) -> dict:
+def _loss_kwargs(cfg: Config) -> dict:
+    """Loss options a base model takes from the Config (only MMHH's γ so far)."""
+    if cfg.base == "mmhh":
+        return {"gamma": float(cfg.mmhh_gamma)}
     return {}
 
 
@@ -566,7 +573,7 @@ def train_base(cfg: Config, backbone_state: dict, x_train: torch.Tensor, y_train
     else:
         model = HashModel(SmallCNN(c, cfg.widths, cfg.feat_dim), q, _RELAX[cfg.base]).to(device)
         model.backbone.load_state_dict(backbone_state)
-        loss_fn = make_loss(cfg.base, q, **_loss_kwargs(cfg.base)).to(device)
+        loss_fn = make_loss(cfg.base, q, **_loss_kwargs(cfg)).to(device)
         opt = torch.optim.Adam([
             {"params": model.backbone.parameters(), "lr": cfg.base_lr},
             {"params": model.hash.parameters(), "lr": cfg.base_lr * cfg.hash_lr_mult},
@@ -1087,7 +1094,7 @@ def run(cfg: Config | None = None, **overrides) -> dict:
                                                       torch.Generator().manual_seed(cfg.seed + 1), xt, yt)
     torch.manual_seed(cfg.seed + 2)
     hasher, info = train_base(cfg, backbone_state, x_train, y_tr, device, torch.Generator().manual_seed(cfg.seed + 3))
-    loss_fn = make_loss(cfg.base, cfg.bits)
+    loss_fn = make_loss(cfg.base, cfg.bits, **_loss_kwargs(cfg))
 
     # 2. encode whole images
     f_tr, z_tr = hasher.embed(u8[sp.train])

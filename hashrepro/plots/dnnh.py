@@ -355,12 +355,14 @@ def table2(paper, records, our_method: str = "dnnh-dem"):
 
 
 def detail_table(paper, records, dataset: str, method: str = "dnnh-dem", metric: str = "map"):
-    """Per bit length and scale: paper, ours (mean ± std, n seeds), delta, precision r ≤ 2,
-    iterations, wall time and device. Empty DataFrame when we have no run."""
+    """Per bit length and scale: paper, ours (mean ± std, n seeds), delta, for MAP the tie-aware
+    MAP ("ours, ties random": records written since ``map_tie_aware`` exists, "—" before),
+    precision r ≤ 2, iterations, wall time and device. Empty DataFrame when we have no run."""
     import pandas as pd
 
     agg = aggregate(records, dataset, method, metric)
     prec = aggregate(records, dataset, method, "precision_radius2")
+    tie = aggregate(records, dataset, method, "map_tie_aware") if metric == "map" else {}
     rows = []
     for (b, scale), a in agg.items():
         pv = _paper_value(paper, method, dataset, b, metric)
@@ -370,6 +372,9 @@ def detail_table(paper, records, dataset: str, method: str = "dnnh-dem", metric:
         row[f"ours ({metric}, mean ± std, n)"] = _fmt_ours(a)
         if paper is not None:
             row["delta"] = "—" if pv is None else f"{a['mean'] - pv:+.3f}"
+        if metric == "map":
+            t = tie.get((b, scale))
+            row["ours, ties random"] = "—" if t is None else _fmt_ours(t)
         p2 = prec.get((b, scale))
         row["ours: precision r ≤ 2"] = "—" if p2 is None else f"{p2['mean']:.3f}"
         row.update({"scale": scale, "iterations": a["iterations"], "wall time (s)": f"{a['wall_time_s']:.0f}",
