@@ -292,7 +292,8 @@ def test_run_smoke_record():
     rec = run(_smoke_config(bits=16))
     assert rec["paper"] == "ddh" and rec["method"] == "ddh" and rec["bits"] == 16
     m = rec["metrics"]
-    for k in ("map", "precision_radius2", "label_precision", "label_precision_knn", "positives_per_item"):
+    for k in ("map", "map_tie_aware", "precision_radius2", "label_precision", "label_precision_knn",
+              "positives_per_item"):
         assert 0.0 <= m[k] <= (1.0 if k != "positives_per_item" else 1e9), k
     assert rec["protocol"]["topk"] == 1000 and rec["protocol"]["database_includes_train"] is True
     assert rec["protocol"]["n_query"] == 60 and rec["protocol"]["n_database"] == 400
@@ -487,6 +488,7 @@ def test_run_smoke_deep_baselines_deterministic(method):
                         init="contrastive" if method == "deepbit" else "random")
     rec = run(cfg)
     assert rec["method"] == method and rec["bits"] == 8 and 0 <= rec["metrics"]["map"] <= 1
+    assert 0 <= rec["metrics"]["map_tie_aware"] <= 1
     assert rec["protocol"]["topk"] == 1000 and "pr_radius" in rec["curves"]
     if method == "deepbit":
         assert rec["metrics"]["stage2_iterations"] == 6 and "rotation" in rec["curves"]["train_loss_parts"]

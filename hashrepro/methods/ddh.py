@@ -852,7 +852,8 @@ def run_shallow(cfg: Config) -> dict:
     qb, dbb = hasher.transform(rows(query)), hasher.transform(rows(database))
     qy, dby = ds.labels[query], ds.labels[database]
     ev = evaluate(qb, dbb, qy, dby, topk=cfg.topk, radius=2)
-    metrics = {"map": float(ev["map"]), "precision_radius2": float(ev["precision_radius2"])}
+    metrics = {"map": float(ev["map"]), "map_tie_aware": float(ev["map_tie_aware"]),
+               "precision_radius2": float(ev["precision_radius2"])}
     if cfg.map_all:
         metrics["map_all_skip_empty"] = float(mean_average_precision(qb, dbb, qy, dby, topk=None, empty="skip"))
     metrics.update({k: float(v) for k, v in info.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
@@ -914,6 +915,7 @@ def run(config: Config | None = None, **overrides) -> dict:
         qy, dby = ds.labels[prep["query"]], ds.labels[prep["database"]]
         ev = evaluate(qb, dbb, qy, dby, topk=cfg.topk, radius=2)
         metrics["map"] = float(ev["map"])
+        metrics["map_tie_aware"] = float(ev["map_tie_aware"])  # ties="expected" (class-sorted db)
         metrics["precision_radius2"] = float(ev["precision_radius2"])
         for name, c in ev.get("curves", {}).items():
             curves[name] = c

@@ -235,7 +235,8 @@ def run_deep_baseline(cfg) -> dict:
     tv = time.perf_counter()
     qy, dby = ds.labels[query], ds.labels[database]
     ev = evaluate(qb, dbb, qy, dby, topk=cfg.topk, radius=2)
-    metrics = {"map": float(ev["map"]), "precision_radius2": float(ev["precision_radius2"])}
+    metrics = {"map": float(ev["map"]), "map_tie_aware": float(ev["map_tie_aware"]),
+               "precision_radius2": float(ev["precision_radius2"])}
     if cfg.map_all:
         metrics["map_all_skip_empty"] = float(mean_average_precision(qb, dbb, qy, dby, topk=None, empty="skip"))
     info["eval_wall_time_s"] = time.perf_counter() - tv

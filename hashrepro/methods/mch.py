@@ -966,6 +966,7 @@ def evaluate_codes(query01: np.ndarray, db, y_query: np.ndarray, y_db: np.ndarra
     f1b = {k: np.asarray(v).tolist() for k, v in f1b.items()}
     m = {
         "map": float(ev["map"]),
+        "map_tie_aware": float(ev.get("map_tie_aware", float("nan"))),
         "precision_radius0": float(pr["precision"][0]),
         "recall_radius0": float(pr["recall"][0]),
         "precision_radius2": float(ev["precision_radius2"]),
