@@ -508,6 +508,18 @@ def _aggregate(records: pd.DataFrame, metric: str, keys: list[str], scale: str |
     return agg[cols]
 
 
+def _renamed(records_df: pd.DataFrame | None, method_map: Mapping[str, str] | None,
+             dataset_map: Mapping[str, str] | None) -> pd.DataFrame:
+    """A copy of the records with methods/datasets renamed to a paper table's names."""
+    r = records_df.copy() if records_df is not None else pd.DataFrame()
+    if len(r):
+        if method_map:
+            r["method"] = r["method"].replace(dict(method_map))
+        if dataset_map:
+            r["dataset"] = r["dataset"].replace(dict(dataset_map))
+    return r
+
+
 def compare(paper_df: pd.DataFrame, records_df: pd.DataFrame, metric: str = "map", *,
             scale: str | None = None, method_map: Mapping[str, str] | None = None,
             dataset_map: Mapping[str, str] | None = None, paper_scale: float = 1.0,
@@ -548,12 +560,7 @@ def compare(paper_df: pd.DataFrame, records_df: pd.DataFrame, metric: str = "map
     extra = [c for c in ("table", "note") if c in p.columns]
     p = p[keys + ["paper"] + extra]
 
-    r = records_df.copy() if records_df is not None else pd.DataFrame()
-    if len(r):
-        if method_map:
-            r["method"] = r["method"].replace(dict(method_map))
-        if dataset_map:
-            r["dataset"] = r["dataset"].replace(dict(dataset_map))
+    r = _renamed(records_df, method_map, dataset_map)
     ours = _aggregate(r, metric, keys, scale)
     out = p.merge(ours, on=keys, how=how)
     out["n_seeds"] = out["n_seeds"].fillna(0).astype(int)
@@ -575,12 +582,7 @@ def companion_column(cmp: pd.DataFrame, records_df: pd.DataFrame, metric: str = 
     since it can differ from the main column's.
     """
     keys = ["method", "dataset", "bits"]
-    r = records_df.copy() if records_df is not None else pd.DataFrame()
-    if len(r):
-        if method_map:
-            r["method"] = r["method"].replace(dict(method_map))
-        if dataset_map:
-            r["dataset"] = r["dataset"].replace(dict(dataset_map))
+    r = _renamed(records_df, method_map, dataset_map)
     agg = _aggregate(r, metric, keys, None)
     cells = {(m, d, int(b)): format_mean_std(mu, sd, digits, n)
              for m, d, b, mu, sd, n in zip(agg["method"], agg["dataset"], agg["bits"],
