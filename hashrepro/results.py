@@ -9,10 +9,21 @@ A *run record* is a JSON object (schema 1)::
                   "empty": "zero", "ranking": "binary"},
      "metrics": {"map": 0.71, "precision_radius2": 0.65, ...},      # floats only
      "curves": {"pr_radius": {"radius": [...], "precision": [...]}, ...},
-     "command": "...", "git_commit": "<sha>", "git_dirty": false,
+     "command": "papermill notebooks/dnnh.ipynb out.ipynb -p dataset cifar10 ...",
+     "git_commit": "<sha>", "git_dirty": false, "git_diff_sha256": null, "git_patch": null,
+     "git_read_at": "start",
      "versions": {"python": ..., "numpy": ..., "torch": ..., "hashrepro": ..., ...},
      "device": "cpu (2 threads)", "wall_time_s": 12.3,
      "started": "2025-01-01T12:00:00+00:00", "finished": "...", "complete": true}
+
+Provenance: the commit and the state of the work tree are read when the run *starts*
+(:func:`start_run`, passed to :func:`make_record` as ``started=``); ``git_read_at`` says so. When
+the tree is dirty, ``git_diff_sha256`` is the SHA-256 of ``git diff HEAD`` (code only: the run
+outputs under ``results/`` and ``book/runs/`` are left out) and :func:`save_run` writes the diff to
+``<results_dir>/<paper>/patches/<sha256[:16]>.patch`` (``git_patch`` is then that path relative
+to the record's folder), so ``git checkout <commit> && git apply <patch>`` rebuilds the code.
+``command`` is always set: the caller's, or :func:`reproduce_command` rebuilt from the config.
+:func:`provenance_status` tells new records from legacy ones.
 
 Records are written atomically (:func:`save_run`: temporary file in the same folder, flush,
 fsync, ``os.replace``), so a reader sees either nothing or a whole file, and :func:`is_complete`
@@ -27,6 +38,8 @@ run records: paper value, ours (mean ± sample std over seeds), number of seeds,
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import math
 import os
@@ -58,6 +71,11 @@ __all__ = [
     "format_mean_std",
     "records_table",
     "git_info",
+    "git_state",
+    "RunStart",
+    "start_run",
+    "reproduce_command",
+    "provenance_status",
     "package_versions",
     "to_jsonable",
 ]
@@ -71,6 +89,14 @@ SCALES = ("paper", "default", "smoke")
 PAPERS_DIR = Path(__file__).resolve().parent / "papers"
 _BASE_COLUMNS = ["paper", "method", "dataset", "bits", "seed", "scale", "device", "wall_time_s", "git_commit",
                  "git_dirty", "command", "started", "finished", "complete", "path", "record"]
+#: Paths left out of the code diff: run outputs, which a sweep writes while it runs.
+GIT_EXCLUDE = ("results", "book/runs")
+#: Notebook parameters that never go into a rebuilt command (where outputs go, which device).
+_COMMAND_SKIP = ("results_dir", "run_name", "device")
+#: Notebook parameters always written into a rebuilt command, in this order.
+_COMMAND_FIRST = ("dataset", "bits", "seed", "scale")
+#: Folder (inside ``<results_dir>/<paper>/``) of the diffs that dirty runs started from.
+PATCH_DIR = "patches"
 _VERSION_PACKAGES = {"numpy": "numpy", "torch": "torch", "torchvision": "torchvision", "scipy": "scipy",
                      "pandas": "pandas", "scikit-learn": "scikit-learn", "faiss": "faiss-cpu"}
 
@@ -99,6 +125,191 @@ def git_info(path: str | os.PathLike | None = None) -> dict:
         return {"commit": sha.stdout.strip() or None, "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
+
+
+def git_state(path: str | os.PathLike | None = None, exclude: Iterable[str] = GIT_EXCLUDE) -> dict:
+    """The code a run is about to use: ``{"commit", "dirty", "diff_sha256", "patch"}``.
+
+    ``commit`` is ``HEAD``; ``patch`` is the text of ``git diff HEAD`` (tracked files, binary
+    changes included, the run outputs in ``exclude`` left out; untracked files are not part of
+    it) when that diff is not empty, else None; ``dirty`` is ``patch is not None``;
+    ``diff_sha256`` the hex SHA-256 of the patch's UTF-8 bytes (None when clean). Everything is
+    None outside a git work tree or without git. ``path``: a folder inside the checkout
+    (default: the checkout holding this package).
+    """
+    where = str(path or _repo_dir())
+    none = {"commit": None, "dirty": None, "diff_sha256": None, "patch": None}
+    try:
+        sha = subprocess.run(["git", "-C", where, "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=20, check=False)
+        if sha.returncode != 0 or not sha.stdout.strip():
+            return none
+        top = subprocess.run(["git", "-C", where, "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                             timeout=20, check=False).stdout.strip() or where
+        spec = ["--", "."] + [f":(exclude){e}" for e in exclude]
+        diff = subprocess.run(["git", "-C", top, "diff", "HEAD", "--binary", "--no-color", "--no-ext-diff", *spec],
+                              capture_output=True, timeout=120, check=False)
+        if diff.returncode != 0:
+            return {**none, "commit": sha.stdout.strip()}
+        patch = diff.stdout.decode("utf-8", errors="surrogateescape")
+    except (OSError, subprocess.SubprocessError):
+        return none
+    if not patch.strip():
+        return {"commit": sha.stdout.strip(), "dirty": False, "diff_sha256": None, "patch": None}
+    digest = hashlib.sha256(patch.encode("utf-8", errors="surrogateescape")).hexdigest()
+    return {"commit": sha.stdout.strip(), "dirty": True, "diff_sha256": digest, "patch": patch}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunStart:
+    """When a run started and the code it started with (:func:`start_run`).
+
+    ``started``: ISO time (UTC, seconds); ``git``: :func:`git_state` read at that moment.
+    Pass it to :func:`make_record` as ``started=``.
+    """
+
+    started: str
+    git: dict = dataclasses.field(repr=False)
+
+    @property
+    def commit(self) -> str | None:
+        return self.git.get("commit")
+
+    @property
+    def dirty(self) -> bool | None:
+        return self.git.get("dirty")
+
+
+def start_run(path: str | os.PathLike | None = None) -> RunStart:
+    """Call first thing in a recipe's ``run``: the start time and :func:`git_state` now, so the
+    record names the code the run started with, not the commit at the time it was written."""
+    return RunStart(started=_now().isoformat(timespec="seconds"), git=git_state(path))
+
+
+@functools.lru_cache(maxsize=8)
+def _notebook_defaults(path: str, mtime: float) -> dict:
+    """Names and default values of a notebook's ``parameters`` cell, read with ``ast`` (no
+    papermill import). Values that are not literals are kept as their source text."""
+    import ast
+
+    with open(path, encoding="utf-8") as f:
+        nb = json.load(f)
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code" and "parameters" in (cell.get("metadata", {}).get("tags") or []):
+            src = "".join(cell.get("source", []))
+            out = {}
+            for node in ast.parse(src).body:
+                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                    try:
+                        out[node.targets[0].id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        out[node.targets[0].id] = ast.get_source_segment(src, node.value)
+            return out
+    raise ValueError(f"{path} has no cell tagged 'parameters'")
+
+
+def _command_part(name: str, v: Any) -> str:
+    """One papermill parameter: ``-p name value`` for scalars, ``-y '{"name": value}'`` otherwise."""
+    import shlex
+
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return f"-p {name} {shlex.quote(repr(v) if isinstance(v, float) else str(v))}"
+    return "-y " + shlex.quote(json.dumps({name: to_jsonable(v)}))
+
+
+def reproduce_command(paper: str, parameters: Mapping, notebook: str | os.PathLike | None = None) -> str:
+    """The papermill command that reruns a chapter notebook with these parameters.
+
+    ``parameters`` may be the notebook parameters themselves (what a sweep passes) or a run's
+    whole ``config``: only names declared in ``notebooks/<paper>.ipynb``'s parameters cell are
+    used; ``dataset``, ``bits``, ``seed``, ``scale`` always, every other one when its value differs
+    from the notebook's default (``results_dir``, ``run_name`` and ``device`` never). Scalars go
+    as ``-p name value``, lists and dicts as ``-y '{"name": ...}'``. A paper without a notebook
+    raises ValueError naming the notebooks that exist.
+
+    >>> reproduce_command("dnnh", {"dataset": "cifar10", "bits": 12, "seed": 0, "scale": "default",
+    ...                            "variant": "fc", "lr": 0.03})                      # doctest: +SKIP
+    'papermill notebooks/dnnh.ipynb out.ipynb -p dataset cifar10 -p bits 12 -p seed 0 -p scale default -p variant fc'
+    """
+    from .paths import notebooks_root
+
+    nb = Path(notebook) if notebook is not None else notebooks_root() / f"{paper}.ipynb"
+    if not nb.is_file():
+        known = sorted(p.stem for p in nb.parent.glob("*.ipynb"))
+        raise ValueError(f"no notebook {nb} for paper {paper!r}; notebooks: {', '.join(known) or '(none)'}")
+    defaults = _notebook_defaults(str(nb), nb.stat().st_mtime)
+    names = [n for n in _COMMAND_FIRST if n in defaults] + [n for n in defaults if n not in _COMMAND_FIRST]
+    parts = ["papermill", f"notebooks/{nb.name}", "out.ipynb"]
+    for name in names:
+        if name in _COMMAND_SKIP or name not in parameters:
+            continue
+        v = to_jsonable(parameters[name])
+        if name not in _COMMAND_FIRST and v == to_jsonable(defaults[name]):
+            continue
+        parts.append(_command_part(name, v))
+    return " ".join(parts)
+
+
+def _as_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    try:
+        t = datetime.fromisoformat(str(value))
+    except (TypeError, ValueError):
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+@functools.lru_cache(maxsize=4096)
+def _commit_time(sha: str, where: str) -> datetime | None:
+    """Committer time of ``sha`` in the checkout at ``where`` (None when unknown)."""
+    try:
+        out = subprocess.run(["git", "-C", where, "show", "-s", "--format=%cI", sha], capture_output=True,
+                             text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return _as_time(out.stdout.strip()) if out.returncode == 0 else None
+
+
+def provenance_status(record: Mapping, commit_time=None) -> str:
+    """How well a record is tied to its code: ``"clean"``, ``"dirty: patch <sha12>"`` or
+    ``"legacy: <reasons>"``.
+
+    *clean*: a command, a known commit and a clean tree, with the commit read at the start of the
+    run (or, for records made before that, a commit older than the run's start). *dirty*: the
+    same, but the tree differed from the commit and the diff was saved (its hash names it).
+    *legacy* (records made before runs were tied to their code), with every reason that applies:
+    ``no command``; ``commit unknown``; ``dirty tree, diff not saved``; ``commit made after the
+    run started`` (the commit was read when the record was written, after a later commit).
+    ``commit_time``: callable sha -> datetime or None (default: ``git show`` in this checkout,
+    cached); where it is unknown, an old-style record counts as ``commit time unknown``.
+    """
+    if not isinstance(record, Mapping):
+        raise ValueError(f"record must be a run record (dict), got {type(record).__name__}")
+    reasons = []
+    if not record.get("command"):
+        reasons.append("no command")
+    commit = record.get("git_commit")
+    dirty = record.get("git_dirty")
+    digest = record.get("git_diff_sha256")
+    if not commit:
+        reasons.append("commit unknown")
+    if dirty is None and commit:
+        reasons.append("tree state unknown")
+    if dirty and not digest:
+        reasons.append("dirty tree, diff not saved")
+    if commit and record.get("git_read_at") != "start":
+        lookup = commit_time or (lambda sha: _commit_time(sha, str(_repo_dir())))
+        ct, st = lookup(commit), _as_time(record.get("started"))
+        if ct is None or st is None:
+            reasons.append("commit time unknown")
+        elif ct > st:
+            reasons.append("commit made after the run started")
+    if reasons:
+        return "legacy: " + ", ".join(reasons)
+    if dirty:
+        return f"dirty: patch {str(digest)[:12]}"
+    return "clean"
 
 
 def package_versions() -> dict:
@@ -173,7 +384,8 @@ def _now() -> datetime:
 # --------------------------------------------------------------------------- records
 def make_record(paper: str, method: str, dataset: str, bits: int, seed: int, scale: str, config: Mapping,
                 protocol: Mapping, metrics: Mapping, curves: Mapping | None, wall_time_s: float, device: str,
-                command: str | None = None, *, started: datetime | str | None = None) -> dict:
+                command: str | None = None, *, started: RunStart | datetime | str | None = None,
+                git: Mapping | None = None) -> dict:
     """Build a complete run record (see the module docstring for the schema).
 
     Parameters
@@ -194,13 +406,20 @@ def make_record(paper: str, method: str, dataset: str, bits: int, seed: int, sca
     curves : mapping name -> {column: list}
     wall_time_s : float
     device : str, e.g. ``hashrepro.train.describe_device(device)``
-    command : str, optional, how to reproduce the run.
-    started : datetime or ISO string, optional (default: finished - wall_time_s).
+    command : str, optional, how to reproduce the run (default: :func:`reproduce_command` of
+        ``paper`` and ``config``, when ``notebooks/<paper>.ipynb`` exists).
+    started : :class:`RunStart` from :func:`start_run` (the recipes' way: the start time *and*
+        the git state read at the start), or a datetime / ISO string (default: finished -
+        wall_time_s).
+    git : :func:`git_state` read at the start (when ``started`` is not a RunStart). Without
+        either, the git state is read now and ``git_read_at`` is ``"finish"``, which
+        :func:`provenance_status` does not trust.
 
     Returns
     -------
-    dict with ``git_commit``, ``git_dirty``, ``versions``, ``started``, ``finished`` filled and
-    ``complete = True``.
+    dict with ``git_commit``, ``git_dirty``, ``git_diff_sha256``, ``git_patch`` (the diff text
+    until :func:`save_run` writes it to a file), ``git_read_at``, ``versions``, ``started``,
+    ``finished``, ``command`` filled and ``complete = True``.
     """
     for name, v in (("paper", paper), ("method", method), ("dataset", dataset), ("scale", scale)):
         if not isinstance(v, str) or not v:
@@ -220,13 +439,23 @@ def make_record(paper: str, method: str, dataset: str, bits: int, seed: int, sca
     if not wall >= 0:
         raise ValueError(f"wall_time_s must be >= 0, got {wall_time_s!r}")
     finished = _now()
+    read_at = "start"
+    if isinstance(started, RunStart):
+        git = started.git if git is None else git
+        started = started.started
+    if git is None:
+        git, read_at = git_state(), "finish"
+    if command is None:
+        try:
+            command = reproduce_command(paper, config)
+        except ValueError:  # no notebook for this paper (e.g. a test's toy paper)
+            command = None
     if started is None:
         started_s = (finished - timedelta(seconds=wall)).isoformat(timespec="seconds")
     elif isinstance(started, datetime):
         started_s = started.isoformat(timespec="seconds")
     else:
         started_s = str(started)
-    git = git_info()
     return {
         "schema": SCHEMA,
         "paper": paper,
@@ -240,8 +469,11 @@ def make_record(paper: str, method: str, dataset: str, bits: int, seed: int, sca
         "metrics": {str(k): _metric_float(str(k), v) for k, v in metrics.items()},
         "curves": to_jsonable(dict(curves or {}), "curves"),
         "command": command,
-        "git_commit": git["commit"],
-        "git_dirty": git["dirty"],
+        "git_commit": git.get("commit"),
+        "git_dirty": git.get("dirty"),
+        "git_diff_sha256": git.get("diff_sha256"),
+        "git_patch": git.get("patch"),
+        "git_read_at": read_at,
         "versions": package_versions(),
         "device": str(device),
         "wall_time_s": wall,
@@ -296,6 +528,10 @@ def _resolve(path: str | os.PathLike) -> Path:
 def save_run(record: Mapping, results_dir: str | os.PathLike, run_name: str | None = None) -> Path:
     """Write ``record`` to ``results_dir/<paper>/<run_name>.json`` atomically; return the path.
 
+    A record of a dirty tree carries its diff (``git_patch``, from :func:`make_record`); it is
+    written once to ``results_dir/<paper>/patches/<git_diff_sha256[:16]>.patch`` and the record
+    keeps that relative path instead of the text.
+
     The JSON goes to a temporary file in the same folder, is flushed and fsync'ed, then renamed
     over the destination with ``os.replace`` (atomic on POSIX and Windows), so an interrupted
     write never leaves a partial ``.json``. ``run_name`` defaults to :func:`run_name` of the
@@ -316,12 +552,30 @@ def save_run(record: Mapping, results_dir: str | os.PathLike, run_name: str | No
     folder = _resolve(results_dir) / str(record["paper"])
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
-    text = json.dumps(to_jsonable(dict(record)), indent=1, sort_keys=False)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    record = dict(record)
+    patch = record.get("git_patch")
+    if isinstance(patch, str) and not patch.startswith(PATCH_DIR + "/"):
+        # the diff the run started with: one file per distinct diff, named by its hash
+        digest = record.get("git_diff_sha256") or hashlib.sha256(
+            patch.encode("utf-8", errors="surrogateescape")).hexdigest()
+        record["git_diff_sha256"] = digest
+        rel = f"{PATCH_DIR}/{digest[:16]}.patch"
+        if not (folder / rel).is_file():
+            _atomic_write_text(folder / rel, patch)
+        record["git_patch"] = rel
+    _atomic_write_text(path, json.dumps(to_jsonable(record), indent=1, sort_keys=False) + "\n")
+    return path
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, flushed and
+    fsync'ed, then ``os.replace``; the folder is created and (best effort) fsync'ed."""
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write(text)
-            f.write("\n")
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -336,7 +590,6 @@ def save_run(record: Mapping, results_dir: str | os.PathLike, run_name: str | No
             os.close(dfd)
     except OSError:
         pass
-    return path
 
 
 def load_run(path: str | os.PathLike) -> dict:

@@ -16,7 +16,11 @@ from hashrepro.results import (compare, format_mean_std, is_complete, load_recor
                                records_table, run_name, save_run)
 
 
+CLEAN = {"commit": "0" * 40, "dirty": False, "diff_sha256": None, "patch": None}
+
+
 def rec(method="toy-a", dataset="digits", bits=16, seed=0, scale="default", map_=0.5, paper="toy", **kw):
+    kw.setdefault("git", CLEAN)  # records of a clean tree (the shared checkout may be dirty)
     return make_record(paper=paper, method=method, dataset=dataset, bits=bits, seed=seed, scale=scale,
                        config={"dataset": dataset, "bits": bits, "lr": np.float32(0.1), "path": Path("x")},
                        protocol={"split": "per_class", "n_query": np.int64(100), "topk": None},
@@ -293,3 +297,123 @@ def test_fsync_and_replace_are_used(tmp_path, monkeypatch):
     monkeypatch.setattr(R.os, "replace", lambda a, b: (calls.append("replace"), real_replace(a, b))[1])
     save_run(rec(), tmp_path)
     assert calls[:2] == ["fsync", "replace"]
+
+
+# --------------------------------------------------------------------------- provenance: code at the start
+def _git(repo, *args):
+    import subprocess
+
+    env = {**os.environ, "GIT_AUTHOR_DATE": "2026-01-01T00:00:00+00:00",
+           "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+00:00"}
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True,
+                   capture_output=True, env=env)
+
+
+@pytest.fixture
+def repo(tmp_path):
+    r = tmp_path / "repo"
+    (r / "results" / "toy").mkdir(parents=True)
+    _git(tmp_path, "init", "-q", str(r))
+    (r / "code.py").write_text("x = 1\n")
+    (r / "results" / "toy" / "a.json").write_text("{}\n")
+    _git(r, "add", ".")
+    _git(r, "commit", "-q", "-m", "first")
+    return r
+
+
+def test_git_state_clean_dirty_and_outside(repo, tmp_path):
+    clean = R.git_state(repo)
+    assert re.fullmatch(r"[0-9a-f]{40}", clean["commit"])
+    assert clean == {"commit": clean["commit"], "dirty": False, "diff_sha256": None, "patch": None}
+    # run outputs (results/, book/runs/) are not code: changing them leaves the tree clean
+    (repo / "results" / "toy" / "a.json").write_text('{"changed": 1}\n')
+    assert R.git_state(repo)["dirty"] is False
+    (repo / "code.py").write_text("x = 2\n")
+    dirty = R.git_state(repo)
+    assert dirty["commit"] == clean["commit"] and dirty["dirty"] is True
+    assert "-x = 1" in dirty["patch"] and "+x = 2" in dirty["patch"] and "a.json" not in dirty["patch"]
+    import hashlib
+
+    assert dirty["diff_sha256"] == hashlib.sha256(dirty["patch"].encode()).hexdigest()
+    assert R.git_state(tmp_path / "nowhere") == {"commit": None, "dirty": None, "diff_sha256": None, "patch": None}
+
+
+def test_record_keeps_the_git_state_of_the_start_and_saves_the_patch(repo, tmp_path):
+    (repo / "code.py").write_text("x = 2\n")
+    start = R.start_run(repo)  # dirty at the start ...
+    _git(repo, "commit", "-q", "-am", "second")  # ... committed while the run goes on
+    r = rec(started=start, git=None)
+    assert r["git_commit"] == start.commit and r["git_dirty"] is True and r["git_read_at"] == "start"
+    assert r["started"] == start.started and r["git_patch"] == start.git["patch"]
+    p = save_run(r, tmp_path / "out")
+    saved = R.load_run(p)
+    rel = f"patches/{start.git['diff_sha256'][:16]}.patch"
+    assert saved["git_patch"] == rel and saved["git_diff_sha256"] == start.git["diff_sha256"]
+    patch = (p.parent / rel).read_text()
+    assert patch == start.git["patch"]
+    # the saved patch rebuilds the code the run started with
+    _git(repo, "checkout", "-q", start.commit)
+    (repo / "patch.diff").write_text(patch)
+    _git(repo, "apply", "patch.diff")
+    assert (repo / "code.py").read_text() == "x = 2\n"
+    # a second record with the same diff reuses the file; a clean record has no patch
+    save_run(rec(seed=1, started=start, git=None), tmp_path / "out")
+    assert len(list((p.parent / "patches").iterdir())) == 1
+    assert R.load_run(save_run(rec(seed=2), tmp_path / "out"))["git_patch"] is None
+
+
+def test_make_record_without_a_start_state_reads_git_at_finish():
+    r = make_record("toy", "m", "d", 8, 0, "smoke", {}, {}, {}, None, 0.0, "cpu")
+    assert r["git_read_at"] == "finish"
+
+
+def test_reproduce_command_from_parameters_or_config(tmp_path):
+    nb = {"cells": [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": [
+        'dataset = "mnist5k"\n', "bits = 48\n", "seed = 0\n", 'scale = "default"\n', 'variant = "dem"\n',
+        "iterations = None\n", "lr = 0.01\n", 'device = "auto"\n', 'results_dir = "results/local"\n',
+        "run_name = None\n", "grid = [1, 2]\n"]}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "toy.ipynb"
+    path.write_text(json.dumps(nb))
+    config = {"dataset": "cifar10", "bits": 12, "seed": 1, "scale": "default", "variant": "dem", "iterations": 1200,
+              "lr": 0.001, "device": "cpu", "width": 0.25, "grid": [1, 3], "results_dir": "x", "run_name": "y"}
+    cmd = R.reproduce_command("toy", config, notebook=path)
+    assert cmd == ("papermill notebooks/toy.ipynb out.ipynb -p dataset cifar10 -p bits 12 -p seed 1 -p scale default "
+                   "-p iterations 1200 -p lr 0.001 -y '{\"grid\": [1, 3]}'")
+    with pytest.raises(ValueError, match="no notebook .* for paper 'nope'; notebooks:"):
+        R.reproduce_command("nope", config)
+
+
+def test_every_chapter_gets_a_command_from_its_config():
+    """ddh records had none: make_record now rebuilds one from the config for every chapter."""
+    for paper, cfg in (("ddh", {"dataset": "cifar10", "bits": 16, "seed": 2, "scale": "default", "k1": 15,
+                                "features": "contrastive", "task": "retrieval"}),
+                       ("mch", {"dataset": "mosaic-cifar10", "bits": 32, "seed": 0, "scale": "default",
+                                "base": "hashnet", "xi": 0.5})):
+        r = make_record(paper, "m", cfg["dataset"], cfg["bits"], cfg["seed"], "default", cfg, {}, {}, None, 1.0,
+                        "cpu", git=CLEAN)
+        assert r["command"].startswith(f"papermill notebooks/{paper}.ipynb out.ipynb -p dataset {cfg['dataset']} "
+                                       f"-p bits {cfg['bits']} -p seed {cfg['seed']} -p scale default")
+    assert "-p features contrastive" in make_record("ddh", "ddh", "cifar10", 16, 0, "default", {
+        "dataset": "cifar10", "bits": 16, "seed": 0, "scale": "default", "features": "contrastive"}, {}, {}, None, 1.0,
+        "cpu", git=CLEAN)["command"]
+    assert rec()["command"] == "pytest"  # the caller's command wins
+
+
+def test_provenance_status():
+    from datetime import datetime, timezone
+
+    early = lambda sha: datetime(2026, 1, 1, tzinfo=timezone.utc)  # noqa: E731
+    late = lambda sha: datetime(2027, 1, 1, tzinfo=timezone.utc)  # noqa: E731
+    new = {"command": "papermill ...", "git_commit": "a" * 40, "git_dirty": False, "git_diff_sha256": None,
+           "git_read_at": "start", "started": "2026-06-01T00:00:00+00:00"}
+    assert R.provenance_status(new, late) == "clean"  # read at the start: the commit time does not matter
+    assert R.provenance_status({**new, "git_dirty": True, "git_diff_sha256": "b" * 64}) == "dirty: patch " + "b" * 12
+    old = {k: v for k, v in new.items() if k != "git_read_at"}
+    assert R.provenance_status(old, early) == "clean"
+    assert R.provenance_status(old, late) == "legacy: commit made after the run started"
+    assert R.provenance_status(old, lambda sha: None) == "legacy: commit time unknown"
+    assert R.provenance_status({**old, "command": None, "git_dirty": True}, early) == \
+        "legacy: no command, dirty tree, diff not saved"
+    assert R.provenance_status({"started": "2026-06-01"}) == "legacy: no command, commit unknown"
+    with pytest.raises(ValueError, match="record must be a run record"):
+        R.provenance_status(["not", "a", "record"])

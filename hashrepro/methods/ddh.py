@@ -808,9 +808,10 @@ def run_shallow(cfg: Config) -> dict:
     training images; queries and database encoded from the same features. Returns a run record."""
     from ..baselines import BASELINES
     from ..metrics import evaluate, mean_average_precision
-    from ..results import make_record
+    from ..results import make_record, start_run
     from ..train import describe_device, resolve_device, seed_everything
 
+    run_start = start_run()  # the code this run starts with (commit, diff)
     t0, c0 = time.perf_counter(), time.process_time()
     seed_everything(cfg.seed)
     ds, train, query, database, proto = _load_and_split(cfg)
@@ -864,13 +865,13 @@ def run_shallow(cfg: Config) -> dict:
     config_d["info"] = {k: v for k, v in info.items() if isinstance(v, (str, bool))}
     return make_record(PAPER, cfg.baseline, cfg.dataset, int(cfg.bits), cfg.seed, cfg.scale, config_d, protocol,
                        metrics, dict(ev.get("curves", {})), time.perf_counter() - t0,
-                       describe_device(resolve_device("cpu")))
+                       describe_device(resolve_device("cpu")), started=run_start)
 
 
 def run(config: Config | None = None, **overrides) -> dict:
     """Run DDH end to end and return a run record (:func:`hashrepro.results.make_record`)."""
     from ..metrics import evaluate
-    from ..results import make_record
+    from ..results import make_record, start_run
     from ..train import describe_device
 
     cfg = config if config is not None else Config.for_scale("default")
@@ -885,6 +886,7 @@ def run(config: Config | None = None, **overrides) -> dict:
     if cfg.method != "ddh":
         from .ddh_deep_baselines import run_deep_baseline
         return run_deep_baseline(cfg)
+    run_start = start_run()  # the code this run starts with (commit, diff)
     t_start = time.perf_counter()
     c_start = time.process_time()
     prep = prepare(cfg)
@@ -936,5 +938,6 @@ def run(config: Config | None = None, **overrides) -> dict:
     config_d["info"] = {k: v for k, v in info.items() if isinstance(v, (str, bool))}
     wall = time.perf_counter() - t_start
     record = make_record(PAPER, method, cfg.dataset, int(cfg.bits) if not cfg.labels_only else 0, cfg.seed,
-                         cfg.scale, config_d, protocol, metrics, curves, wall, describe_device(device))
+                         cfg.scale, config_d, protocol, metrics, curves, wall, describe_device(device),
+                         started=run_start)
     return record

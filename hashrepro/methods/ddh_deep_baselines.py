@@ -219,11 +219,12 @@ def fit_deep_baseline(cfg, ds, train: np.ndarray, device) -> tuple[callable, dic
 def run_deep_baseline(cfg) -> dict:
     """DH or DeepBit end to end on ``cfg.dataset``, evaluated as DDH; returns a run record."""
     from ..metrics import evaluate, mean_average_precision
-    from ..results import make_record
+    from ..results import make_record, start_run
     from ..train import describe_device, resolve_device, seed_everything
 
     if cfg.method not in ("dh", "deepbit"):
         raise ValueError(f"run_deep_baseline runs method 'dh' or 'deepbit', got {cfg.method!r}")
+    run_start = start_run()  # the code this run starts with (commit, diff)
     t0, c0 = time.perf_counter(), time.process_time()
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
@@ -257,4 +258,4 @@ def run_deep_baseline(cfg) -> dict:
     config_d = cfg.to_dict()
     config_d["info"] = {k: v for k, v in info.items() if isinstance(v, (str, bool))}
     return make_record(_ddh.PAPER, cfg.method, cfg.dataset, int(cfg.bits), cfg.seed, cfg.scale, config_d, protocol,
-                       metrics, curves, time.perf_counter() - t0, describe_device(device))
+                       metrics, curves, time.perf_counter() - t0, describe_device(device), started=run_start)

@@ -59,9 +59,10 @@ def run_classification(cfg) -> dict:
     """Table 6 for one descriptor (see the module docstring); returns a run record with
     metrics ``accuracy`` (fraction), ``accuracy_pct``, ``svm_time_s``, ``svm_C``."""
     from ..data import split
-    from ..results import make_record
+    from ..results import make_record, start_run
     from ..train import describe_device, resolve_device, seed_everything
 
+    run_start = start_run()  # the code this run starts with (commit, diff)
     t0, c0 = time.perf_counter(), time.process_time()
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
@@ -133,4 +134,4 @@ def run_classification(cfg) -> dict:
     bits = int(cfg.bits) if cfg.descriptor == "codes" else 0
     curves = {"svm_val_accuracy": {"C": [float(c) for c in val_by_c], "accuracy": list(val_by_c.values())}}
     return make_record(_ddh.PAPER, method, cfg.dataset, bits, cfg.seed, cfg.scale, config_d, protocol, metrics,
-                       curves, time.perf_counter() - t0, describe_device(device))
+                       curves, time.perf_counter() - t0, describe_device(device), started=run_start)

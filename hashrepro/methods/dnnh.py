@@ -299,9 +299,10 @@ def run(cfg: Config | None = None, command: str | None = None, **overrides) -> d
     from .. import data
     from ..codes import binarize
     from ..metrics import evaluate
-    from ..results import make_record
+    from ..results import make_record, start_run
     from ..train import History, batches, describe_device, fit, resolve_device, seed_everything
 
+    run_start = start_run()  # the code this run starts with (commit, diff)
     if cfg is None:
         cfg = Config.for_scale(overrides.pop("scale", "default"), **overrides)
     elif overrides:
@@ -392,7 +393,7 @@ def run(cfg: Config | None = None, command: str | None = None, **overrides) -> d
             paper="dnnh", method=method_name(cfg.variant), dataset=cfg.dataset, bits=int(cfg.bits),
             seed=int(cfg.seed), scale=cfg.scale, config=_jsonable(cfg.to_dict()), protocol=protocol,
             metrics=metrics, curves=_jsonable(curves), wall_time_s=float(wall),
-            device=describe_device(device), command=command)
+            device=describe_device(device), command=command, started=run_start)
         return record
     finally:
         torch.set_num_threads(old_threads)

@@ -569,7 +569,7 @@ def _make_record():
         pass
 
     def make_record(paper, method, dataset, bits, seed, scale, config, protocol, metrics, curves, wall_time_s,
-                    device, command=None):
+                    device, command=None, started=None):
         import datetime
         import platform
         import subprocess
@@ -617,8 +617,10 @@ def run(cfg: Config | None = None, progress: bool | None = None, command: str | 
     metrics of the top-n bits by |w| for n in ``keep_list``), ``bit_weights`` (sorted by |w|) and
     ``loss``. On ``cuhk03`` the metrics are CMC ranks (``cmc_rank1`` ...) instead.
     """
+    from ..results import start_run
     from ..train import describe_device, resolve_device
 
+    run_start = start_run()  # the code this run starts with (commit, diff)
     if cfg is None:
         cfg = Config.for_scale(overrides.pop("scale", "default"), **overrides)
     elif overrides:
@@ -689,4 +691,4 @@ def run(cfg: Config | None = None, progress: bool | None = None, command: str | 
     wall = time.perf_counter() - t0
     return _make_record()(paper="drsch", method=cfg.variant, dataset=cfg.dataset, bits=cfg.eval_bits, seed=cfg.seed,
                        scale=cfg.scale, config=config, protocol=protocol, metrics=metrics, curves=curves,
-                       wall_time_s=wall, device=describe_device(device), command=command)
+                       wall_time_s=wall, device=describe_device(device), command=command, started=run_start)

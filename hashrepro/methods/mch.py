@@ -1043,12 +1043,12 @@ def _baseline_codes(name: str, n_bits: int, f_train: np.ndarray, f_query: np.nda
         return (((f_query - mu) @ W) >= 0).astype(np.uint8), (((f_db - mu) @ W) >= 0).astype(np.uint8)
 
 
-def _make_record(method, cfg, protocol, metrics, curves, wall, device_str, command=None):
+def _make_record(method, cfg, protocol, metrics, curves, wall, device_str, command=None, started=None):
     from ..results import make_record
 
     return make_record(paper="mch", method=method, dataset=cfg.dataset, bits=cfg.bits, seed=cfg.seed,
                        scale=cfg.scale, config=cfg.to_dict(), protocol=protocol, metrics=metrics, curves=curves,
-                       wall_time_s=wall, device=device_str, command=command)
+                       wall_time_s=wall, device=device_str, command=command, started=started)
 
 
 def _clean(metrics: dict) -> dict:
@@ -1074,8 +1074,10 @@ def run(cfg: Config | None = None, **overrides) -> dict:
         ``cfg.baselines``, LSH and ITQ on the pretrained backbone features. Save each.
     """
     from ..codes import MultiCodes
+    from ..results import start_run
     from ..train import describe_device, resolve_device, seed_everything
 
+    run_start = start_run()  # the code this run starts with (commit, diff)
     if cfg is None:
         cfg = Config.for_scale(overrides.pop("scale", "default"), **overrides)
     elif overrides:
@@ -1236,17 +1238,14 @@ def run(cfg: Config | None = None, **overrides) -> dict:
     agent_curve = {"iteration": list(range(len(agent.reward))), "reward": agent.reward,
                    "keep_prob": agent.keep_prob, "keep_rate": agent.keep_rate, "oracle_keep": agent.oracle_keep}
     wall = time.perf_counter() - t_start
-    command = (f"hashrepro sweep mch --dataset {cfg.dataset} --bits {cfg.bits} --seeds {cfg.seed} "
-               f"--scale {cfg.scale} -p base {cfg.base}"
-               + (f" -p sigma {cfg.sigma:g}" if cfg.sigma != 0.5 else "") + (f" -p xi {cfg.xi:g}" if cfg.xi != 0.5 else "")
-               + (f" -p agent_baseline {cfg.agent_baseline}" if cfg.agent_baseline != "ema" else "")
-               + (" -p agent_reward_norm False" if not cfg.agent_reward_norm else "")
-               + (f" -p agent_lr {cfg.agent_lr:g}" if cfg.agent_lr != 1e-3 else ""))
+    from ..results import reproduce_command
+
+    command = reproduce_command("mch", cfg.to_dict())  # the one definition (hashrepro.results)
     rec_mch = _make_record(f"mch-{cfg.base}", cfg, proto_mch, _clean(m_mch),
                            {**c_mch, "anhc_grid": g_rows, "sensitivity": sens, "agent": agent_curve,
-                            "visual": vis, "base_loss": base_curve}, wall, dev_str, command)
+                            "visual": vis, "base_loss": base_curve}, wall, dev_str, command, run_start)
     rec_base = _make_record(cfg.base, cfg, proto_base, _clean(m_base), {**c_base, "base_loss": base_curve}, wall,
-                            dev_str, command)
+                            dev_str, command, run_start)
     companions = [rec_base]
     if cfg.baselines:
         f_tr0, f_q0, f_db0 = _backbone_features(cfg, backbone_state, u8, sp, device)
@@ -1258,7 +1257,7 @@ def run(cfg: Config | None = None, **overrides) -> dict:
             m_b["anhc"] = 1.0
             proto_b = dict(protocol, database_codes="one code per item (whole image); features: pretrained backbone")
             companions.append(_make_record(name, cfg, proto_b, _clean(m_b), c_b,
-                                           time.perf_counter() - tb + t_pre, dev_str, command))
+                                           time.perf_counter() - tb + t_pre, dev_str, command, run_start))
     rec_mch["companions"] = companions
     return rec_mch
 

@@ -39,6 +39,9 @@ def crop_diagnostic(cfg: M.Config | None = None, n_items: int = 600, **overrides
     (the same for single-object database mosaics' whole-image codes).
     """
     from ..train import describe_device, resolve_device, seed_everything
+    from ..results import start_run
+
+    run_start = start_run()  # the code this run starts with (commit, diff)
 
     if cfg is None:
         cfg = M.Config.for_scale(overrides.pop("scale", "default"), **overrides)
@@ -120,6 +123,7 @@ def crop_diagnostic(cfg: M.Config | None = None, n_items: int = 600, **overrides
     from ..results import make_record
 
     return make_record(paper="mch", method=f"diag-crops-{cfg.base}", dataset=cfg.dataset, bits=cfg.bits,
+                       started=run_start,
                        seed=cfg.seed, scale=cfg.scale, config=cfg.to_dict(), protocol=protocol, metrics=m,
                        curves={}, wall_time_s=time.perf_counter() - t0, device=describe_device(device),
                        command=command)
