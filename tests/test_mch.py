@@ -392,7 +392,8 @@ def test_smoke_run_record(smoke_record):
     # ANHC = 1 means MCH-X is X
     if m["anhc"] == 1.0:
         assert m["map"] == pytest.approx(comps["dch"]["metrics"]["map"])
-    assert "hashrepro sweep mch" in rec["command"]
+    assert rec["command"].startswith("papermill notebooks/mch.ipynb out.ipynb -p dataset ")  # results.reproduce_command
+    assert rec["git_read_at"] == "start" and all(c["git_read_at"] == "start" for c in rec["companions"])
 
 
 def test_plots_and_tables(smoke_record):
