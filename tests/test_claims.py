@@ -1,0 +1,169 @@
+"""The claims evaluator (hashrepro.claims): the paired-seed rule on synthetic records."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from hashrepro import claims as C
+from hashrepro.claims import Claim, Compare, Side, decide, evaluate
+
+
+def rec(method, seed, value, bits=16, dataset="toy", metric="map", flags=None, finished="2026-01-01", **extra):
+    r = {"paper": "toy", "method": method, "dataset": dataset, "bits": bits, "seed": seed, "scale": "default",
+         "metrics": {metric: value}, "config": {}, "finished": finished, **extra}
+    if flags is not None:
+        r["flags"] = flags
+    return r
+
+
+def paired(a_vals, b_vals, bits=16):
+    return ([rec("a", s, v, bits) for s, v in enumerate(a_vals)]
+            + [rec("b", s, v, bits) for s, v in enumerate(b_vals)])
+
+
+A_BEATS_B = Claim("t", "toy", "a beats b", (Compare(Side("a"), Side("b")),))
+
+
+def test_decide_the_four_outcomes():
+    assert decide([0.02, 0.03, 0.025])[0] == "reproduced"
+    assert decide([-0.02, -0.03, -0.025])[0] == "not reproduced"
+    assert decide([0.05, -0.01, 0.03])[0] == "inconclusive"  # the sign does not hold in every seed
+    # every seed agrees but the mean is within two standard errors
+    assert decide([0.001, 0.2, 0.001])[0] == "inconclusive"
+    assert decide([0.5, 0.5])[0] == "inconclusive (n<3)"
+    v, n, mean, se = decide([0.01, 0.02, 0.03])
+    assert n == 3 and mean == pytest.approx(0.02) and se == pytest.approx(0.01 / math.sqrt(3))
+    assert decide([])[0] == "not testable here"
+    assert decide([0.0, 0.0, 0.0])[0] == "inconclusive"  # ties are no evidence either way
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    ([0.60, 0.61, 0.62], [0.50, 0.52, 0.51], "reproduced"),
+    ([0.40, 0.41, 0.42], [0.50, 0.52, 0.51], "not reproduced"),
+    ([0.60, 0.45, 0.62], [0.50, 0.52, 0.51], "inconclusive"),
+    ([0.60, 0.61], [0.50, 0.52], "inconclusive (n<3)"),
+    ([0.60, 0.61, 0.62], [0.50, 0.52], "inconclusive (n<3)"),  # seeds are paired: only 2 pairs
+])
+def test_evaluate_on_paired_seeds(a, b, expected):
+    v = evaluate(A_BEATS_B, paired(a, b))
+    assert v.verdict == expected
+    assert v.verdict.split(" (")[0] in C.VERDICTS
+
+
+def test_pairing_is_by_seed_not_by_order():
+    # a > b for each seed, although a's worst seed is below b's best
+    recs = [rec("a", 0, 0.50), rec("a", 1, 0.70), rec("a", 2, 0.60),
+            rec("b", 0, 0.45), rec("b", 1, 0.65), rec("b", 2, 0.55)]
+    assert evaluate(A_BEATS_B, recs).verdict == "reproduced"
+
+
+def test_flagged_records_are_left_out():
+    recs = paired([0.60, 0.61, 0.62], [0.50, 0.52, 0.51])
+    recs[0]["flags"] = ["collapsed: one bucket"]
+    v = evaluate(A_BEATS_B, recs)
+    assert v.verdict == "inconclusive (n<3)" and v.excluded == 1 and "1 flagged record(s) left out" in v.evidence
+    recs[0]["flags"] = []  # an empty list is no flag
+    assert evaluate(A_BEATS_B, recs).verdict == "reproduced"
+
+
+def test_latest_record_per_seed_counts_once():
+    recs = paired([0.60, 0.61, 0.62], [0.50, 0.52, 0.51])
+    recs.append(rec("a", 0, 0.10, finished="2026-02-01"))  # a rerun of seed 0, now worse than b
+    v = evaluate(A_BEATS_B, recs)
+    assert v.verdict == "inconclusive" and v.cells[0]["n"] == 3
+
+
+def test_several_settings_combine():
+    good = paired([0.6, 0.61, 0.62], [0.5, 0.52, 0.51], bits=16)
+    bad = paired([0.4, 0.41, 0.42], [0.5, 0.52, 0.51], bits=32)
+    few = paired([0.6], [0.5], bits=64)
+    assert evaluate(A_BEATS_B, good + few).verdict == "inconclusive (n<3)"
+    assert evaluate(A_BEATS_B, good + bad).verdict == "not reproduced"
+    v = evaluate(A_BEATS_B, good + paired([0.6, 0.61, 0.62], [0.5, 0.52, 0.51], bits=32))
+    assert v.verdict == "reproduced" and len(v.cells) == 2 and v.n_min == 3
+    mixed = paired([0.60, 0.45, 0.62], [0.50, 0.52, 0.51], bits=32)
+    assert evaluate(A_BEATS_B, good + mixed).verdict == "inconclusive"
+
+
+def test_constant_sides_margins_and_factors():
+    recs = [rec("a", s, v) for s, v in enumerate([0.55, 0.56, 0.57])]
+    paper = Side(const={16: 0.56, 32: 0.9})
+    within = Claim("t", "toy", "a reaches the paper's number (within 0.02)", (Compare(Side("a"), paper, margin=-0.02),))
+    assert evaluate(within, recs).verdict == "reproduced"
+    strict = Claim("t", "toy", "a beats the paper", (Compare(Side("a"), paper),))
+    assert evaluate(strict, recs).verdict == "inconclusive"  # -0.01, 0, +0.01
+    gain = Claim("t", "toy", "a is 10% above b", (Compare(Side("a"), Side(const=0.5, factor=1.1)),))
+    assert evaluate(gain, recs).verdict == "inconclusive"  # 0.55 is not above 1.1 × 0.5
+    assert evaluate(gain, recs).cells[0]["mean"] == pytest.approx(0.01)
+    gain5 = Claim("t", "toy", "a is 5% above b", (Compare(Side("a"), Side(const=0.5, factor=1.05)),))
+    assert evaluate(gain5, recs).verdict == "reproduced"
+
+
+def test_fixed_bits_pair_across_code_lengths():
+    recs = [rec("a", s, v, bits=64) for s, v in enumerate([0.7, 0.71, 0.72])]
+    recs += [rec("a", s, v, bits=16) for s, v in enumerate([0.6, 0.6, 0.61])]
+    longer = Claim("t", "toy", "a improves with length", (Compare(Side("a", bits=64), Side("a", bits=16)),))
+    v = evaluate(longer, recs)
+    assert v.verdict == "reproduced" and v.cells[0]["bits"] is None
+
+
+def test_not_testable_and_missing_metric():
+    assert evaluate(Claim("t", "toy", "x", untestable="no data offline"), []).verdict == "not testable here"
+    claim = Claim("t", "toy", "x", (Compare(Side("a", metric="random_control"), Side(const=0.0)),),
+                  missing="records lack the control")
+    v = evaluate(claim, paired([0.6, 0.61, 0.62], [0.5, 0.5, 0.5]))
+    assert v.verdict == "not testable here" and v.evidence == "records lack the control"
+
+
+def test_checks_are_judged_per_record_and_kept_apart():
+    check = Claim("c", "toy", "by construction", (Compare(Side("a"), Side(const=0.0)),), kind="check")
+    assert evaluate(check, [rec("a", s, v) for s, v in enumerate([0.0, 0.1])]).verdict == "holds"
+    v = evaluate(check, [rec("a", s, v) for s, v in enumerate([0.0, -0.1, 0.2])])
+    assert v.verdict == "fails" and "2 of 3" in v.evidence
+    for paper, claims in C.CLAIMS.items():
+        assert all(c.paper == paper and c.kind in ("claim", "check") for c in claims)
+    assert {c.id for c in C.CLAIMS["mch"] if c.kind == "check"} == {"mch-anhc-xi", "mch-anhc-sigma1"}
+
+
+def test_truncation_claim_needs_the_random_subset_control():
+    def bs(seed, random=None):
+        curve = {"bits": [16, 32, 64], "precision_at_500": [0.80, 0.85, 0.9]}
+        if random is not None:
+            curve[C.RANDOM_SUBSET_KEY] = random
+        return {"paper": "drsch", "method": "bs-drsch", "dataset": "mnist", "bits": 64, "seed": seed,
+                "scale": "default", "metrics": {}, "config": {}, "protocol": {"bits_trained": 64},
+                "curves": {"bit_scalable": curve}, "finished": "x"}
+
+    claim = next(c for c in C.CLAIMS["drsch"] if c.id == "bs-drsch-weights")
+    v = evaluate(claim, [bs(s) for s in range(3)])
+    assert v.verdict == "not testable here" and C.RANDOM_SUBSET_KEY in v.evidence
+    v = evaluate(claim, [bs(s, [0.70, 0.80, 0.9]) for s in range(3)])
+    assert v.verdict == "reproduced" and {c["bits"] for c in v.cells} == {16, 32}  # 64 of 64 is no truncation
+    assert evaluate(claim, [bs(s, [0.80, 0.85, 0.9]) for s in range(3)]).verdict == "inconclusive"
+
+
+def test_tables_and_summary_from_records(tmp_path):
+    recs = [rec("dnnh-dem", s, v, bits=b, dataset="cifar10", paper="dnnh")
+            for s, v in enumerate([0.60, 0.61, 0.62]) for b in (12, 24, 32, 48)]
+    recs += [rec("dnnh-fc", s, v, bits=b, dataset="cifar10", paper="dnnh")
+             for s, v in enumerate([0.50, 0.52, 0.51]) for b in (12, 24, 32, 48)]
+    t = C.claims_table("dnnh", pd.DataFrame({"record": recs}))
+    assert list(t.columns) == ["claim", "verdict", "evidence"]
+    by = dict(zip(t["claim"], t["verdict"]))
+    assert by["DEM beats the FC alternative at every bit length (Table 3, Fig. 8)"] == "reproduced"
+    assert by["MAP 0.552 / 0.566 / 0.558 / 0.581 at 12–48 bits on CIFAR-10 (Table 2)"] == "reproduced"
+    assert by["results on SVHN and NUS-WIDE (Tables 2, 3, 5; Figs. 5, 7)"] == "not testable here"
+    s = C.summary_table({"dnnh": recs, "drsch": [], "ddh": [], "mch": []})
+    assert set(s["chapter"]) == {"drsch", "dnnh", "ddh", "mch"}
+    assert set(v.split(" (")[0] for v in s["verdict"]) <= set(C.VERDICTS)
+    assert (s[s["chapter"] == "mch"]["verdict"] == "not testable here").all()
+    with pytest.raises(ValueError, match="no claims for paper 'nope'; papers: drsch, dnnh, ddh, mch"):
+        C.claims_table("nope", [])
+
+
+def test_seed_counts():
+    recs = paired([0.6, 0.61, 0.62], [0.5]) + [rec("a", 0, 0.3, flags=["collapsed"])]
+    t = C.seed_counts(recs)
+    assert t.set_index("method")["n"].to_dict() == {"a": 3, "b": 1}
