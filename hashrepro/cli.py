@@ -1,4 +1,4 @@
-"""Command line: ``hashrepro sweep | data | bench``.
+"""Command line: ``hashrepro sweep | data | bench | book``.
 
 Examples
 --------
@@ -8,26 +8,72 @@ hashrepro sweep mch --bits 32 -p base dch -p base hashnet --jobs 2
 hashrepro data list
 hashrepro data show cifar10
 hashrepro bench metrics
+hashrepro book retitle                          # title (and slim) the executed run notebooks
+
+Every error is one line on stderr and a non-zero exit status (2: bad input or options, 1: a
+failure while running); ``hashrepro --debug ...`` also prints the traceback.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import runpy
 import shlex
 import sys
+import traceback
 from collections import defaultdict
-from pathlib import Path
 
 import yaml
 
-from .paths import repo_root
+from .paths import PAPERS, repo_root
+
+
+class CLIError(ValueError):
+    """Bad command-line input: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``hashrepro sweep: error: ...``) instead of usage dumps."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
 
 
 def _sweep(args: argparse.Namespace) -> int:
     from .sweep import build_grid, defaults_tasks, run_sweep
 
+    if args.scheduler and args.engine != "dask":
+        raise CLIError("--scheduler needs --engine dask")
     if args.defaults:
-        tasks = defaults_tasks(args.papers)
+        grid_opts = [opt for opt, v in (("--dataset", args.dataset), ("--bits", args.bits),
+                                        ("--seeds", args.seeds), ("--scale", args.scale),
+                                        ("-p/--param", args.param)) if v]
+        if grid_opts:
+            raise CLIError(f"--defaults runs each notebook once with its own defaults and takes no grid "
+                           f"options: drop {', '.join(grid_opts)}, or drop --defaults to run a grid")
+        tasks = defaults_tasks(args.papers, results_dir=args.results_dir or "results/local",
+                               runs_dir=args.runs_dir or "book/runs/local")
     else:
         axes: dict[str, list] = {"dataset": args.dataset, "bits": args.bits, "seed": args.seeds,
                                  "scale": args.scale}
@@ -36,9 +82,11 @@ def _sweep(args: argparse.Namespace) -> int:
             extra[key].append(yaml.safe_load(value))
         clash = set(extra) & {k for k, v in axes.items() if v is not None}
         if clash:
-            raise SystemExit(f"give {sorted(clash)} with its own option, not with -p")
+            raise CLIError(f"give {sorted(clash)} with its own option (--dataset, --bits, --seeds, --scale), "
+                           f"not with -p")
         axes.update(extra)
-        tasks = build_grid(args.papers, results_dir=args.results_dir, runs_dir=args.runs_dir, **axes)
+        tasks = build_grid(args.papers, results_dir=args.results_dir or "results",
+                           runs_dir=args.runs_dir or "book/runs", **axes)
     print(f"{len(tasks)} run(s): " + ", ".join(f"{t.paper}/{t.run_name}" for t in tasks[:6])
           + (" …" if len(tasks) > 6 else ""))
     if args.dry_run:
@@ -47,7 +95,8 @@ def _sweep(args: argparse.Namespace) -> int:
                   + " ".join(f"-p {k} {shlex.quote(str(v))}" for k, v in t.parameters.items()))
         return 0
     summary = run_sweep(tasks, jobs=args.jobs, engine=args.engine, scheduler=args.scheduler,
-                        force=args.force, timeout=args.timeout)
+                        force=args.force, timeout=args.timeout, allow_dirty=args.allow_dirty,
+                        connect_timeout=args.connect_timeout)
     print(summary.table())
     return 0 if summary.ok else 1
 
@@ -60,27 +109,46 @@ def _data(args: argparse.Namespace) -> int:
             print(name)
         return 0
     if not args.name:
-        raise SystemExit("hashrepro data show NAME")
+        raise CLIError(f"hashrepro data show NAME: give a dataset name; valid: {', '.join(data.datasets())}")
     ds = data.load(args.name, root=args.root)
     print(f"{ds.name}: images {tuple(ds.images.shape)} {ds.images.dtype}, labels {tuple(ds.labels.shape)}, "
           f"{len(ds.classes)} classes, multilabel={ds.multilabel}")
     return 0
 
 
+def benchmarks() -> list[str]:
+    """Names of the benchmarks in ``benchmarks/`` (``<name>.py``, not starting with ``_``)."""
+    folder = repo_root() / "benchmarks"
+    return sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
+
+
 def _bench(args: argparse.Namespace) -> int:
+    known = benchmarks()
+    # Only a bare name from the list: never a path (``../hashrepro/version``) or another file.
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_]*", args.name) or args.name not in known:
+        raise CLIError(f"no benchmark {args.name!r}; valid: {', '.join(known) or '(none)'}")
     path = repo_root() / "benchmarks" / f"{args.name}.py"
-    if not path.is_file():
-        known = sorted(p.stem for p in (repo_root() / "benchmarks").glob("*.py"))
-        raise SystemExit(f"no benchmark {args.name!r}; known: {', '.join(known)}")
     sys.argv = [str(path), *args.rest]
     runpy.run_path(str(path), run_name="__main__")
     return 0
 
 
+def _book(args: argparse.Namespace) -> int:
+    from .book import retitle_runs
+
+    titles = retitle_runs(args.papers or None)
+    print(f"{len(titles)} run notebook(s) titled")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hashrepro", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="hashrepro", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def debug_flag(p):
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="print the traceback of an error")
 
     sw = sub.add_parser("sweep", help="run chapter notebooks over a grid with papermill")
     sw.add_argument("papers", nargs="+", help="chapter name(s) (drsch dnnh ddh mch) or 'all'")
@@ -91,37 +159,69 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                     help="another notebook parameter; repeat a name to add grid values")
     sw.add_argument("--defaults", action="store_true",
-                    help="run each notebook once with its own defaults (embedded data)")
-    sw.add_argument("--jobs", type=int, default=1, help="parallel runs (processes)")
+                    help="run each notebook once with its own defaults (embedded data); no grid options")
+    sw.add_argument("--jobs", type=_positive_int, default=1, help="parallel runs (processes)")
     sw.add_argument("--engine", choices=["local", "dask"], default="local")
-    sw.add_argument("--scheduler", help="Dask scheduler address (with --engine dask)")
-    sw.add_argument("--results-dir", default="results")
-    sw.add_argument("--runs-dir", default="book/runs")
+    sw.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://head:8786 (with --engine dask)")
+    sw.add_argument("--connect-timeout", type=_positive_float, default=10.0,
+                    help="seconds to wait for the Dask scheduler (default 10)")
+    sw.add_argument("--results-dir", default=None,
+                    help="where records go (default results, or results/local with --defaults)")
+    sw.add_argument("--runs-dir", default=None,
+                    help="where executed notebooks go (default book/runs, or book/runs/local with --defaults)")
     sw.add_argument("--force", action="store_true", help="rerun runs whose record is complete")
-    sw.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    sw.add_argument("--timeout", type=_positive_int, default=None, help="per-cell timeout in seconds")
+    sw.add_argument("--allow-dirty", action="store_true",
+                    help="run from a git tree with uncommitted changes (the diff is saved beside the records)")
     sw.add_argument("--dry-run", action="store_true", help="print the papermill commands only")
+    debug_flag(sw)
     sw.set_defaults(func=_sweep)
 
     da = sub.add_parser("data", help="list or inspect datasets")
     da.add_argument("action", choices=["list", "show"])
     da.add_argument("name", nargs="?")
     da.add_argument("--root", default=None, help="data root (default $HASHREPRO_DATA or data/)")
+    debug_flag(da)
     da.set_defaults(func=_data)
 
     be = sub.add_parser("bench", help="run a benchmark from benchmarks/")
-    be.add_argument("name", help="metrics | index | baselines")
+    be.add_argument("name", help="a benchmark in benchmarks/: " + ", ".join(benchmarks()))
     be.add_argument("rest", nargs=argparse.REMAINDER)
+    debug_flag(be)
     be.set_defaults(func=_bench)
+
+    bo = sub.add_parser("book", help="maintain the book's executed run notebooks")
+    bo.add_argument("action", choices=["retitle"],
+                    help="retitle: give every run notebook under book/runs a title naming the run, "
+                         "and shrink its figures")
+    bo.add_argument("papers", nargs="*",
+                    help=f"chapters (default all): {' '.join(PAPERS)}")
+    debug_flag(bo)
+    bo.set_defaults(func=_book)
     return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    if isinstance(exc, ValueError):  # bad input: its message says it all
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    debug = bool(getattr(args, "debug", False) or os.environ.get("HASHREPRO_DEBUG"))
     try:
         return args.func(args)
-    except ValueError as exc:
-        print(f"hashrepro: error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("hashrepro: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every error is reported, in one line
+        if debug:
+            traceback.print_exc()
+        hint = "" if debug or isinstance(exc, ValueError) else " (hashrepro --debug ... shows the traceback)"
+        print(f"hashrepro: error: {_one_line(exc)}{hint}", file=sys.stderr)
+        return 2 if isinstance(exc, ValueError) else 1
 
 
 if __name__ == "__main__":

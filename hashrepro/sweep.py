@@ -10,6 +10,13 @@ A *task* is one notebook run with one set of parameters. Its outputs are
 A task counts as done only when both exist and the record is complete, so an interrupted sweep
 rerun redoes exactly the runs that did not finish, and a half-written file is never trusted.
 
+Two sweeps may share one results folder: before a task runs, the sweep creates the lock file
+``results/<paper>/<run_name>.json.lock`` atomically (``O_CREAT | O_EXCL``) holding its pid and
+host; another sweep that finds the lock of a live process skips the task (status ``busy``), and
+a lock left by a dead process on this host is taken over. A sweep refuses a git tree with
+uncommitted changes to tracked files unless ``allow_dirty=True`` (``--allow-dirty``); the diff
+is then saved as ``<results_dir>/patches/<diff_sha256>.patch`` beside the records that name it.
+
 Example
 -------
 >>> from hashrepro.sweep import build_grid, run_sweep           # doctest: +SKIP
@@ -19,15 +26,19 @@ Example
 from __future__ import annotations
 
 import ast
+import hashlib
 import itertools
 import json
 import os
+import re
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import time
-import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -45,7 +56,15 @@ __all__ = [
     "is_done",
     "execute_task",
     "run_sweep",
+    "SweepError",
+    "TaskLock",
+    "describe_failure",
+    "check_git_tree",
 ]
+
+
+class SweepError(ValueError):
+    """A sweep that cannot start: bad options, a dirty tree, an unreachable scheduler."""
 
 #: Order of the grid axes in run names.
 GRID_AXES = ("dataset", "bits", "seed", "scale")
@@ -77,7 +96,11 @@ class Task:
 
 @dataclass
 class TaskResult:
-    """What happened to one task: ``status`` is ``done``, ``skipped`` or ``failed``."""
+    """What happened to one task.
+
+    ``status`` is ``done``, ``skipped`` (its record was already complete), ``busy`` (another live
+    sweep holds its lock and is running it) or ``failed``; ``error`` is one line saying why.
+    """
 
     task: Task
     status: str
@@ -105,8 +128,9 @@ class SweepSummary:
         lines = [f"{'status':8s} {'wall (s)':>9s}  run"]
         for r in self.results:
             lines.append(f"{r.status:8s} {r.wall_time_s:9.1f}  {r.task.paper}/{r.task.run_name}"
-                         + (f"  ({r.error.splitlines()[-1][:120]})" if r.error else ""))
-        lines.append(f"{self.count('done')} done, {self.count('skipped')} skipped, "
+                         + (f"  ({r.error.splitlines()[-1][:300]})" if r.error else ""))
+        busy = f"{self.count('busy')} running in another sweep, " if self.count("busy") else ""
+        lines.append(f"{self.count('done')} done, {self.count('skipped')} skipped, {busy}"
                      f"{self.count('failed')} failed in {self.wall_time_s:.1f} s")
         return "\n".join(lines)
 
@@ -187,6 +211,16 @@ def _check_parameters(paper: str, names: Iterable[str]) -> dict[str, Any]:
     return declared
 
 
+def _validate_task_parameters(paper: str, params: dict) -> None:
+    """The chapter's own parameter check (``hashrepro.params.validate_task_parameters``), when the
+    package has one: wrong types or values fail here, before any notebook starts (ValueError)."""
+    try:
+        from .params import validate_task_parameters
+    except ImportError:  # older checkouts have no hashrepro.params
+        return
+    validate_task_parameters(paper, params)
+
+
 def _expand_papers(papers: str | Sequence[str]) -> list[str]:
     if isinstance(papers, str):
         papers = [papers]
@@ -230,6 +264,7 @@ def build_grid(
             params = dict(zip(names, combo))
             name = run_name_for(paper, params)
             params.update(results_dir=results_dir, run_name=name)
+            _validate_task_parameters(paper, params)
             tasks.append(Task(paper, params, name,
                               str(Path(results_dir) / paper / f"{name}.json"),
                               str(Path(runs_dir) / paper / f"{name}.ipynb")))
@@ -247,6 +282,7 @@ def defaults_tasks(papers: str | Sequence[str] = "all", results_dir: str = "resu
         _check_parameters(paper, [])
         name = f"{paper}_defaults"
         params = {"results_dir": results_dir, "run_name": name}
+        _validate_task_parameters(paper, params)
         tasks.append(Task(paper, params, name, str(Path(results_dir) / paper / f"{name}.json"),
                           str(Path(runs_dir) / f"{paper}.ipynb")))
     return tasks
@@ -278,16 +314,54 @@ def _atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+# --------------------------------------------------------------------------- failures, in one line
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    """``text`` without colour codes and with its non-blank lines joined, cut at ``limit``."""
+    text = _ANSI.sub("", str(text))
+    out = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
+def describe_failure(exc: BaseException, timeout: float | None = None) -> str:
+    """One line saying why a notebook run failed (the reason, not a traceback's last line).
+
+    * a cell over the per-cell ``timeout`` → ``timed out after 1 s in one cell ...``
+    * an exception inside the notebook → ``<ExceptionName>: <message> (cell [n])``
+    * a dead kernel → ``the kernel died ...``; anything else → ``<ExceptionName>: <message>``
+    """
+    name = type(exc).__name__
+    if name == "CellTimeoutError":
+        limit = f"{timeout:g} s" if timeout else "the per-cell time limit"
+        return f"timed out after {limit} in one cell (raise --timeout, or leave it out for no limit)"
+    if name == "DeadKernelError":
+        return f"the kernel died (out of memory or killed): {_one_line(str(exc), 200)}"
+    if name == "PapermillExecutionError":
+        ename = getattr(exc, "ename", "") or "Error"
+        evalue = _one_line(getattr(exc, "evalue", "") or "")
+        cell = getattr(exc, "exec_count", None)
+        return f"{ename}: {evalue}" + (f" (cell [{cell}])" if cell is not None else "")
+    msg = _one_line(str(exc))
+    return f"{name}: {msg}" if msg else name
+
+
 def execute_task(task: Task, root: str | None = None, threads: int | None = None,
                  timeout: int | None = None) -> TaskResult:
     """Execute one notebook with papermill (in the calling process; a kernel is started).
 
-    The notebook writes its run record itself; the executed notebook is written to a temporary
-    file and renamed into ``task.notebook_path`` on success. On failure the partial notebook is
-    kept under ``_build/sweep-failed/`` for inspection and nothing is written to the run folders.
-    The record and notebook text are returned so that a driver on another machine can store them.
+    The notebook writes its run record itself; the executed notebook gets a title naming the run
+    (:func:`hashrepro.book.finish_run_notebook`), is written to a temporary file and renamed into
+    ``task.notebook_path`` on success. On failure the partial notebook is kept under
+    ``_build/sweep-failed/`` for inspection and nothing is written to the run folders; the
+    result's ``error`` is one line (:func:`describe_failure`). The record and notebook text are
+    returned so that a driver on another machine can store them.
     """
     import papermill
+
+    from .book import finish_run_notebook
 
     root_p = Path(root) if root else repo_root()
     if threads:
@@ -311,6 +385,7 @@ def execute_task(task: Task, root: str | None = None, threads: int | None = None
         wall = time.perf_counter() - t0
         if not _record_complete(record_path):
             raise RuntimeError(f"the notebook finished but wrote no complete record at {task.record_path}")
+        finish_run_notebook(tmp_nb, task.paper, task.parameters)
         text = tmp_nb.read_text()
         os.replace(tmp_nb, final_nb)
         return TaskResult(task, "done", wall, record=json.loads(record_path.read_text()), notebook_json=text)
@@ -318,11 +393,14 @@ def execute_task(task: Task, root: str | None = None, threads: int | None = None
         wall = time.perf_counter() - t0
         failed = root_p / "_build" / "sweep-failed"
         failed.mkdir(parents=True, exist_ok=True)
+        kept = failed / f"{task.paper}-{task.run_name}.ipynb"
         if tmp_nb.exists():
-            shutil.move(str(tmp_nb), failed / f"{task.paper}-{task.run_name}.ipynb")
-        msg = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            shutil.move(str(tmp_nb), kept)
         if isinstance(exc, KeyboardInterrupt):
             raise
+        msg = describe_failure(exc, timeout)
+        if kept.exists():
+            msg += f"; partial notebook: {kept.relative_to(root_p)}"
         return TaskResult(task, "failed", wall, error=msg)
 
 
@@ -338,6 +416,247 @@ def _store_locally(result: TaskResult, root: Path) -> None:
         _atomic_write_text(nb, result.notebook_json)
 
 
+# --------------------------------------------------------------------------- per-task locks
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+class TaskLock:
+    """A lock file claiming one task for one sweep: ``<record>.json.lock`` holding JSON
+    ``{"pid", "host", "started", "run"}``.
+
+    :meth:`acquire` creates the file atomically (``O_CREAT | O_EXCL``), so of two sweeps racing
+    for a task exactly one wins. A lock whose pid is dead on this host, or an unreadable lock
+    older than ``stale_after_s`` (a sweep killed while writing it), is stale and is taken over.
+    A lock from another host is never judged stale (its pid means nothing here): delete it by
+    hand if that sweep is gone.
+    """
+
+    stale_after_s = 60.0
+
+    def __init__(self, path: str | os.PathLike, run: str = ""):
+        self.path = Path(path)
+        self.run = run
+        self.held = False
+
+    def _info(self) -> dict:
+        return {"pid": os.getpid(), "host": socket.gethostname(),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "run": self.run}
+
+    def owner(self) -> dict | None:
+        """The lock's content (``{}`` when unreadable), or None when there is no lock."""
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return {}
+        try:
+            info = json.loads(text)
+            return info if isinstance(info, dict) else {}
+        except ValueError:
+            return {}
+
+    def is_stale(self, info: dict) -> bool:
+        """True when ``info`` (from :meth:`owner`) names no live owner."""
+        pid, host = info.get("pid"), info.get("host")
+        if isinstance(pid, int) and host:
+            return host == socket.gethostname() and not _pid_alive(pid)
+        try:  # unreadable or half-written: stale once it is old
+            return time.time() - self.path.stat().st_mtime > self.stale_after_s
+        except FileNotFoundError:
+            return True
+
+    def acquire(self) -> dict | None:
+        """Take the lock: None on success, else the live owner's info (``pid``, ``host``, ...)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(5):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                info = self.owner()
+                if info is None:
+                    continue  # released meanwhile: try again
+                if not self.is_stale(info):
+                    return info
+                # Take a stale lock over, unless it changed since we judged it (then judge again).
+                if self.owner() == info:
+                    self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump(self._info(), f)
+                f.flush()
+                os.fsync(f.fileno())
+            self.held = True
+            return None
+        return self.owner() or {"pid": None, "host": None}
+
+    def release(self) -> None:
+        """Remove the lock if this process holds it (never another sweep's lock)."""
+        if not self.held:
+            return
+        self.held = False
+        info = self.owner()
+        if info is not None and info.get("pid") == os.getpid() and info.get("host") == socket.gethostname():
+            self.path.unlink(missing_ok=True)
+
+
+def _lock_for(task: Task, root: Path) -> TaskLock:
+    return TaskLock(root / f"{task.record_path}.lock", run=f"{task.paper}/{task.run_name}")
+
+
+# --------------------------------------------------------------------------- records tied to code
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=60)
+
+
+def _git_state(root: Path) -> dict:
+    """``hashrepro.results.git_state`` when the package has it, else the same fields from git here:
+    ``{"commit", "dirty", "diff_sha256", "patch"}`` (all None outside a git work tree)."""
+    try:
+        from .results import git_state
+    except ImportError:
+        git_state = None
+    if git_state is not None:
+        return dict(git_state(root))
+    none = {"commit": None, "dirty": None, "diff_sha256": None, "patch": None}
+    try:
+        head = _git(root, "rev-parse", "HEAD")
+    except (OSError, subprocess.SubprocessError):
+        return none
+    if head.returncode != 0:
+        return none
+    dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no").stdout.strip())
+    patch = _git(root, "diff", "HEAD", "--binary").stdout if dirty else None
+    return {"commit": head.stdout.strip(), "dirty": dirty,
+            "diff_sha256": hashlib.sha256(patch.encode()).hexdigest() if patch else None, "patch": patch}
+
+
+def check_git_tree(root: Path, allow_dirty: bool = False, results_dirs: Iterable[str] = ("results",)) -> dict:
+    """Refuse a git tree with uncommitted changes to tracked files unless ``allow_dirty``.
+
+    Returns the git state (``commit``, ``dirty``, ``diff_sha256``, ``patch``). With
+    ``allow_dirty`` and a dirty tree the diff is saved as ``<results_dir>/patches/<diff_sha256>.patch``
+    under each results folder, the name the run records give as their ``diff_sha256``.
+    Raises :class:`SweepError` (one line: what is dirty and how to go on) otherwise.
+    Outside a git work tree nothing is checked.
+    """
+    state = _git_state(root)
+    if not state.get("dirty"):
+        return state
+    if not allow_dirty:
+        try:
+            files = [line[3:] for line in _git(root, "status", "--porcelain", "--untracked-files=no")
+                     .stdout.splitlines() if line.strip()]
+        except (OSError, subprocess.SubprocessError):
+            files = []
+        shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+        raise SweepError(
+            f"refusing to sweep: the git tree {root} has uncommitted changes"
+            + (f" to {len(files)} tracked file(s) ({shown})" if files else "")
+            + "; commit them so that the records name the code they ran, or pass --allow-dirty "
+              "to run anyway and save the diff as <results_dir>/patches/<sha256>.patch")
+    patch, sha = state.get("patch"), state.get("diff_sha256")
+    if patch and sha:
+        for rd in sorted(set(results_dirs)):
+            target = root / rd / "patches" / f"{sha}.patch"
+            if not target.is_file():
+                _atomic_write_text(target, patch)
+    return state
+
+
+# --------------------------------------------------------------------------- engines
+
+class _InlineEngine:
+    """Runs each task in this process as it is submitted (``jobs=1``)."""
+
+    remote = False
+
+    def submit(self, fn, *args) -> Future:
+        fut: Future = Future()
+        try:
+            fut.set_result(fn(*args))
+        except Exception as exc:  # noqa: BLE001 - delivered through the future
+            fut.set_exception(exc)
+        return fut
+
+    @staticmethod
+    def wait_first(futs):
+        return futures_wait(futs, return_when=FIRST_COMPLETED).done
+
+    def close(self):
+        pass
+
+
+class _PoolEngine(_InlineEngine):
+    def __init__(self, jobs: int):
+        import multiprocessing as mp
+
+        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
+
+    def submit(self, fn, *args):
+        return self.pool.submit(fn, *args)
+
+    def close(self):
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _DaskEngine:
+    remote = True
+
+    def __init__(self, jobs: int, scheduler: str | None, connect_timeout: float):
+        from dask.distributed import Client, LocalCluster
+
+        self.cluster = None
+        if scheduler:
+            try:
+                self.client = Client(scheduler, timeout=connect_timeout)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise SweepError(
+                    f"cannot reach the Dask scheduler at {scheduler} within {connect_timeout:g} s "
+                    f"({_one_line(str(exc), 160)}); check the address (e.g. tcp://head:8786) and that "
+                    f"the scheduler runs, or leave out --scheduler for a local cluster") from None
+        else:
+            self.cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                        dashboard_address=None)
+            self.client = Client(self.cluster)
+
+    def submit(self, fn, *args):
+        return self.client.submit(fn, *args, pure=False)
+
+    @staticmethod
+    def wait_first(futs):
+        from dask.distributed import wait
+
+        return wait(futs, return_when="FIRST_COMPLETED").done
+
+    def close(self):
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def _positive(name: str, value: Any, kind=int, allow_none: bool = False) -> Any:
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    if kind is int:
+        ok = ok and float(value).is_integer()
+    if not ok:
+        raise SweepError(f"{name} must be a positive {'integer' if kind is int else 'number'}, got {value!r}")
+    return kind(value)
+
+
 def run_sweep(
     tasks: Sequence[Task],
     jobs: int = 1,
@@ -347,6 +666,8 @@ def run_sweep(
     timeout: int | None = None,
     progress: bool | None = None,
     echo=print,
+    allow_dirty: bool = False,
+    connect_timeout: float = 10.0,
 ) -> SweepSummary:
     """Run the tasks that are not done yet; return a :class:`SweepSummary`.
 
@@ -358,14 +679,25 @@ def run_sweep(
         with ``jobs`` worker processes is started). Workers must have this repository and its
         environment; outputs are copied back to this machine when they do not share its disk.
     force : rerun tasks even when their record is complete.
+    timeout : per-cell time limit in seconds (None: no limit).
+    allow_dirty : run from a git tree with uncommitted changes (the diff is saved beside the
+        records, see :func:`check_git_tree`); without it such a tree is refused.
+    connect_timeout : seconds to wait for the Dask ``scheduler`` before giving up.
+
+    Tasks locked by another live sweep (:class:`TaskLock`) are reported ``busy`` and not run.
+    Raises :class:`SweepError` for bad options, a dirty tree or an unreachable scheduler.
     """
     from tqdm.auto import tqdm
 
-    if jobs < 1:
-        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    jobs = _positive("jobs", jobs)
+    timeout = _positive("timeout", timeout, allow_none=True)
+    connect_timeout = _positive("connect_timeout", connect_timeout, kind=float)
     if engine not in ("local", "dask"):
-        raise ValueError(f"engine must be 'local' or 'dask', got {engine!r}")
+        raise SweepError(f"engine must be 'local' or 'dask', got {engine!r}")
+    if scheduler and engine != "dask":
+        raise SweepError("a scheduler address needs engine='dask' (--engine dask)")
     root = repo_root()
+    check_git_tree(root, allow_dirty, {t.parameters.get("results_dir", "results") for t in tasks})
     summary = SweepSummary()
     t0 = time.perf_counter()
     todo = []
@@ -375,55 +707,68 @@ def run_sweep(
         else:
             todo.append(t)
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="sweep", unit="run",
-               disable=(not progress) if progress is not None else None, file=sys.stderr)
     n_total = len(tasks)
+    for r in summary.results:
+        echo(f"[skip] {r.task.paper}/{r.task.run_name} (complete record exists)")
+    if not todo:
+        summary.wall_time_s = time.perf_counter() - t0
+        return summary
+    if engine == "dask":
+        eng = _DaskEngine(jobs, scheduler, connect_timeout)
+    elif jobs == 1:
+        eng = _InlineEngine()
+    else:
+        eng = _PoolEngine(jobs)
+    bar = tqdm(total=n_total, initial=n_total - len(todo), desc="sweep", unit="run",
+               disable=(not progress) if progress is not None else None, file=sys.stderr)
 
     def report(res: TaskResult):
         summary.results.append(res)
         bar.update(1)
-        done_n = len(summary.results)
-        line = f"[{done_n}/{n_total}] {res.status:7s} {res.wall_time_s:8.1f} s  {res.task.paper}/{res.task.run_name}"
+        line = (f"[{len(summary.results)}/{n_total}] {res.status:7s} {res.wall_time_s:8.1f} s  "
+                f"{res.task.paper}/{res.task.run_name}")
         if res.error:
-            line += f"\n    {res.error.splitlines()[-1][:300]}"
+            line += f"\n    {res.error.splitlines()[-1][:400]}"
         tqdm.write(line) if echo is print else echo(line)
 
-    for r in summary.results:
-        echo(f"[skip] {r.task.paper}/{r.task.run_name} (complete record exists)")
+    pending = list(todo)
+    running: dict[Any, tuple[Task, TaskLock]] = {}
     try:
-        if engine == "local" and jobs == 1:
-            for t in todo:
-                report(execute_task(t, str(root), threads, timeout))
-        elif engine == "local":
-            import multiprocessing as mp
-
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-                futs = [pool.submit(execute_task, t, str(root), threads, timeout) for t in todo]
-                for f in as_completed(futs):
-                    report(f.result())
-        else:
-            from dask.distributed import Client, LocalCluster
-            from dask.distributed import as_completed as dask_completed
-
-            cluster = None
-            if scheduler:
-                client = Client(scheduler)
-            else:
-                cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
-                client = Client(cluster)
-            try:
-                futs = [client.submit(execute_task, t, str(root), threads, timeout, pure=False)
-                        for t in todo]
-                for f in dask_completed(futs):
-                    res = f.result()
+        while pending or running:
+            while pending and len(running) < jobs:
+                t = pending.pop(0)
+                if not force and is_done(t, root):  # finished by another sweep meanwhile
+                    report(TaskResult(t, "skipped"))
+                    continue
+                lock = _lock_for(t, root)
+                owner = lock.acquire()
+                if owner is not None:
+                    where = f"pid {owner.get('pid')} on {owner.get('host')}"
+                    report(TaskResult(t, "busy", error=f"another sweep ({where}) is running it; its lock is "
+                                                       f"{t.record_path}.lock"))
+                    continue
+                try:
+                    fut = eng.submit(execute_task, t, str(root), threads, timeout)
+                except BaseException:
+                    lock.release()
+                    raise
+                running[fut] = (t, lock)
+            if not running:
+                break
+            for fut in eng.wait_first(list(running)):
+                t, lock = running.pop(fut)
+                try:
+                    res = fut.result()
+                except Exception as exc:  # noqa: BLE001 - a worker that died, a pickling error
+                    res = TaskResult(t, "failed", error=describe_failure(exc, timeout))
+                if eng.remote:
                     _store_locally(res, root)
-                    report(res)
-            finally:
-                client.close()
-                if cluster is not None:
-                    cluster.close()
+                lock.release()
+                report(res)
     finally:
+        for _t, lock in running.values():
+            lock.release()
+        eng.close()
         bar.close()
         summary.wall_time_s = time.perf_counter() - t0
     return summary

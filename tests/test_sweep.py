@@ -6,8 +6,11 @@ tests check the sweep machinery itself in seconds.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -20,11 +23,13 @@ bits = 8
 seed = 0
 scale = "smoke"
 fail = False
+sleep = 0
 results_dir = "results/local"
 run_name = None"""
 
 TOY_BODY = """import time
 from hashrepro.results import make_record, save_run
+time.sleep(sleep)
 if fail:
     raise RuntimeError("asked to fail")
 record = make_record(paper="toy", method="toy", dataset=dataset, bits=bits, seed=seed, scale=scale,
@@ -108,6 +113,9 @@ def test_failed_run_leaves_nothing_behind_and_is_reported(toy_root):
     s = sweep.run_sweep(tasks, echo=lambda *_: None)
     assert not s.ok and s.count("failed") == 1
     assert "asked to fail" in s.results[0].error
+    # The reason, in one line: the exception and its message, not a traceback's last line.
+    err = s.results[0].error
+    assert err.startswith("RuntimeError: asked to fail") and "\n" not in err, err
     assert not (toy_root / tasks[0].record_path).exists()
     assert not (toy_root / tasks[0].notebook_path).exists()
     assert (toy_root / "_build" / "sweep-failed" / f"toy-{tasks[0].run_name}.ipynb").exists()
@@ -139,3 +147,162 @@ def test_cli_dry_run_and_errors(toy_root):
     bad = subprocess.run([sys.executable, "-m", "hashrepro.cli", "sweep", "toy", "-p", "lr", "1"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown parameter" in bad.stderr
+
+
+# --- issue 17, case 4: options are honoured or refused, failures name their reason ---------------
+
+def test_timeout_reports_the_reason(toy_root):
+    tasks = sweep.build_grid("toy", bits=[8], sleep=[30])
+    t0 = time.perf_counter()
+    s = sweep.run_sweep(tasks, timeout=1, echo=lambda *_: None)
+    assert time.perf_counter() - t0 < 25
+    assert s.count("failed") == 1
+    err = s.results[0].error
+    assert err.startswith("timed out after 1 s"), err
+    assert "timed out after 1 s" in s.table()
+
+
+@pytest.mark.parametrize("kw, match", [({"jobs": -3}, "jobs must be a positive integer"),
+                                       ({"jobs": 1.5}, "jobs must be a positive integer"),
+                                       ({"timeout": 0}, "timeout must be a positive integer"),
+                                       ({"connect_timeout": -1}, "connect_timeout must be a positive"),
+                                       ({"scheduler": "tcp://x:1"}, "needs engine='dask'")])
+def test_bad_options_are_refused(toy_root, kw, match):
+    tasks = sweep.build_grid("toy", bits=[8])
+    with pytest.raises(sweep.SweepError, match=match):
+        sweep.run_sweep(tasks, echo=lambda *_: None, **kw)
+
+
+def test_unreachable_scheduler_is_one_clear_error_quickly(toy_root):
+    pytest.importorskip("dask.distributed")
+    tasks = sweep.build_grid("toy", bits=[8])
+    t0 = time.perf_counter()
+    with pytest.raises(sweep.SweepError, match=r"cannot reach the Dask scheduler at tcp://127.0.0.1:1 "
+                                                 r"within 1 s") as info:
+        sweep.run_sweep(tasks, engine="dask", scheduler="tcp://127.0.0.1:1", connect_timeout=1,
+                        echo=lambda *_: None)
+    assert time.perf_counter() - t0 < 20
+    assert "\n" not in str(info.value)
+    assert not (toy_root / tasks[0].record_path).exists()
+
+
+def test_run_notebook_gets_a_title_naming_the_run(toy_root):
+    tasks = sweep.build_grid("toy", bits=[16], seed=[2], scale="smoke")
+    assert sweep.run_sweep(tasks, echo=lambda *_: None).ok
+    nb = nbformat.read(toy_root / tasks[0].notebook_path, as_version=4)
+    first = nb.cells[0].source.splitlines()[0]
+    assert first == "# TOY run · toy · 16 bits · seed 2 · smoke", first
+    assert nb.metadata["hashrepro"]["title"] == first[2:]
+
+
+def test_parameters_are_validated_by_the_chapter_when_it_can(toy_root, monkeypatch):
+    import types
+
+    seen = []
+
+    def validate_task_parameters(paper, params):
+        seen.append((paper, dict(params)))
+        if params.get("bits") == 7:
+            raise ValueError("bits=7: valid bits are 8, 16")
+
+    monkeypatch.setitem(sys.modules, "hashrepro.params",
+                        types.SimpleNamespace(validate_task_parameters=validate_task_parameters))
+    assert len(sweep.build_grid("toy", bits=[8, 16])) == 2
+    assert seen[0][0] == "toy" and seen[0][1]["bits"] == 8 and seen[0][1]["run_name"] == "toy_8b"
+    with pytest.raises(ValueError, match="bits=7"):
+        sweep.build_grid("toy", bits=[8, 7])
+
+
+# --- per-task locks: two sweeps on one results folder ---------------------------------------------
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_task_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path):
+    path = tmp_path / "r" / "x.json.lock"
+    a = sweep.TaskLock(path)
+    assert a.acquire() is None and a.held
+    info = json.loads(path.read_text())
+    assert info["pid"] == os.getpid() and info["host"] == socket.gethostname()
+    b = sweep.TaskLock(path)
+    assert b.acquire()["pid"] == os.getpid() and not b.held  # a live owner: refused
+    b.release()
+    assert path.exists()  # releasing a lock one does not hold removes nothing
+    a.release()
+    assert not path.exists()
+    # A dead owner on this host: taken over.
+    path.write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname()}))
+    assert b.acquire() is None and json.loads(path.read_text())["pid"] == os.getpid()
+    b.release()
+    # Another host's lock is never judged stale (its pid means nothing here).
+    path.write_text(json.dumps({"pid": _dead_pid(), "host": "elsewhere.example"}))
+    assert sweep.TaskLock(path).acquire()["host"] == "elsewhere.example"
+    # An unreadable (half-written) lock: busy while fresh, stale once old.
+    path.write_text("")
+    assert sweep.TaskLock(path).acquire() == {}
+    old = time.time() - 3600
+    os.utime(path, (old, old))
+    assert sweep.TaskLock(path).acquire() is None
+
+
+def test_sweep_skips_a_task_another_live_sweep_holds(toy_root):
+    tasks = sweep.build_grid("toy", bits=[8, 16])
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        lock = toy_root / f"{tasks[0].record_path}.lock"
+        lock.parent.mkdir(parents=True)
+        lock.write_text(json.dumps({"pid": other.pid, "host": socket.gethostname()}))
+        s = sweep.run_sweep(tasks, echo=lambda *_: None)
+        assert s.ok and s.count("busy") == 1 and s.count("done") == 1, s.table()
+        busy = next(r for r in s.results if r.status == "busy")
+        assert busy.task == tasks[0] and f"pid {other.pid}" in busy.error
+        assert not (toy_root / tasks[0].record_path).exists() and lock.exists()
+        assert "1 running in another sweep" in s.table()
+        assert not (toy_root / f"{tasks[1].record_path}.lock").exists()  # released after its run
+    finally:
+        other.kill()
+        other.wait()
+    # The other sweep died without cleaning up: its lock is stale and the task runs now.
+    s2 = sweep.run_sweep(tasks, echo=lambda *_: None)
+    assert s2.count("done") == 1 and s2.count("skipped") == 1, s2.table()
+    assert not lock.exists()
+
+
+@pytest.mark.slow
+def test_two_concurrent_sweeps_run_each_task_once(toy_root):
+    cmd = [sys.executable, "-m", "hashrepro.cli", "sweep", "toy", "--bits", "8", "16", "-p", "sleep", "3"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    done = [line.split()[-1] for out in outs for line in out.splitlines() if line.startswith("done ")]
+    assert sorted(done) == ["toy/toy_16b_sleep-3", "toy/toy_8b_sleep-3"], outs
+
+
+# --- records tied to code: a dirty tree is refused unless allowed ----------------------------------
+
+def _git(root, *args):
+    subprocess.run(["git", "-C", str(root), "-c", "user.email=t@example.org", "-c", "user.name=t", *args],
+                   check=True, capture_output=True)
+
+
+def test_dirty_tree_is_refused_unless_allowed_and_then_the_diff_is_saved(toy_root):
+    _git(toy_root, "init", "-q")
+    _git(toy_root, "add", "notebooks")
+    _git(toy_root, "commit", "-q", "-m", "toy")
+    tasks = sweep.build_grid("toy", bits=[8])
+    assert sweep.check_git_tree(toy_root)["dirty"] is False  # clean: nothing to refuse
+    nb = toy_root / "notebooks" / "toy.ipynb"
+    nb.write_text(nb.read_text().replace('"# toy"', '"# toy, edited"'))
+    with pytest.raises(sweep.SweepError, match=r"uncommitted changes to 1 tracked file\(s\) "
+                                               r"\(notebooks/toy.ipynb\).*--allow-dirty") as info:
+        sweep.run_sweep(tasks, echo=lambda *_: None)
+    assert "\n" not in str(info.value)
+    assert not (toy_root / tasks[0].record_path).exists()
+    s = sweep.run_sweep(tasks, echo=lambda *_: None, allow_dirty=True)
+    assert s.ok and s.count("done") == 1
+    patches = list((toy_root / "results" / "patches").glob("*.patch"))
+    assert len(patches) == 1 and "toy, edited" in patches[0].read_text()
+    assert patches[0].stem == sweep.check_git_tree(toy_root, allow_dirty=True)["diff_sha256"]
