@@ -20,8 +20,9 @@ Provenance: the commit and the state of the work tree are read when the run *sta
 (:func:`start_run`, passed to :func:`make_record` as ``started=``); ``git_read_at`` says so. When
 the tree is dirty, ``git_diff_sha256`` is the SHA-256 of ``git diff HEAD`` (code only: the run
 outputs under ``results/`` and ``book/runs/`` are left out) and :func:`save_run` writes the diff to
-``<results_dir>/<paper>/patches/<sha256[:16]>.patch`` (``git_patch`` is then that path relative
-to the record's folder), so ``git checkout <commit> && git apply <patch>`` rebuilds the code.
+``<results_dir>/patches/<sha256>.patch`` (where ``hashrepro sweep --allow-dirty`` saves it too;
+``git_patch`` is then that path relative to the results folder), so ``git checkout <commit> &&
+git apply <patch>`` rebuilds the code.
 ``command`` is always set: the caller's, or :func:`reproduce_command` rebuilt from the config.
 :func:`provenance_status` tells new records from legacy ones.
 
@@ -95,7 +96,7 @@ GIT_EXCLUDE = ("results", "book/runs")
 _COMMAND_SKIP = ("results_dir", "run_name", "device")
 #: Notebook parameters always written into a rebuilt command, in this order.
 _COMMAND_FIRST = ("dataset", "bits", "seed", "scale")
-#: Folder (inside ``<results_dir>/<paper>/``) of the diffs that dirty runs started from.
+#: Folder (inside ``<results_dir>/``) of the diffs that dirty runs started from.
 PATCH_DIR = "patches"
 _VERSION_PACKAGES = {"numpy": "numpy", "torch": "torch", "torchvision": "torchvision", "scipy": "scipy",
                      "pandas": "pandas", "scikit-learn": "scikit-learn", "faiss": "faiss-cpu"}
@@ -529,8 +530,8 @@ def save_run(record: Mapping, results_dir: str | os.PathLike, run_name: str | No
     """Write ``record`` to ``results_dir/<paper>/<run_name>.json`` atomically; return the path.
 
     A record of a dirty tree carries its diff (``git_patch``, from :func:`make_record`); it is
-    written once to ``results_dir/<paper>/patches/<git_diff_sha256[:16]>.patch`` and the record
-    keeps that relative path instead of the text.
+    written once to ``results_dir/patches/<git_diff_sha256>.patch`` (the sweep's name for it) and
+    the record keeps that path, relative to ``results_dir``, instead of the text.
 
     The JSON goes to a temporary file in the same folder, is flushed and fsync'ed, then renamed
     over the destination with ``os.replace`` (atomic on POSIX and Windows), so an interrupted
@@ -559,9 +560,9 @@ def save_run(record: Mapping, results_dir: str | os.PathLike, run_name: str | No
         digest = record.get("git_diff_sha256") or hashlib.sha256(
             patch.encode("utf-8", errors="surrogateescape")).hexdigest()
         record["git_diff_sha256"] = digest
-        rel = f"{PATCH_DIR}/{digest[:16]}.patch"
-        if not (folder / rel).is_file():
-            _atomic_write_text(folder / rel, patch)
+        rel = f"{PATCH_DIR}/{digest}.patch"
+        if not (folder.parent / rel).is_file():
+            _atomic_write_text(folder.parent / rel, patch)
         record["git_patch"] = rel
     _atomic_write_text(path, json.dumps(to_jsonable(record), indent=1, sort_keys=False) + "\n")
     return path

@@ -347,9 +347,9 @@ def test_record_keeps_the_git_state_of_the_start_and_saves_the_patch(repo, tmp_p
     assert r["started"] == start.started and r["git_patch"] == start.git["patch"]
     p = save_run(r, tmp_path / "out")
     saved = R.load_run(p)
-    rel = f"patches/{start.git['diff_sha256'][:16]}.patch"
+    rel = f"patches/{start.git['diff_sha256']}.patch"  # beside the paper folders, as hashrepro.sweep saves it
     assert saved["git_patch"] == rel and saved["git_diff_sha256"] == start.git["diff_sha256"]
-    patch = (p.parent / rel).read_text()
+    patch = (tmp_path / "out" / rel).read_text()
     assert patch == start.git["patch"]
     # the saved patch rebuilds the code the run started with
     _git(repo, "checkout", "-q", start.commit)
@@ -358,7 +358,7 @@ def test_record_keeps_the_git_state_of_the_start_and_saves_the_patch(repo, tmp_p
     assert (repo / "code.py").read_text() == "x = 2\n"
     # a second record with the same diff reuses the file; a clean record has no patch
     save_run(rec(seed=1, started=start, git=None), tmp_path / "out")
-    assert len(list((p.parent / "patches").iterdir())) == 1
+    assert len(list((tmp_path / "out" / "patches").iterdir())) == 1
     assert R.load_run(save_run(rec(seed=2), tmp_path / "out"))["git_patch"] is None
 
 
