@@ -28,58 +28,13 @@ import pandas as pd
 
 from .paths import PAPERS, repo_root, results_root, runs_root
 
-__all__ = ["Claim", "CLAIMS", "all_records", "runs_table", "claims_table", "verdict",
+__all__ = ["all_records", "runs_table", "claims_table", "claims_counts", "provenance_line",
            "run_title", "finish_run_notebook", "retitle_runs", "slim_images", "runs_index",
            "runs_index_html", "HEADLINE_METRICS"]
 
 
-@dataclass(frozen=True)
-class Claim:
-    """A headline number of a paper, checked against our records.
-
-    ``table`` names a CSV in ``hashrepro/papers``; rows of that table whose method equals
-    ``paper_method`` (and dataset ``dataset``) are compared with our records whose ``method``
-    equals ``our_method``, on ``metric``. ``higher_is_better`` orients the verdict.
-    """
-
-    chapter: str
-    text: str
-    table: str
-    paper_method: str
-    our_method: str
-    dataset: str
-    metric: str = "map"
-    higher_is_better: bool = True
-
-
-#: Headline claims shown in the introduction. Qualitative claims (ablations, efficiency) are
-#: judged on the chapter pages, where their figures are.
-CLAIMS: tuple[Claim, ...] = (
-    Claim("drsch", "DRSCH's MAP on CIFAR-10 (as quoted by later work)", "drsch_quoted", "drsch", "drsch",
-          "cifar10"),
-    Claim("drsch", "DSCH's MAP on CIFAR-10 (as quoted by later work)", "drsch_quoted", "dsch", "dsch",
-          "cifar10"),
-    Claim("dnnh", "DNNH's MAP on CIFAR-10 (Table 2)", "dnnh_table2", "dnnh-dem", "dnnh-dem", "cifar10"),
-    Claim("dnnh", "DNNH-FC's MAP on CIFAR-10 (Table 3)", "dnnh_table3", "dnnh-fc", "dnnh-fc", "cifar10"),
-    Claim("ddh", "DDH's mAP@1000 on CIFAR-10 (Table 2)", "ddh_table2", "DDH", "ddh", "cifar10"),
-)
-
-#: |ours − paper| within this (absolute, e.g. 0.02 MAP) counts as reproduced.
-TOLERANCE = 0.02
-
-
-def verdict(delta: float, higher_is_better: bool = True, tol: float = TOLERANCE) -> str:
-    """Turn ours − paper into words: reproduced / better / lower / much lower / not run."""
-    if delta is None or (isinstance(delta, float) and math.isnan(delta)):
-        return "not run"
-    d = delta if higher_is_better else -delta
-    if abs(d) <= tol:
-        return "reproduced"
-    if d > tol:
-        return "ours higher"
-    if d >= -0.10:
-        return "ours lower"
-    return "ours much lower"
+# The claims and their verdicts live in hashrepro.claims (one list per paper, one evaluator);
+# this module only gathers them for the introduction.
 
 
 def all_records() -> pd.DataFrame:
@@ -98,54 +53,72 @@ def all_records() -> pd.DataFrame:
 
 
 def runs_table(records: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per run: chapter, run, dataset, bits, seed, scale, device, wall time, command, commit."""
+    """One row per run: chapter, method, dataset, bits, seed, scale, device, wall time, the commit
+    (10 characters), ``tree`` (clean / dirty / unknown, at the start of the run for new records),
+    ``provenance`` (:func:`hashrepro.results.provenance_status`: clean, dirty with its saved
+    patch, or legacy with the reasons) and the command."""
+    from .results import provenance_status
+
     records = all_records() if records is None else records
-    cols = ["paper", "method", "dataset", "bits", "seed", "scale", "device", "wall_time_s", "command",
-            "git_commit"]
+    cols = ["paper", "method", "dataset", "bits", "seed", "scale", "device", "wall_time_s", "git_commit", "tree",
+            "provenance", "command"]
     if records is None or not len(records):
         return pd.DataFrame(columns=cols)
-    out = pd.DataFrame({c: records[c] if c in records else None for c in cols})
+    out = pd.DataFrame({c: records[c] if c in records else None for c in cols[:9] + ["command"]})
     out["wall_time_s"] = pd.to_numeric(out["wall_time_s"], errors="coerce").round(1)
-    out["git_commit"] = out["git_commit"].astype(str).str[:10]
-    return out.sort_values(["paper", "dataset", "method", "bits", "seed"]).reset_index(drop=True)
+    out["git_commit"] = [str(c)[:10] if isinstance(c, str) and c else "—" for c in out["git_commit"]]
+    dirty = records["git_dirty"] if "git_dirty" in records else pd.Series([None] * len(records))
+    out["tree"] = ["dirty" if d is True else ("clean" if d is False else "unknown") for d in dirty]
+    recs = records["record"] if "record" in records else [dict(r) for _, r in records.iterrows()]
+    out["provenance"] = [provenance_status(r) for r in recs]
+    out["command"] = out["command"].fillna("—")
+    return out[cols].sort_values(["paper", "dataset", "method", "bits", "seed"]).reset_index(drop=True)
 
 
-def claims_table(records: pd.DataFrame | None = None, claims=CLAIMS) -> pd.DataFrame:
-    """The introduction's summary: per claim, bit lengths compared, paper vs ours, verdict.
+def provenance_line(records: pd.DataFrame | None = None) -> str:
+    """One sentence on how many of ``records`` are tied to their code, e.g. "Of 60 run records,
+    12 are clean, 0 dirty with a saved patch and 48 legacy (no command: 47, …)"."""
+    from collections import Counter
 
-    For each claim, every bit length present both in the paper table and in our records is
-    compared (ours = mean over seeds); the verdict uses the mean delta over those bit lengths.
-    """
-    from .results import compare, paper_table
+    t = runs_table(records)
+    if not len(t):
+        return "No run records yet."
+    status = [p.split(":")[0] for p in t["provenance"]]
+    reasons = Counter(r.strip() for p in t["provenance"] if p.startswith("legacy:")
+                      for r in p.split(":", 1)[1].split(","))
+    n = len(t)
+    text = (f"Of {n} run records, {status.count('clean')} are clean, {status.count('dirty')} ran on a dirty tree "
+            f"with the diff saved, and {status.count('legacy')} are *legacy*")
+    if reasons:
+        text += " (" + ", ".join(f"{k}: {v}" for k, v in reasons.most_common()) + ")"
+    return text + "; see [Reproduce](reproduce.md) for each run's commit, tree and command."
 
-    records = all_records() if records is None else records
-    rows = []
-    for c in claims:
-        row = {"chapter": c.chapter, "claim": c.text, "paper": "", "ours": "", "mean delta": float("nan"),
-               "verdict": "not run"}
-        try:
-            paper = paper_table(c.table)
-        except (FileNotFoundError, ValueError):
-            row["verdict"] = "paper table missing"
-            rows.append(row)
+
+def claims_table(records: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The introduction's summary: every chapter's claims judged by :mod:`hashrepro.claims`
+    (``chapter, claim, verdict, seeds, evidence``). ``records``: all records (default: the
+    committed ones, :func:`all_records`); each chapter gets its own and the shallow baselines."""
+    from .claims import summary_table
+
+    if records is None:
+        return summary_table()
+    by_paper = {}
+    for paper in PAPERS:
+        if not len(records) or "paper" not in records:
+            by_paper[paper] = []
             continue
-        paper = paper[(paper["method"] == c.paper_method) & (paper["dataset"] == c.dataset)
-                      & (paper["metric"] == c.metric)]
-        if records is not None and len(records):
-            mine = records[(records["method"] == c.our_method) & (records["dataset"] == c.dataset)]
-        else:
-            mine = pd.DataFrame()
-        if len(paper) and len(mine):
-            paper_renamed = paper.assign(method=c.our_method)
-            cmp = compare(paper_renamed, mine, metric=c.metric)
-            cmp = cmp.dropna(subset=["ours_mean", "paper"])
-            if len(cmp):
-                row["paper"] = ", ".join(f"{int(b)}b {p:.3f}" for b, p in zip(cmp["bits"], cmp["paper"]))
-                row["ours"] = ", ".join(f"{o:.3f}" for o in cmp["ours_mean"])
-                row["mean delta"] = round(float(cmp["delta"].mean()), 3)
-                row["verdict"] = verdict(row["mean delta"], c.higher_is_better)
-        rows.append(row)
-    return pd.DataFrame(rows)
+        keep = records["paper"].isin([paper, "baselines"] if paper in ("dnnh", "drsch") else [paper])
+        by_paper[paper] = records[keep]
+    return summary_table(by_paper)
+
+
+def claims_counts(summary: pd.DataFrame) -> str:
+    """"12 claims: 3 reproduced, 5 not reproduced, …" for a :func:`claims_table` (or a chapter's
+    ``hashrepro.claims.claims_table``), so the sentence is computed, not written."""
+    if not len(summary):
+        return "no claims"
+    v = summary["verdict"].value_counts()
+    return f"{len(summary)} claims: " + ", ".join(f"{n} {k}" for k, n in v.items())
 
 
 # --------------------------------------------------------------------------- run notebooks
@@ -215,7 +188,7 @@ def _notebook_defaults(nb) -> dict[str, Any]:
     return {}
 
 
-def _set_title(nb, paper: str, title: str, run_name: str | None) -> None:
+def _set_title(nb, paper: str, title: str, run_name: str | None, index_link: bool = False) -> None:
     """Make ``title`` the notebook's first heading; the chapter's own heading moves to a line below.
 
     Idempotent: the first markdown cell as the chapter notebook had it is kept in the notebook
@@ -236,9 +209,10 @@ def _set_title(nb, paper: str, title: str, run_name: str | None) -> None:
         else:
             rest = original
     record = f" Its record: `results/{paper}/{run_name}.json`." if run_name else ""
+    link = f" [All {paper.upper()} runs](index.md)." if index_link else ""
     lines = [f"# {title}", "",
              f"*An executed run of the chapter notebook `notebooks/{paper}.ipynb`"
-             + (f" ({chapter_title})" if chapter_title else "") + f".{record}*"]
+             + (f" ({chapter_title})" if chapter_title else "") + f".{record}*{link}"]
     source = "\n".join(lines) + ("\n" + rest if rest.strip() else "")
     if first is not None:
         first.source = source
@@ -316,12 +290,14 @@ def _write_notebook_atomic(nb, path: Path) -> None:
 
 
 def finish_run_notebook(path: str | os.PathLike, paper: str, parameters: Mapping[str, Any] | None = None,
-                        slim: bool = True) -> str:
+                        slim: bool = True, index_link: bool = False) -> str:
     """Give an executed run notebook its title (:func:`run_title`) and shrink its figures
     (:func:`slim_images`); rewrites ``path`` atomically and returns the title.
 
     ``parameters`` are the papermill parameters of the run; by default those papermill stored in
-    the notebook's metadata. Running it twice changes nothing the second time.
+    the notebook's metadata. ``index_link`` adds a link to the chapter's runs index
+    (``index.md`` beside the notebook in ``book/runs/<paper>/``). Running it twice changes
+    nothing the second time.
     """
     import nbformat
 
@@ -330,7 +306,7 @@ def finish_run_notebook(path: str | os.PathLike, paper: str, parameters: Mapping
     if parameters is None:
         parameters = nb.metadata.get("papermill", {}).get("parameters", {}) or {}
     title = run_title(paper, parameters, _notebook_defaults(nb))
-    _set_title(nb, paper, title, parameters.get("run_name"))
+    _set_title(nb, paper, title, parameters.get("run_name"), index_link)
     if slim:
         slim_images(nb)
     _write_notebook_atomic(nb, path)
@@ -353,7 +329,7 @@ def retitle_runs(papers=None, runs_dir: str | os.PathLike | None = None, echo=pr
             paths.append(base / "local" / f"{paper}.ipynb")
         for nb_path in paths:
             size = nb_path.stat().st_size
-            titles[str(nb_path)] = finish_run_notebook(nb_path, paper)
+            titles[str(nb_path)] = finish_run_notebook(nb_path, paper, index_link=nb_path.parent.name == paper)
             echo(f"{nb_path.relative_to(base)}: {titles[str(nb_path)]}  "
                  f"({size / 1e6:.2f} MB -> {nb_path.stat().st_size / 1e6:.2f} MB)")
     seen: dict[str, str] = {}
@@ -436,7 +412,7 @@ def runs_index_html(paper: str, results_dir=None, runs_dir=None, digits: int = 3
         return HTML(f"<p>No executed run notebooks for {html.escape(paper.upper())} yet: "
                     f"<code>hashrepro sweep {html.escape(paper)} ...</code> writes them.</p>")
     metric_cols = [c for c in df.columns if c in HEADLINE_METRICS.get(paper, ())]
-    head = ["run", "method", "dataset", "bits", "seed", "scale", *metric_cols, "wall (min)"]
+    head = ["run", "method", *metric_cols, "wall (min)"]
     out = ['<table class="hashrepro-runs">', "<thead><tr>"
            + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for r in df.itertuples(index=False):
@@ -444,7 +420,7 @@ def runs_index_html(paper: str, results_dir=None, runs_dir=None, digits: int = 3
         href = html.escape(Path(r["notebook"]).with_suffix(".html").name, quote=True)
         cells = [f'<a href="{href}">{html.escape(str(r["run"]))}</a>'
                  + ("" if r["record"] else " <em>(no record)</em>")]
-        for c in ("method", "dataset", "bits", "seed", "scale"):
+        for c in ("method",):
             v = r[c]
             cells.append("" if v is None or (isinstance(v, float) and math.isnan(v)) else html.escape(str(v)))
         for m in metric_cols:

@@ -280,7 +280,7 @@ def provenance_status(record: Mapping, commit_time=None) -> str:
     run (or, for records made before that, a commit older than the run's start). *dirty*: the
     same, but the tree differed from the commit and the diff was saved (its hash names it).
     *legacy* (records made before runs were tied to their code), with every reason that applies:
-    ``no command``; ``commit unknown``; ``dirty tree, diff not saved``; ``commit made after the
+    ``no command``; ``commit unknown``; ``dirty tree without a saved diff``; ``commit made after the
     run started`` (the commit was read when the record was written, after a later commit).
     ``commit_time``: callable sha -> datetime or None (default: ``git show`` in this checkout,
     cached); where it is unknown, an old-style record counts as ``commit time unknown``.
@@ -298,7 +298,7 @@ def provenance_status(record: Mapping, commit_time=None) -> str:
     if dirty is None and commit:
         reasons.append("tree state unknown")
     if dirty and not digest:
-        reasons.append("dirty tree, diff not saved")
+        reasons.append("dirty tree without a saved diff")
     if commit and record.get("git_read_at") != "start":
         lookup = commit_time or (lambda sha: _commit_time(sha, str(_repo_dir())))
         ct, st = lookup(commit), _as_time(record.get("started"))

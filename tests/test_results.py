@@ -413,7 +413,7 @@ def test_provenance_status():
     assert R.provenance_status(old, late) == "legacy: commit made after the run started"
     assert R.provenance_status(old, lambda sha: None) == "legacy: commit time unknown"
     assert R.provenance_status({**old, "command": None, "git_dirty": True}, early) == \
-        "legacy: no command, dirty tree, diff not saved"
+        "legacy: no command, dirty tree without a saved diff"
     assert R.provenance_status({"started": "2026-06-01"}) == "legacy: no command, commit unknown"
     with pytest.raises(ValueError, match="record must be a run record"):
         R.provenance_status(["not", "a", "record"])
