@@ -91,7 +91,7 @@ def provenance_line(records: pd.DataFrame | None = None) -> str:
             f"with the diff saved, and {status.count('legacy')} are *legacy*")
     if reasons:
         text += " (" + ", ".join(f"{k}: {v}" for k, v in reasons.most_common()) + ")"
-    return text + "; see [Reproduce](reproduce.md) for each run's commit, tree and command."
+    return text + " (the *Reproduce* page lists each run's commit, tree and command)."
 
 
 def claims_table(records: pd.DataFrame | None = None) -> pd.DataFrame:
