@@ -79,6 +79,11 @@ _MIH_CHUNK = 128
 _SCAN_CHUNK_ELEMS = 1 << 23
 #: range_search(method="auto") enumerates flips while the ball has at most this many buckets.
 _RANGE_ENUM_PROBES = 64
+#: method="enumerate" probes buckets one at a time in Python (about a million a second). A query
+#: whose search would probe more than this many buckets (e.g. 300-bit codes whose nearest items
+#: lie at radius 3 or more: C(300, 3) = 4.5M) is refused with a ValueError instead of running for
+#: hours; the "scan", "mih" and "auto" engines return identical results at any length.
+ENUMERATE_MAX_PROBES = 1 << 22
 
 
 # --------------------------------------------------------------------------- combinatorics
@@ -175,6 +180,11 @@ class BucketSearchResult:
     buckets_visited: np.ndarray
     buckets_nonempty: np.ndarray
     radius: np.ndarray
+
+
+def _count_str(n: int) -> str:
+    """A bucket count for a message: exact up to 10**12, else in scientific notation."""
+    return f"{n:,}" if n < 10**12 else f"{float(n):.3g}"
 
 
 def _as_count_array(values: list) -> np.ndarray:
@@ -367,6 +377,7 @@ class BucketIndex:
         nq = len(qints)
         out: list = [None] * nq
         if method == "enumerate":
+            self._check_enumerate(qints, qarr, k)
             for i in self._progress(range(nq), progress, nq):
                 out[i] = self._enumerate(qints[i], k)
         else:
@@ -399,6 +410,11 @@ class BucketIndex:
             raise ValueError(f"r must be a non-negative integer radius, got {r!r}")
         r = min(int(r), self.n_bits)
         self._check_method(method)
+        if method == "enumerate" and buckets_within(self.n_bits, r) > ENUMERATE_MAX_PROBES:
+            raise ValueError(
+                f"method='enumerate' would probe {_count_str(buckets_within(self.n_bits, r))} buckets per "
+                f"query (every code within radius {r} of {self.n_bits} bits), more than "
+                f"ENUMERATE_MAX_PROBES={ENUMERATE_MAX_PROBES:,}; use method='scan' or 'auto' (identical results)")
         if method == "mih" and self._wide:
             raise ValueError(f"method='mih' needs n_bits <= 64 (index has {self.n_bits}); use 'scan' or 'auto'")
         qints, qarr = self._query_keys(query_bits01)
@@ -429,6 +445,24 @@ class BucketIndex:
         if ms is None:
             ms = self._mask_cache[r] = list(_flip_masks_lex(self.n_bits, r))
         return ms
+
+    def _check_enumerate(self, qints, qarr, k: int) -> None:
+        """Refuse ``method="enumerate"`` when a query would probe more than
+        :data:`ENUMERATE_MAX_PROBES` buckets (exact counts from the scan engine, which is cheap)."""
+        nq = len(qints)
+        chunk = max(1, _SCAN_CHUNK_ELEMS // self.n_buckets)
+        res: list = [None] * nq
+        for s in range(0, nq, chunk):
+            sel = np.arange(s, min(nq, s + chunk))
+            self._scan_batch(qints, qarr, sel, k, res)
+            for g in sel.tolist():
+                visited, radius = res[g][1], res[g][3]
+                if visited > ENUMERATE_MAX_PROBES:
+                    raise ValueError(
+                        f"method='enumerate' would probe {_count_str(visited)} buckets for query {g} "
+                        f"({self.n_bits}-bit codes; its first {min(k, self.n_items)} items lie within "
+                        f"radius {radius}), more than ENUMERATE_MAX_PROBES={ENUMERATE_MAX_PROBES:,} "
+                        "(it probes one bucket at a time); use method='scan' or 'auto' (identical results)")
 
     def _enumerate(self, qint: int, k: int):
         """Algorithm 1 literally (flip bits, look up each bucket). Returns (items, visited,

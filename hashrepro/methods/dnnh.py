@@ -39,6 +39,7 @@ import torch
 
 from ..losses.triplet import TripletRankingLoss
 from ..models.nin import SUPPORTED_INPUT_SIZES, VARIANTS, DNNHNet
+from ..params import check_seed
 
 __all__ = ["Config", "SCALES", "PAPER_EPSILON_EVERY", "run", "build_model", "epsilon_at", "method_name"]
 
@@ -157,6 +158,7 @@ class Config:
             bad("scale", f"valid: {SCALES}")
         if not isinstance(self.bits, (int, np.integer)) or self.bits < 1:
             bad("bits", "must be a positive integer (the paper uses 12, 24, 32, 48)")
+        check_seed(self.seed)
         if self.input_size not in SUPPORTED_INPUT_SIZES:
             bad("input_size", f"valid: {SUPPORTED_INPUT_SIZES}")
         for name in ("width", "beta", "lr", "epsilon_decay"):

@@ -43,6 +43,7 @@ import torch
 
 from ..losses.drsch import DRSCHLoss, margin_at
 from ..models.drsch_net import DRSCHNet, slope_at
+from ..params import check_seed
 
 __all__ = ["VARIANTS", "SCALES", "Config", "PKSampler", "prepare_images", "augment_batch", "train_model",
            "encode_preactivations", "kept_bits", "top_retrievals", "weighted_hamming", "continuous_distance", "evaluate_codes",
@@ -150,6 +151,7 @@ class Config:
         if not isinstance(self.bits, (int, np.integer)) or self.bits <= 0:
             raise ValueError(f"bits must be a positive int, got {self.bits!r}")
         self.bits = int(self.bits)
+        self.seed = check_seed(self.seed)
         if self.keep_bits is not None:
             if self.variant != "bs-drsch":
                 raise ValueError(f"keep_bits is for variant='bs-drsch' only (got variant={self.variant!r}); "

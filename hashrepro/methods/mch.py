@@ -53,6 +53,7 @@ from ..losses.pairwise import (ADSHLoss, PairwiseHashLoss, _sign, hamming_distan
                                make_loss, pair_weights, similarity)
 from ..models.policy import KEEP, PolicyNet, build_state
 from ..models.small_cnn import HashModel, SmallCNN
+from ..params import check_seed
 
 __all__ = [
     "BASES",
@@ -168,6 +169,7 @@ class Config:
         if not isinstance(self.bits, (int, np.integer)) or not 1 <= int(self.bits) <= 64:
             raise ValueError(f"bits must be an integer in 1..64 (the bucket index keys), got {self.bits!r}")
         self.bits = int(self.bits)
+        self.seed = check_seed(self.seed)
         for name in ("sigma", "xi"):
             v = float(getattr(self, name))
             if not 0.0 <= v <= 1.0:

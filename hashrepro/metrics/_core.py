@@ -50,6 +50,15 @@ def check_topk(topk, ndb: int):
     return int(min(int(topk), ndb))
 
 
+def check_chunk_size(chunk_size) -> int:
+    """A positive int (queries per block); 0, negatives, bools and non-integers are an error."""
+    if (isinstance(chunk_size, (bool, np.bool_)) or not isinstance(chunk_size, (int, np.integer))
+            or int(chunk_size) < 1):
+        raise ValueError(f"chunk_size must be None (automatic) or a positive int (queries per block), "
+                         f"got {chunk_size!r}")
+    return int(chunk_size)
+
+
 def check_ks(ks, ndb: int, name: str = "ks") -> np.ndarray:
     """ks: None (1..ndb) or a sequence of positive ints (values above ndb are an error)."""
     if ks is None:
@@ -195,8 +204,7 @@ class DistanceSource:
             self.n_bins = nb
             self.n_bits = None
             self.kind = "matrix"
-            if self.ndb == 0:
-                raise ValueError("the database is empty (0 items)")
+            self._check_sizes()
             return
         if query_codes is None or db_codes is None:
             raise ValueError("give query_codes and db_codes (bits01), or a distance matrix dist")
@@ -220,12 +228,18 @@ class DistanceSource:
             self._ham = None
         self.n_bits = q.shape[1]
         self.n_bins = self.n_bits + 1
+        self._check_sizes()
+
+    def _check_sizes(self) -> None:
+        if self.nq == 0:
+            raise ValueError("the query set is empty (0 queries): a mean over queries is undefined; "
+                             "pass at least one query")
         if self.ndb == 0:
             raise ValueError("the database is empty (0 items)")
 
     def chunk_rows(self, chunk_size=None) -> int:
         if chunk_size is not None:
-            return max(1, int(chunk_size))
+            return check_chunk_size(chunk_size)
         return max(1, min(1024, CHUNK_ELEMENTS // max(1, self.ndb)))
 
     def rows(self, s: int, e: int) -> np.ndarray:

@@ -121,6 +121,9 @@ def f1_bucket_curve(
         if nbins - 1 > Q:
             raise ValueError(f"dist has a distance {nbins - 1} > n_bits={Q}")
         nq, n_items = Dm.shape
+    if nq == 0:
+        raise ValueError("the query set is empty (0 queries): a mean over queries is undefined; "
+                         "pass at least one query")
     if rel is not None:
         if query_labels is not None or db_labels is not None:
             raise ValueError("give labels or rel, not both")
