@@ -406,9 +406,12 @@ def test_plots_and_tables(smoke_record):
     assert len(PL.pairs(recs)) == 1
     t = PL.summary_table(recs)
     assert len(t) == 1 and "buckets MCH/X at equal F1" in t.columns
-    c = PL.claims_table(recs)
-    assert set(c["verdict"]) <= {"reproduced", "partly", "not reproduced", "not testable"}
-    assert PL.claims_table([])["verdict"].eq("not testable").all()
+    from hashrepro import claims as CL
+
+    c = CL.claims_table("mch", recs, agent=None)
+    assert {v.split(" (")[0] for v in c["verdict"]} <= set(CL.VERDICTS)
+    assert CL.claims_table("mch", [])["verdict"].eq("not testable here").all()
+    assert set(CL.checks_table("mch", recs, agent=None)["verdict"]) <= {"holds", "fails", "not testable here"}
     g = PL.anhc_grid(smoke_record)
     assert g.loc[1.0].eq(1.0).all()
     fig = PL.plot_run(smoke_record, smoke_record["companions"])

@@ -34,7 +34,6 @@ __all__ = [
     "table2",
     "detail_table",
     "ablation_table",
-    "claims_table",
     "baseline_records",
 ]
 
@@ -431,67 +430,3 @@ def baseline_records(records, protocol: str = "dnnh") -> list[dict]:
         if cfg.get("protocol") == protocol and "variant" not in cfg and r.get("method") in TABLE2_BASELINES:
             out.append(r)
     return out
-
-
-def claims_table(records, t2, t3, t4, tol: float = 0.02, baselines=None):
-    """The paper's claims about CIFAR-10 checked against our runs: verdict and evidence per claim."""
-    import pandas as pd
-
-    rows = []
-    ours = _means(records, "cifar10", "dnnh-dem")
-    paper_dnnh = {b: _paper_value(t2, "dnnh-dem", "cifar10", b) for b in PAPER_BITS}
-
-    def fmt(d):
-        return ", ".join(f"{b}b {v:.3f}" for b, v in d.items())
-
-    # 1. absolute MAP
-    if ours:
-        deltas = {b: v - paper_dnnh[b] for b, v in ours.items() if paper_dnnh.get(b) is not None}
-        ok = all(d >= -tol for d in deltas.values())
-        rows.append(("MAP 0.552 / 0.566 / 0.558 / 0.581 at 12–48 bits on CIFAR-10 (Table 2)",
-                     "reproduced" if ok else "not reproduced at this scale",
-                     f"ours {fmt(ours)}; deltas " + ", ".join(f"{b}b {d:+.3f}" for b, d in deltas.items())))
-    else:
-        rows.append(("MAP 0.552 / 0.566 / 0.558 / 0.581 at 12–48 bits on CIFAR-10 (Table 2)", "not run yet", ""))
-    # 2. relative gain over KSH (paper's KSH numbers on GIST)
-    ksh = {b: _paper_value(t2, "ksh", "cifar10", b) for b in PAPER_BITS}
-    if ours:
-        gains = {b: v / ksh[b] - 1 for b, v in ours.items() if ksh.get(b)}
-        ok = all(g >= 0.613 - 1e-9 for g in gains.values())
-        verdict = "reproduced" if ok else ("ordering reproduced (smaller gain)" if all(g > 0 for g in gains.values())
-                                           else "not reproduced at this scale")
-        evidence = "ours vs the paper's KSH: " + ", ".join(f"{b}b {g:+.0%}" for b, g in gains.items())
-        our_ksh = _means(baseline_records(baselines), "cifar10", "ksh") if baselines is not None else {}
-        common = [b for b in ours if b in our_ksh]
-        if common:
-            evidence += "; vs our KSH (GIST, same split): " + ", ".join(
-                f"{b}b {ours[b] / our_ksh[b] - 1:+.0%}" for b in common)
-        rows.append(("61.3–82.2% higher MAP than KSH (best hand-crafted competitor) on CIFAR-10 (§4.2)", verdict,
-                     evidence))
-    else:
-        rows.append(("61.3–82.2% higher MAP than KSH on CIFAR-10 (§4.2)", "not run yet", ""))
-    # 3. vs CNNH* (paper numbers; CNNH* not re-run here)
-    cn = {b: max(_paper_value(t2, "cnnh*", "cifar10", b) or 0, _paper_value(t2, "cnnh", "cifar10", b) or 0)
-          for b in PAPER_BITS}
-    if ours:
-        gains = {b: v / cn[b] - 1 for b, v in ours.items() if cn.get(b)}
-        verdict = "ordering reproduced" if all(g > 0 for g in gains.values()) else "not reproduced at this scale"
-        rows.append(("9.6–14.0% higher MAP than the best of CNNH / CNNH* on CIFAR-10 (§4.2)", verdict,
-                     "ours vs the paper's best CNNH(*): " + ", ".join(f"{b}b {g:+.0%}" for b, g in gains.items())
-                     + " (CNNH* itself not re-run)"))
-    # 4. DEM vs FC; 5. shared vs two sub-networks
-    for text, other, table in (("DEM beats the FC alternative at every bit length (Table 3, Fig. 8)", "dnnh-fc", t3),
-                               ("one shared sub-network beats two independent ones (Table 4)", "dnnh-two-subnets", t4)):
-        theirs = _means(records, "cifar10", other)
-        common = sorted(set(ours) & set(theirs))
-        if not common:
-            rows.append((text, "not run yet", f"needs runs of {other} on CIFAR-10"))
-            continue
-        wins = {b: ours[b] - theirs[b] for b in common}
-        verdict = "ordering reproduced" if all(w > 0 for w in wins.values()) else "not reproduced at this scale"
-        rows.append((text, verdict, "MAP(DEM) − MAP(" + _label(other) + "): " +
-                     ", ".join(f"{b}b {w:+.3f}" for b, w in wins.items())
-                     + f" (bits run: {', '.join(map(str, common))})"))
-    rows.append(("results on SVHN and NUS-WIDE (Tables 2, 3, 5; Figs. 5, 7)", "not testable here",
-                 NOT_OFFLINE_TEXT))
-    return pd.DataFrame(rows, columns=["claim", "verdict", "evidence"]).set_index("claim")

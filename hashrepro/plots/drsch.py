@@ -310,67 +310,6 @@ def bit_scalable_table(records, dataset: str, metric: str = "precision_at_500", 
     return pd.DataFrame(rows).round(3)
 
 
-def claims_table(records, baseline_records=None, datasets=("mnist", "cifar10")):
-    """The paper's claims, each "reproduced" / "not reproduced" / "not testable here", with evidence.
-
-    ``baseline_records``: optional records of shallow baselines (methods "ksh", "bre", "mlh");
-    only those run on this chapter's protocol (``protocol["name"] == "drsch"``: same split, the
-    database without the training images) are compared.
-    """
-    import pandas as pd
-
-    rows = []
-    # 1. DRSCH beats DSCH (mAP, Hamming ranking)
-    ev, wins, total = [], 0, 0
-    for ds in datasets:
-        for b in sorted({int(r["bits"]) for r in _select(records, ds, "drsch")}):
-            a, d = _metric(records, ds, "drsch", b, "map"), _metric(records, ds, "dsch", b, "map")
-            if a is not None and d is not None:
-                total += 1
-                wins += a > d
-                ev.append(f"{ds} {b}b: {a:.3f} vs {d:.3f}")
-    rows.append({"claim": "DRSCH beats DSCH (the regulariser helps; mAP, Hamming ranking)",
-                 "verdict": "not testable here (no runs)" if not total else
-                 ("reproduced" if wins == total else ("partly reproduced" if wins else "not reproduced")),
-                 "evidence": f"DRSCH higher in {wins}/{total}: " + "; ".join(ev) if total else "—"})
-    # 2. DRSCH beats KSH / BRE / MLH
-    brecs = as_records(baseline_records)
-    ev, wins, total = [], 0, 0
-    for ds in datasets:
-        for r in brecs:
-            if r.get("dataset") != ds or str(r.get("method", "")).lower() not in ("ksh", "bre", "mlh"):
-                continue
-            if (r.get("protocol") or {}).get("name", "drsch") != "drsch":
-                continue  # same split and database as the DRSCH runs only
-            ours = _metric(records, ds, "drsch", r["bits"], "map")
-            if ours is None:
-                continue
-            total += 1
-            wins += ours > r["metrics"]["map"]
-            ev.append(f"{ds} {r['bits']}b {r['method'].upper()}: {r['metrics']['map']:.3f} vs DRSCH {ours:.3f}")
-    rows.append({"claim": "DRSCH beats KSH / BRE / MLH",
-                 "verdict": "not testable here (no baseline records on this protocol)" if not total else
-                 ("reproduced" if wins == total else ("partly reproduced" if wins else "not reproduced")),
-                 "evidence": f"DRSCH higher in {wins}/{total}: " + "; ".join(ev) if total else "—"})
-    # 3. truncated BS-DRSCH keeps most of the precision of codes trained at that length
-    ev, ok, total = [], 0, 0
-    for ds in datasets:
-        t = bit_scalable_table(records, ds)
-        if not len(t):
-            continue
-        for _, row in t.iterrows():
-            if row["ratio"] is None or pd.isna(row["ratio"]) or int(row["bits kept"]) >= 64:
-                continue
-            total += 1
-            ok += row["ratio"] >= 0.95
-            ev.append(f"{ds} {int(row['bits kept'])}b: ratio {row['ratio']:.2f}")
-    rows.append({"claim": "truncated BS-DRSCH codes keep most (≥ 95%) of the Precision@500 of DRSCH trained at that length",
-                 "verdict": "not testable here (no runs)" if not total else
-                 ("reproduced" if ok == total else ("partly reproduced" if ok else "not reproduced")),
-                 "evidence": f"≥ 95% in {ok}/{total}: " + "; ".join(ev) if total else "—"})
-    return pd.DataFrame(rows)
-
-
 def with_full_length_bs_as_drsch(records):
     """Add a DRSCH row for every full-length BS-DRSCH record that has no DRSCH twin.
 

@@ -10,7 +10,8 @@ matplotlib ``Axes`` and return it.
 * Fig. 9: :func:`sensitivity` — F1–bucket curves of MCH-X for several σ (or ξ).
 * Table 3: :func:`anhc_grid` — ANHC over σ × ξ (ours) and :func:`paper_anhc_grid` (the paper's).
 * :func:`agent_curve` — reward and keep probability during REINFORCE.
-* :func:`claims_table`, :func:`summary_table`, :func:`bucket_ratio`, :func:`xi_table` — the chapter's tables.
+* :func:`summary_table`, :func:`bucket_ratio`, :func:`xi_table` — the chapter's tables (the claims
+  and their verdicts: :mod:`hashrepro.claims`).
 """
 from __future__ import annotations
 
@@ -36,7 +37,6 @@ __all__ = [
     "retrieval_grid",
     "bucket_ratio",
     "summary_table",
-    "claims_table",
     "xi_table",
     "plot_run",
 ]
@@ -351,114 +351,6 @@ def summary_table(records, metrics=("map", "recall_radius0", "precision_radius0"
         row["buckets MCH/X at equal F1"] = (_fmt(*_mean_std(g[("ratio", "ratio")]), digits=3)
                                             + (f" (F1={f1m[0]:.2f})" if f1m[2] else ""))
         rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def claims_table(records, agent: str | None = None) -> pd.DataFrame:
-    """The paper's claims checked on our records: one row per claim with the evidence and a
-    verdict ("reproduced", "not reproduced", "not testable"). ``agent``: use only the MCH runs
-    whose :func:`agent_variant` is this (default: all)."""
-    ps = [(b, m) for b, m in pairs(records) if agent is None or agent_variant(m) == agent]
-    rows = []
-    if not ps:
-        for c in ("MCH raises R@H=0 over its base model", "MCH does not lower mAP",
-                  "MCH reaches the same F1 with fewer buckets", "ANHC is between 1 and 2 at σ = ξ = 0.5",
-                  "ANHC grows with lower ξ and peaks near σ = 0.3–0.5", "ANHC is exactly 1 at σ = 1"):
-            rows.append({"claim": c, "evidence": "no run records", "verdict": "not testable"})
-        return pd.DataFrame(rows)
-    # group by (dataset, bits, base) over seeds
-    g = defaultdict(list)
-    for xb, xm in ps:
-        g[(xm["dataset"], int(xm["bits"]), xb["method"])].append((xb, xm))
-    n = len(g)
-    # 1. R@H=0
-    up = sum(np.mean([m["metrics"]["recall_radius0"] for _, m in v]) > np.mean([b["metrics"]["recall_radius0"] for b, _ in v])
-             for v in g.values())
-    rows.append({"claim": "MCH raises R@H=0 over its base model (Fig. 3)",
-                 "evidence": f"higher in {up} of {n} (dataset, bits, base) settings",
-                 "verdict": "reproduced" if up == n else ("partly" if up else "not reproduced")})
-    # 2. mAP not lower by more than 1 std
-    ok = 0
-    same = sum(all(b["metrics"]["map"] == m["metrics"]["map"] for b, m in v) for v in g.values())
-    for v in g.values():
-        mb = [b["metrics"]["map"] for b, _ in v]
-        mm = [m["metrics"]["map"] for _, m in v]
-        sd = np.std(mb) if len(mb) > 1 else 0.0
-        ok += np.mean(mm) >= np.mean(mb) - sd - 1e-12
-    rows.append({"claim": "MCH does not lower mAP (Table 2)",
-                 "evidence": f"mAP(MCH-X) ≥ mAP(X) − 1 std in {ok} of {n} settings "
-                             f"(identical in {same}, where the agent kept no crop)",
-                 "verdict": "reproduced" if ok == n else ("partly" if ok else "not reproduced")})
-    # 3. fewer buckets at equal F1
-    ratios = [np.nanmean([bucket_ratio(b, m)["ratio"] for b, m in v]) for v in g.values()]
-    fewer = sum(r < 1 - 1e-9 for r in ratios if not math.isnan(r))
-    same = sum(abs(r - 1) <= 1e-9 for r in ratios if not math.isnan(r))
-    rows.append({"claim": "MCH reaches the same F1 with fewer buckets (Figs. 5–7)",
-                 "evidence": f"fewer buckets in {fewer}, equal in {same} of {n} settings "
-                             f"(median ratio MCH/X {np.nanmedian(ratios) if ratios else float('nan'):.3f})",
-                 "verdict": "reproduced" if fewer == n else ("partly" if fewer else "not reproduced")})
-    # 4. ANHC vs xi and sigma
-    mono, peak, one = 0, 0, 0
-    bad_one: list[str] = []
-    grids = [m for _, m in ps if "anhc_grid" in m.get("curves", {})]
-    for m in grids:
-        t = anhc_grid(m)
-        if 0.5 in t.index and 0.1 in t.columns and 0.9 in t.columns:
-            mono += bool(t.loc[0.5, 0.1] > t.loc[0.5, 0.9])
-        inner = t.drop(index=[s for s in t.index if s >= 1.0], errors="ignore")
-        col = 0.5 if 0.5 in inner.columns else inner.columns[len(inner.columns) // 2]
-        peak += 0.3 <= float(inner[col].idxmax()) <= 0.5 if inner[col].max() > inner[col].min() else 0
-        ok1 = 1.0 in t.index and bool(np.allclose(t.loc[1.0].values, 1.0))
-        one += ok1
-        if not ok1 and 1.0 in t.index:
-            bad_one.append(f"{m['method'].upper()} {m['bits']} bits: up to {t.loc[1.0].max():.3f}"
-                           + (" (training images are stored with ADSH's learned codes V; the network's code of the "
-                              "whole image differs from V for some and is kept at low ξ)" if m["method"] == "mch-adsh" else ""))
-    k = len(grids)
-    rows.append({"claim": "ANHC grows as ξ falls (Table 3)",
-                 "evidence": f"ANHC(σ=0.5, ξ=0.1) > ANHC(σ=0.5, ξ=0.9) in {mono} of {k} runs "
-                             "(never lower, by construction; equal where the agent keeps no crop)",
-                 "verdict": "not testable" if not k else ("reproduced" if mono == k else ("partly" if mono else "not reproduced"))})
-    mid = [float(m["metrics"]["anhc"]) for _, m in ps
-           if float(m.get("config", {}).get("sigma", 0.5)) == 0.5 and float(m.get("config", {}).get("xi", 0.5)) == 0.5]
-    inside = sum(1.0 < a < 2.0 for a in mid)
-    rows.append({"claim": "ANHC is between 1 and 2 at σ = ξ = 0.5 (Table 3: 1.54 for MCH-DCH)",
-                 "evidence": (f"1 < ANHC < 2 in {inside} of {len(mid)} runs (range {min(mid):.2f}–{max(mid):.2f})"
-                              if mid else "no run at σ = ξ = 0.5"),
-                 "verdict": "not testable" if not mid else ("reproduced" if inside == len(mid) else ("partly" if inside else "not reproduced"))})
-    rows.append({"claim": "ANHC peaks near σ = 0.3–0.5 (Table 3)",
-                 "evidence": f"peak at σ ∈ [0.3, 0.5] (ξ = 0.5) in {peak} of {k} runs (a flat grid counts as no)",
-                 "verdict": "not testable" if not k else ("reproduced" if peak == k else ("partly" if peak else "not reproduced"))})
-    # §5.3 observations (1) and (2) on single-code models: buckets to reach F1 = 0.5
-    latest = _latest(as_records(records))
-    by = defaultdict(dict)
-    for (m, d, b, sd, sc), r in latest.items():
-        if (not m.startswith("mch-") and "buckets_at_f1_0.5" in r.get("metrics", {})
-                and r["metrics"].get("n_buckets", 2) > 1):  # a model with one bucket is degenerate
-            by[(d, b, sd, sc)][m] = r["metrics"]["buckets_at_f1_0.5"]
-    sup = ("ksh", "hashnet", "adsh", "dch", "mmhh")
-    n1 = ok1 = n2 = ok2 = 0
-    for ms in by.values():
-        uns = [v for k, v in ms.items() if k in ("lsh", "itq") and not math.isnan(v)]
-        sv = {k: v for k, v in ms.items() if k in sup and not math.isnan(v)}
-        if uns and sv:
-            n1 += 1
-            ok1 += min(uns) > max(sv.values())
-        sym = [v for k, v in sv.items() if k != "adsh"]
-        if "adsh" in sv and sym:
-            n2 += 1
-            ok2 += sv["adsh"] < min(sym)
-    rows.append({"claim": "Unsupervised LSH / ITQ need more buckets than the supervised models (§5.3 (1))",
-                 "evidence": f"LSH and ITQ need more buckets for F1 = 0.5 than every supervised base model in {ok1} of {n1} settings",
-                 "verdict": "not testable" if not n1 else ("reproduced" if ok1 == n1 else ("partly" if ok1 else "not reproduced"))})
-    rows.append({"claim": "ADSH (asymmetric) needs fewer buckets than the symmetric models (§5.3 (2))",
-                 "evidence": f"fewest buckets for F1 = 0.5 in {ok2} of {n2} settings with ADSH "
-                             "(models whose codes collapsed to one bucket left out)",
-                 "verdict": "not testable" if not n2 else ("reproduced" if ok2 == n2 else ("partly" if ok2 else "not reproduced"))})
-    rows.append({"claim": "ANHC is exactly 1 at σ = 1 (Table 3)",
-                 "evidence": f"{one} of {k} runs (by construction here: the 5 crops are the whole image, equal codes merged)"
-                             + (f"; not in {'; '.join(bad_one)}" if bad_one else ""),
-                 "verdict": "not testable" if not k else ("reproduced" if one == k else "not reproduced")})
     return pd.DataFrame(rows)
 
 
