@@ -385,7 +385,8 @@ def execute_task(task: Task, root: str | None = None, threads: int | None = None
         wall = time.perf_counter() - t0
         if not _record_complete(record_path):
             raise RuntimeError(f"the notebook finished but wrote no complete record at {task.record_path}")
-        finish_run_notebook(tmp_nb, task.paper, task.parameters)
+        finish_run_notebook(tmp_nb, task.paper, task.parameters,
+                            index_link=task.paper in PAPERS and Path(task.notebook_path).parent.name == task.paper)
         text = tmp_nb.read_text()
         os.replace(tmp_nb, final_nb)
         return TaskResult(task, "done", wall, record=json.loads(record_path.read_text()), notebook_json=text)
@@ -555,11 +556,7 @@ def check_git_tree(root: Path, allow_dirty: bool = False, results_dirs: Iterable
     if not state.get("dirty"):
         return state
     if not allow_dirty:
-        try:
-            files = [line[3:] for line in _git(root, "status", "--porcelain", "--untracked-files=no")
-                     .stdout.splitlines() if line.strip()]
-        except (OSError, subprocess.SubprocessError):
-            files = []
+        files = re.findall(r"^diff --git a/(.+?) b/", state.get("patch") or "", flags=re.M)
         shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
         raise SweepError(
             f"refusing to sweep: the git tree {root} has uncommitted changes"

@@ -303,6 +303,6 @@ def test_dirty_tree_is_refused_unless_allowed_and_then_the_diff_is_saved(toy_roo
     assert not (toy_root / tasks[0].record_path).exists()
     s = sweep.run_sweep(tasks, echo=lambda *_: None, allow_dirty=True)
     assert s.ok and s.count("done") == 1
-    patches = list((toy_root / "results" / "patches").glob("*.patch"))
-    assert len(patches) == 1 and "toy, edited" in patches[0].read_text()
-    assert patches[0].stem == sweep.check_git_tree(toy_root, allow_dirty=True)["diff_sha256"]
+    sha = sweep.check_git_tree(toy_root, allow_dirty=True)["diff_sha256"]
+    patch = toy_root / "results" / "patches" / f"{sha}.patch"
+    assert "toy, edited" in patch.read_text()
