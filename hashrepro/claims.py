@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["VERDICTS", "MIN_SEEDS", "RULE", "Side", "Compare", "Claim", "Verdict", "CLAIMS", "paper_value",
-           "evaluate", "evaluate_paper", "claims_table", "checks_table", "summary_table", "prepare_records",
+           "decide", "evaluate", "evaluate_paper", "claims_table", "checks_table", "summary_table", "prepare_records",
            "load_paper_records", "seed_counts", "RANDOM_SUBSET_KEY"]
 
 VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not testable here")

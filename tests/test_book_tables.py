@@ -1,8 +1,6 @@
 """The shared book tables: the claims summary and the runs table."""
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from hashrepro import book

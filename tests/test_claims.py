@@ -167,3 +167,12 @@ def test_seed_counts():
     recs = paired([0.6, 0.61, 0.62], [0.5]) + [rec("a", 0, 0.3, flags=["collapsed"])]
     t = C.seed_counts(recs)
     assert t.set_index("method")["n"].to_dict() == {"a": 3, "b": 1}
+
+
+def test_committed_records_give_a_verdict_for_every_claim():
+    """Every chapter's claims and checks evaluate on the records in results/ (the book's input)."""
+    for paper in C.CLAIMS:
+        for v in C.evaluate_paper(paper, kind=None):
+            allowed = {"holds", "fails", "not testable here"} if v.claim.kind == "check" else set(C.VERDICTS)
+            assert v.verdict.split(" (")[0] in allowed, (paper, v.claim.id, v.verdict)
+            assert v.evidence
