@@ -11,13 +11,13 @@ else ``<repo>/data``; caches go to ``$HASHREPRO_CACHE``, else ``<data root>/cach
 ``~/.cache/hashrepro`` (see :mod:`hashrepro.data.paths`). ``data/README.md`` says how to obtain
 each dataset and where to put it.
 """
-from .base import ChecksumError, Dataset, DatasetNotFoundError
+from .base import ChecksumError, CorruptDataError, Dataset, DatasetNotFoundError
 from .paths import cache_root, data_root
 from .registry import datasets, describe, load, register
 from .splits import PROTOCOLS, Split, check_split, split
 from .mosaic import make_mosaic
 from . import cifar, cuhk03, embedded, flowers, listfile, mnist, mosaic, svhn  # noqa: F401  (register)
 
-__all__ = ["Dataset", "DatasetNotFoundError", "ChecksumError", "load", "datasets", "describe",
+__all__ = ["Dataset", "DatasetNotFoundError", "ChecksumError", "CorruptDataError", "load", "datasets", "describe",
            "register", "split", "Split", "PROTOCOLS", "check_split", "make_mosaic", "data_root",
            "cache_root"]

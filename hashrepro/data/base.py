@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-__all__ = ["Dataset", "DatasetNotFoundError", "ChecksumError", "not_found"]
+__all__ = ["Dataset", "DatasetNotFoundError", "ChecksumError", "CorruptDataError", "not_found"]
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -17,6 +17,11 @@ class DatasetNotFoundError(FileNotFoundError):
 
 class ChecksumError(ValueError):
     """A file's SHA-256 differs from the one listed in ``SHA256SUMS``."""
+
+
+class CorruptDataError(ValueError):
+    """A data file is truncated, corrupt or not in the expected format. The message names the
+    file (and the archive member) and what was expected."""
 
 
 def not_found(name: str, looked: Iterable[str | Path], how: str) -> DatasetNotFoundError:

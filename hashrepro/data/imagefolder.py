@@ -47,38 +47,56 @@ def decode_image_folder(root: Path, splits: tuple[str, ...], size=None, desc: st
     return images, np.concatenate(all_labels), classes, official
 
 
-def decode_tar_imagefolder(archive: Path, splits: tuple[str, ...], size=None, desc: str = "decoding"):
+def decode_tar_imagefolder(archive: Path, splits: tuple[str, ...], size=None, desc: str = "decoding",
+                           expected_counts: dict[str, int] | None = None, what: str | None = None):
     """Decode an ImageFolder tree straight from a (gzipped) tar, in one streaming pass.
 
     Members ``[prefix/]<split>/<class>/<file>`` with an image extension are decoded; the result
     is ordered like :func:`decode_image_folder` on the extracted tree (split, class, file name),
     without writing tens of thousands of small files first.
 
-    Returns (images uint8 (N, H, W, C), labels int64 (N,), classes, {split: index array})."""
-    import tarfile
+    Verification (every failure is a :class:`~hashrepro.data.base.CorruptDataError` naming the
+    archive): the file must be a (gzipped) tar whose gzip stream is complete; with
+    ``expected_counts`` (``{split: number of images}``) each split must hold exactly that many
+    images; every member must decode (a corrupt image is named ``<archive>:<member>``).
+    ``what`` describes the expected archive in messages.
 
+    Returns (images uint8 (N, H, W, C), labels int64 (N,), classes, {split: index array})."""
     from tqdm.auto import tqdm
 
-    found: dict[tuple[str, str, str], bytes] = {}
-    with tarfile.open(archive, "r|*") as tf:
+    from .archives import open_tar_stream
+    from .base import CorruptDataError
+
+    what = what or f"a (gzipped) tar of <split>/<class>/<image> members for splits {splits}"
+    found: dict[tuple[str, str, str], tuple[str, bytes]] = {}
+    with open_tar_stream(archive, what) as tf:
         for m in tqdm(tf, desc=f"{desc} (reading)", disable=None, leave=False, unit="file"):
             if not m.isfile():
                 continue
             parts = m.name.replace("\\", "/").split("/")
             if len(parts) < 3 or parts[-3] not in splits or Path(parts[-1]).suffix.lower() not in IMAGE_EXTS:
                 continue
-            found[(parts[-3], parts[-2], parts[-1])] = tf.extractfile(m).read()
+            found[(parts[-3], parts[-2], parts[-1])] = (m.name, tf.extractfile(m).read())
     if not found:
-        raise ValueError(f"{archive}: no <split>/<class>/<image> members for splits {splits}")
+        raise CorruptDataError(f"{archive}: no <split>/<class>/<image> members for splits {splits}; expected {what}")
+    if expected_counts:
+        got = {s: sum(1 for k in found if k[0] == s) for s in splits}
+        bad = {s: n for s, n in got.items() if s in expected_counts and n != expected_counts[s]}
+        if bad:
+            raise CorruptDataError(
+                f"{archive} holds {', '.join(f'{got[s]:,} {s}' for s in splits)} images, expected "
+                f"{', '.join(f'{expected_counts[s]:,} {s}' for s in splits if s in expected_counts)}: "
+                "the archive is truncated or a different version; re-obtain it (see data/README.md)")
     first = [k for k in found if k[0] == splits[0]]
     classes = sorted({k[1] for k in first})
     cidx = {c: i for i, c in enumerate(classes)}
     extra = sorted({k[1] for k in found} - set(classes))
     if extra:
-        raise ValueError(f"{archive}: classes {extra} appear outside the {splits[0]!r} split")
+        raise CorruptDataError(f"{archive}: classes {extra} appear outside the {splits[0]!r} split")
     keys = sorted(found, key=lambda k: (splits.index(k[0]), cidx[k[1]], k[2]))
-    images = decode_bytes([found[k] for k in keys], size=size, desc=desc,
-                          jpeg=all(Path(k[2]).suffix.lower() in (".jpg", ".jpeg") for k in keys))
+    images = decode_bytes([found[k][1] for k in keys], size=size, desc=desc,
+                          jpeg=all(Path(k[2]).suffix.lower() in (".jpg", ".jpeg") for k in keys),
+                          names=[f"{archive}:{found[k][0]}" for k in keys])
     labels = np.asarray([cidx[k[1]] for k in keys], dtype=np.int64)
     split_of = np.asarray([splits.index(k[0]) for k in keys])
     official = {s: np.flatnonzero(split_of == i) for i, s in enumerate(splits)}

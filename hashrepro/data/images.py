@@ -40,11 +40,24 @@ def to_size(img: Image.Image, size: Size) -> Image.Image:
     return img.crop((left, top, left + s, top + s))
 
 
-def read_image(src: str | os.PathLike | IO[bytes], size: Size = None, mode: str = "RGB") -> np.ndarray:
-    """Decode one image file to uint8 (H, W, C) (C = 3 for ``mode="RGB"``, 1 for ``"L"``)."""
-    with Image.open(src) as im:
-        im = to_size(im.convert(mode), size)
-        a = np.asarray(im, dtype=np.uint8)
+def read_image(src: str | os.PathLike | IO[bytes], size: Size = None, mode: str = "RGB",
+               name: str | None = None) -> np.ndarray:
+    """Decode one image file to uint8 (H, W, C) (C = 3 for ``mode="RGB"``, 1 for ``"L"``).
+
+    An unreadable, truncated or corrupt image is a
+    :class:`~hashrepro.data.base.CorruptDataError` naming ``name`` (default: the path)."""
+    try:
+        with Image.open(src) as im:
+            im = to_size(im.convert(mode), size)
+            a = np.asarray(im, dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        from .base import CorruptDataError
+
+        label = name or (str(src) if isinstance(src, (str, os.PathLike)) else "an in-memory image")
+        raise CorruptDataError(f"cannot decode image {label}: {e}; the file is corrupt or not an image "
+                               "(re-obtain the dataset, see data/README.md)") from None
     return a[:, :, None] if a.ndim == 2 else a
 
 
@@ -92,9 +105,12 @@ def _decode_jpegs_torchvision(blobs: Sequence[bytes], chunk: int = 2048) -> np.n
     out = []
     for i in tqdm(range(0, len(blobs), chunk), desc="decoding", disable=None, leave=False):
         ts = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in blobs[i:i + chunk]]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            dec = decode_jpeg(ts, mode=ImageReadMode.RGB)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                dec = decode_jpeg(ts, mode=ImageReadMode.RGB)
+        except RuntimeError:  # a corrupt member: PIL, one by one, names it
+            return None
         shapes = {tuple(d.shape) for d in dec}
         if len(shapes) != 1 or (out and tuple(out[0].shape[1:]) != tuple(dec[0].permute(1, 2, 0).shape)):
             return None
@@ -108,11 +124,13 @@ BATCH_DECODE_MIN = 2048
 
 
 def decode_bytes(blobs: Sequence[bytes], size: Size = None, mode: str = "RGB", desc: str = "decoding",
-                 jpeg: bool = False) -> np.ndarray:
+                 jpeg: bool = False, names: Sequence[str] | None = None) -> np.ndarray:
     """Decode encoded images held in memory: uint8 (N, H, W, C).
 
     At least :data:`BATCH_DECODE_MIN` same-size RGB JPEGs without resizing go through
-    torchvision's batched decoder; anything else through PIL, one by one (same pixels)."""
+    torchvision's batched decoder; anything else through PIL, one by one (same pixels). A blob
+    that does not decode is a :class:`~hashrepro.data.base.CorruptDataError` naming
+    ``names[i]`` (e.g. ``archive.tar.gz:train/cat/0001.jpg``)."""
     import io
 
     if jpeg and size is None and mode == "RGB" and len(blobs) >= BATCH_DECODE_MIN:
@@ -121,11 +139,12 @@ def decode_bytes(blobs: Sequence[bytes], size: Size = None, mode: str = "RGB", d
             return got
     out = None
     for i, b in enumerate(tqdm(blobs, desc=desc, disable=None, leave=False)):
-        a = read_image(io.BytesIO(b), size, mode)
+        label = names[i] if names is not None else f"number {i}"
+        a = read_image(io.BytesIO(b), size, mode, name=label)
         if out is None:
             out = np.empty((len(blobs), *a.shape), dtype=np.uint8)
         elif a.shape != out.shape[1:]:
-            raise ValueError(f"image {i} has shape {a.shape}, others {out.shape[1:]}; pass size=...")
+            raise ValueError(f"image {label} has shape {a.shape}, others {out.shape[1:]}; pass size=...")
         out[i] = a
     if out is None:
         raise ValueError("no images to decode")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .archives import verify
-from .base import Dataset, not_found
+from .base import CorruptDataError, Dataset, not_found
 from .paths import cache_root, data_root
 from .registry import register
 
@@ -34,20 +34,34 @@ def read_idx(path: str | Path) -> np.ndarray:
     Format: two zero bytes, a dtype code (0x08 = uint8, ...), the number of dimensions, then
     each dimension as a big-endian int32, then the data in C order.
     """
+    import zlib
+
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    if path.suffix == ".gz":
+        try:
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+        except gzip.BadGzipFile as e:
+            raise CorruptDataError(
+                f"{path} is not gzip-compressed ({e}): a .gz IDX file must be the gzipped IDX file as "
+                "yann.lecun.com serves it; if it is a plain IDX file, drop the .gz suffix") from None
+        except (EOFError, zlib.error) as e:
+            raise CorruptDataError(f"{path} is a truncated or corrupt gzip file ({e or 'truncated'}); "
+                                   "re-obtain it (see data/README.md)") from None
+    else:
+        with open(path, "rb") as f:
+            raw = f.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path} is not an IDX file (bad magic {raw[:4]!r})")
+        raise CorruptDataError(f"{path} is not an IDX file (bad magic {raw[:4]!r}); expected the MNIST IDX "
+                               "format (two zero bytes, a dtype code, the number of dimensions)")
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     ndim = raw[3]
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4))
     offset = 4 + 4 * ndim
     n = int(np.prod(shape)) if shape else 1
     if len(raw) - offset != n * dtype.itemsize:
-        raise ValueError(f"{path}: header says shape {shape} but the file has "
-                         f"{len(raw) - offset} data bytes")
+        raise CorruptDataError(f"{path}: header says shape {shape} but the file has "
+                               f"{len(raw) - offset} data bytes (truncated or corrupt)")
     arr = np.frombuffer(raw, dtype=dtype, count=n, offset=offset).reshape(shape)
     return arr.astype(dtype.newbyteorder("="), copy=True)
 
