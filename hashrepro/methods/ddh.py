@@ -54,8 +54,14 @@ from ..pseudolabels import (build_pseudo_labels, class_similarity, label_precisi
 __all__ = ["Config", "run", "FEATURES", "compute_features", "prepare", "train_ddh", "encode_codes",
            "resnet_pool5_features"]
 
-FEATURES = ("kmeans", "contrastive", "pixels", "hog", "gist", "resnet")
+FEATURES = ("kmeans", "contrastive", "pixels", "hog", "gist", "resnet", "efficientnet_lite0")
+#: "scratch": the paper's CNN-F-like network trained from our contrastive init (the faithful rows);
+#: "efficientnet_lite0": the ImageNet backbone, frozen, its pooled features cached, a trainable
+#: head (``head_hidden``, the part of CNN-F after its body) + the hash layer on top (paper setting).
+BACKBONES = ("scratch", "efficientnet_lite0")
 SCALES = ("smoke", "default", "paper")
+#: iterations of 128 on cached features in the pretrained regime (50 epochs of 50,000, §3.2)
+PRETRAINED_ITERATIONS = 19500
 #: shallow unsupervised hashers of Table 2 (hashrepro.baselines names → the paper's row names)
 SHALLOW = ("lsh", "pcah", "itq", "sh", "sphh", "kmh")
 #: embedded datasets that get a lighter "default" schedule (notebook defaults)
@@ -167,6 +173,9 @@ class Config:
     fc_dim: int = 256
     lrn: bool = True
     init: str = "contrastive"
+    backbone: str = "scratch"
+    backbone_input_size: int | None = None
+    head_hidden: tuple = (1024,)
     # training
     iterations: int = 800
     batch_size: int = 128
@@ -194,6 +203,8 @@ class Config:
         self.validate()
 
     def validate(self) -> "Config":
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
         if self.scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
         if self.baseline is not None and self.baseline not in SHALLOW + TABLE4_BASELINES:
@@ -219,6 +230,12 @@ class Config:
         self.svm_cs = tuple(float(c) for c in self.svm_cs)
         if self.features not in FEATURES:
             raise ValueError(f"features must be one of {FEATURES}, got {self.features!r}")
+        self.head_hidden = tuple(int(h) for h in self.head_hidden)
+        if any(h < 1 for h in self.head_hidden):
+            raise ValueError(f"head_hidden widths must be positive integers, got {self.head_hidden!r}")
+        if self.backbone != "scratch" and self.method != "ddh" and self.task == "retrieval" and self.baseline is None:
+            raise ValueError(f"backbone={self.backbone!r} runs method='ddh' (and the shallow baselines via "
+                             f"`baseline`); method={self.method!r} is implemented for backbone='scratch' only")
         if self.init not in ("contrastive", "random", "imagenet"):
             raise ValueError(f"init must be 'contrastive', 'random' or 'imagenet', got {self.init!r}")
         if self.optimizer not in ("sgd", "adam"):
@@ -275,12 +292,21 @@ class Config:
         if scale == "paper":
             base.update(width=64, fc_dim=4096, iterations=19500, ssl_iterations=20000,
                         ssl_batch_size=512, kmeans_centroids=1600, kmeans_stride=1)
-        base.update(overrides)
+        if overrides.get("backbone", cls.backbone) != "scratch":
+            # pretrained regime: labels from the backbone's own ImageNet features (§2.1 uses the
+            # ImageNet network's features), head + hash layer trained on the cached features;
+            # cheap enough on a CPU for the paper's 50 epochs at every scale but smoke.
+            base.update(features=overrides.get("backbone"), init="imagenet")
+            if scale != "smoke":
+                base.update(iterations=PRETRAINED_ITERATIONS)
+        base.update({k: v for k, v in overrides.items() if not (k == "features" and v is None)})
+        if base.get("features") is None:
+            base["features"] = cls.features
         return cls(**base)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        for k in ("label_ks", "dh_hidden", "deepbit_angles", "svm_cs"):
+        for k in ("label_ks", "dh_hidden", "deepbit_angles", "svm_cs", "head_hidden"):
             d[k] = list(getattr(self, k))
         return d
 
@@ -606,6 +632,12 @@ def compute_features(cfg: Config, images: np.ndarray, x8: torch.Tensor | None = 
         feats = np.asarray(images, dtype=np.float32).reshape(len(images), -1) / 255.0
     elif cfg.features in ("hog", "gist"):
         feats = _handcrafted(cfg.features, images, dataset, indices)
+    elif cfg.features == "efficientnet_lite0":       # ImageNet features (the paper: ResNet-50 pool5)
+        from .. import features as F
+        feats = (np.asarray(F.dataset_features(dataset, cfg.features, indices=indices,
+                                               input_size=cfg.backbone_input_size), dtype=np.float32)
+                 if dataset is not None else
+                 F.extract(images, cfg.features, input_size=cfg.backbone_input_size, progress=False))
     elif cfg.features == "resnet":
         feats = resnet_pool5_features(images, device=device)
     else:  # pragma: no cover - validated
@@ -662,8 +694,19 @@ class _PairSampler:
         return s
 
 
+def _net_input(x: torch.Tensor) -> torch.Tensor:
+    """Network input from stored rows: uint8 images (N, C, H, W) → float in [0, 1]; cached
+    backbone features (N, D) float32 → unchanged."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
 def _build_net(cfg: Config, in_ch: int, size: int, backbone: CNNF | None) -> DDHNet:
     torch.manual_seed(cfg.seed)
+    if cfg.backbone != "scratch":
+        # frozen ImageNet backbone (features cached): trainable head (CNN-F's full6/full7 part)
+        # + hash layer; ``in_ch`` is the feature width here
+        from ..models.heads import FeatureMLP
+        return DDHNet(FeatureMLP(in_ch, cfg.head_hidden), cfg.bits)
     net = DDHNet(CNNF(in_ch, size, cfg.width, cfg.fc_dim, cfg.lrn), cfg.bits)
     if cfg.init == "imagenet":
         load_imagenet_cnnf()
@@ -688,7 +731,7 @@ def init_hash_layer(net: DDHNet, x8: torch.Tensor, n: int = 512, target_std: flo
     idx = torch.randperm(len(x8), generator=g)[:n]
     was = net.training
     dev = next(net.parameters()).device
-    xb = x8[idx].float().div_(255.0).to(dev)
+    xb = _net_input(x8[idx]).to(dev)
     if isinstance(net.phi_norm, torch.nn.BatchNorm1d):     # set the running statistics first
         net.train()
         net.phi_norm.reset_running_stats()
@@ -731,7 +774,7 @@ def train_ddh(cfg: Config, net: DDHNet, x8: torch.Tensor, sampler: _PairSampler,
 
     def step(it):
         idx, s = sampler.sample()
-        xb = x8[torch.from_numpy(idx)].float().div_(255.0).to(device)
+        xb = _net_input(x8[torch.from_numpy(idx)]).to(device)
         z = net(xb)
         loss = crit(z, torch.from_numpy(s).to(device), net.hash)
         if it % 10 == 0:
@@ -748,12 +791,22 @@ def encode_codes(net: DDHNet, x8: torch.Tensor, device, batch_size: int = 1000) 
     net.eval()
     zs = []
     for i in range(0, len(x8), batch_size):
-        zs.append(net(x8[i:i + batch_size].float().div_(255.0).to(device)).float().cpu())
+        zs.append(net(_net_input(x8[i:i + batch_size]).to(device)).float().cpu())
     z = torch.cat(zs).numpy() if zs else np.zeros((0, net.n_bits), np.float32)
     return z, (z >= 0).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- run
+
+def _inputs(cfg: Config, ds, idx: np.ndarray) -> torch.Tensor:
+    """Network inputs of rows ``idx``: uint8 images (N, C, H, W), or the cached backbone features
+    (N, D) float32 in the pretrained regime."""
+    if cfg.backbone == "scratch":
+        return _chw_uint8(ds.images[idx])
+    from ..features import dataset_features
+    feats = dataset_features(ds, cfg.backbone, indices=idx, input_size=cfg.backbone_input_size)
+    return torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
+
 
 def prepare(cfg: Config):
     """Data, split, features and pseudo labels (everything before the network)."""
@@ -762,11 +815,28 @@ def prepare(cfg: Config):
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     ds, train, query, database, proto = _load_and_split(cfg)
-    x8_train = _chw_uint8(ds.images[train])
+    if cfg.backbone != "scratch":
+        # pretrained regime: the network's input is the cached pooled features of the backbone
+        from ..features import backbone_cache_info, dataset_features
+        t_feat = time.perf_counter()
+        all_feats = dataset_features(ds, cfg.backbone, input_size=cfg.backbone_input_size)
+        x8_train = torch.from_numpy(np.ascontiguousarray(all_feats[train], dtype=np.float32))
+        proto["backbone"] = f"{cfg.backbone} (ImageNet, frozen; pooled features cached)"
+        cinfo = backbone_cache_info(ds, cfg.backbone, input_size=cfg.backbone_input_size) or {}
+        backbone_info = {"backbone_feature_read_s": time.perf_counter() - t_feat,
+                         "backbone_input_size": cinfo.get("input_size"),
+                         "backbone_normalisation": cinfo.get("normalisation"),
+                         "backbone_weights_sha256": cinfo.get("weights_sha256"),
+                         "backbone_extraction_images_per_s": cinfo.get("images_per_s")}
+    else:
+        x8_train = _chw_uint8(ds.images[train])
+        backbone_info = {}
     out = {"ds": ds, "train": train, "query": query, "database": database, "protocol": proto,
-           "device": device, "x8_train": x8_train, "backbone": None, "metrics": {}, "curves": {}, "info": {}}
+           "device": device, "x8_train": x8_train, "backbone": None, "metrics": {}, "curves": {},
+           "info": {k: v for k, v in backbone_info.items() if v is not None}}
     y_train = ds.labels[train]
-    need_ssl = cfg.features == "contrastive" or (cfg.init == "contrastive" and not cfg.labels_only)
+    need_ssl = cfg.features == "contrastive" or (cfg.init == "contrastive" and not cfg.labels_only
+                                                 and cfg.backbone == "scratch")
     feats = None
     if not cfg.supervised or cfg.labels_only or need_ssl:
         key_extra = {"dataset": cfg.dataset, "train": hashlib.sha256(np.asarray(train).tobytes()).hexdigest()[:16]}
@@ -832,8 +902,15 @@ def run_shallow(cfg: Config) -> dict:
     elif cfg.features == "contrastive":
         feats, extra = contrastive_features_all(cfg, ds, train, need)
         info.update(extra)
+    elif cfg.features == "efficientnet_lite0":
+        from ..features import dataset_features
+        feats = np.asarray(dataset_features(ds, cfg.features, indices=need, input_size=cfg.backbone_input_size),
+                           dtype=np.float32)
+        protocol_backbone = f"{cfg.features} (ImageNet, frozen; pooled features cached)"
+        info["backbone"] = protocol_backbone
     else:
-        raise ValueError(f"baseline runs support features kmeans, gist, hog, pixels, contrastive; got {cfg.features!r}")
+        raise ValueError(f"baseline runs support features kmeans, gist, hog, pixels, contrastive, "
+                         f"efficientnet_lite0; got {cfg.features!r}")
     info["feature_wall_time_s"] = time.perf_counter() - tf
     rows = lambda idx: feats[[pos[int(j)] for j in idx]]                     # noqa: E731
     hasher = BASELINES[cfg.baseline](n_bits=int(cfg.bits), random_state=cfg.seed)
@@ -894,6 +971,8 @@ def run(config: Config | None = None, **overrides) -> dict:
     metrics, curves, info = prep["metrics"], prep["curves"], prep["info"]
     protocol = dict(prep["protocol"])
     method = "ddh-supervised" if cfg.supervised else "ddh"
+    if cfg.backbone != "scratch":
+        method += f"-{cfg.backbone}"
     if cfg.labels_only:
         method = f"ddh-labels-{cfg.features}"
         protocol.update(topk=None, ties="index", empty="zero", ranking="none",
@@ -903,13 +982,13 @@ def run(config: Config | None = None, **overrides) -> dict:
         sampler = _PairSampler(len(train), cfg.batch_size, S=prep["S"],
                                labels=ds.labels[train] if cfg.supervised else None,
                                mode=cfg.pair_sampling, seed=cfg.seed)
-        in_ch, size = int(prep["x8_train"].shape[1]), int(prep["x8_train"].shape[2])
+        x_train = prep["x8_train"]            # images (N, C, H, W), or features (N, D) when pretrained
+        in_ch, size = int(x_train.shape[1]), int(x_train.shape[2]) if x_train.ndim == 4 else 0
         net = _build_net(cfg, in_ch, size, prep["backbone"])
         hist = train_ddh(cfg, net, prep["x8_train"], sampler, device)
         info["train_wall_time_s"] = hist["wall_time_s"]
         t_enc = time.perf_counter()
-        q8 = _chw_uint8(ds.images[prep["query"]])
-        db8 = _chw_uint8(ds.images[prep["database"]])
+        q8, db8 = _inputs(cfg, ds, prep["query"]), _inputs(cfg, ds, prep["database"])
         _, qb = encode_codes(net, q8, device)
         _, dbb = encode_codes(net, db8, device)
         info["encode_wall_time_s"] = time.perf_counter() - t_enc
