@@ -39,6 +39,7 @@ import torch
 
 from ..losses.triplet import TripletRankingLoss
 from ..models.nin import SUPPORTED_INPUT_SIZES, VARIANTS, DNNHNet
+from ..diagnostics import diagnose, flag_record
 from ..params import check_seed
 
 __all__ = ["Config", "SCALES", "PAPER_EPSILON_EVERY", "run", "build_model", "epsilon_at", "method_name"]
@@ -396,6 +397,8 @@ def run(cfg: Config | None = None, command: str | None = None, **overrides) -> d
             seed=int(cfg.seed), scale=cfg.scale, config=_jsonable(cfg.to_dict()), protocol=protocol,
             metrics=metrics, curves=_jsonable(curves), wall_time_s=float(wall),
             device=describe_device(device), command=command, started=run_start)
+        # a collapsed or diverged run is flagged in its record, never reported as a normal number
+        flag_record(record, diagnose(db_codes, hist.loss, labels=labels[db_idx]))
         return record
     finally:
         torch.set_num_threads(old_threads)

@@ -43,6 +43,7 @@ import torch
 
 from ..losses.drsch import DRSCHLoss, margin_at
 from ..models.drsch_net import DRSCHNet, slope_at
+from ..diagnostics import diagnose, flag_record
 from ..params import check_seed
 
 __all__ = ["VARIANTS", "SCALES", "Config", "PKSampler", "prepare_images", "augment_batch", "train_model",
@@ -691,6 +692,10 @@ def run(cfg: Config | None = None, progress: bool | None = None, command: str | 
     config.update(flip_used=bool(flip), effective_lam=cfg.effective_lam, final_slope=info["final_slope"],
                   final_margin=info["final_margin"])
     wall = time.perf_counter() - t0
-    return _make_record()(paper="drsch", method=cfg.variant, dataset=cfg.dataset, bits=cfg.eval_bits, seed=cfg.seed,
-                       scale=cfg.scale, config=config, protocol=protocol, metrics=metrics, curves=curves,
-                       wall_time_s=wall, device=describe_device(device), command=command, started=run_start)
+    record = _make_record()(paper="drsch", method=cfg.variant, dataset=cfg.dataset, bits=cfg.eval_bits,
+                            seed=cfg.seed, scale=cfg.scale, config=config, protocol=protocol, metrics=metrics,
+                            curves=curves, wall_time_s=wall, device=describe_device(device), command=command,
+                            started=run_start)
+    # a collapsed or diverged run is flagged in its record, never reported as a normal number
+    db_codes = (zdb[:, kept_bits(w, cfg.eval_bits)] > 0).astype(np.uint8)
+    return flag_record(record, diagnose(db_codes, loss, labels=labels[db]))

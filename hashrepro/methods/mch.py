@@ -53,6 +53,7 @@ from ..losses.pairwise import (ADSHLoss, PairwiseHashLoss, _sign, hamming_distan
                                make_loss, pair_weights, similarity)
 from ..models.policy import KEEP, PolicyNet, build_state
 from ..models.small_cnn import HashModel, SmallCNN
+from ..diagnostics import diagnose, flag_record
 from ..params import check_seed
 
 __all__ = [
@@ -729,6 +730,16 @@ class AgentResult:
     wall_time_s: float = 0.0
 
 
+def _check_agent(t: torch.Tensor, what: str, it: int, cfg: Config) -> None:
+    """Stop with a clear error when the agent's training has diverged (non-finite values)."""
+    if not torch.isfinite(t).all():
+        from ..train import NonFiniteLossError
+
+        raise NonFiniteLossError(
+            f"the MCH agent diverged at iteration {it}: non-finite values in its {what}; agent_lr={cfg.agent_lr:g} "
+            "is too large (the paper's range is 1e-5..1e-3; default 1e-3)")
+
+
 def train_agent(cfg: Config, hasher, loss_fn: PairwiseHashLoss, train_u8: torch.Tensor,
                 f_train: np.ndarray, z_train: np.ndarray, b_db_train: torch.Tensor, y_train: np.ndarray,
                 device: torch.device, seed: int) -> AgentResult:
@@ -803,6 +814,7 @@ def train_agent(cfg: Config, hasher, loss_fn: PairwiseHashLoss, train_u8: torch.
             r_keep = r_keep / n
         policy.train()
         probs = policy(h)
+        _check_agent(probs, "keep probabilities", len(res.reward), cfg)
         a = torch.multinomial(probs.detach().cpu(), 1, generator=gen).squeeze(1)
         reward = torch.where(a == KEEP, r_keep, torch.zeros_like(r_keep)).to(device)
         r_mean, r_var = float(reward.mean()), float(reward.var(unbiased=False)) if len(reward) > 1 else 0.0
@@ -818,6 +830,7 @@ def train_agent(cfg: Config, hasher, loss_fn: PairwiseHashLoss, train_u8: torch.
             scale = math.sqrt(r_var if ema_var is None else ema_var)
             scale = scale if scale > 1e-8 else 1.0
         loss = policy_gradient_loss(probs, a, reward, baseline, scale, cfg.agent_entropy)  # eq. 7 (ascent)
+        _check_agent(loss, "policy-gradient loss", len(res.reward), cfg)
         if ema_mean is None:
             ema_mean, ema_var = r_mean, r_var
         else:
@@ -1248,6 +1261,12 @@ def run(cfg: Config | None = None, **overrides) -> dict:
                             "visual": vis, "base_loss": base_curve}, wall, dev_str, command, run_start)
     rec_base = _make_record(cfg.base, cfg, proto_base, _clean(m_base), {**c_base, "base_loss": base_curve}, wall,
                             dev_str, command, run_start)
+    # a collapsed or diverged run is flagged in its record, never reported as a normal number
+    base_flags = diagnose(db01, loss_hist, labels=y_db)
+    flag_record(rec_base, base_flags)
+    keys = {f.split(":", 1)[0] for f in base_flags}
+    flag_record(rec_mch, base_flags + [f for f in diagnose(codes, labels=y_db, what="database codes (whole image "
+                                                          "and kept crops)") if f.split(":", 1)[0] not in keys])
     companions = [rec_base]
     if cfg.baselines:
         f_tr0, f_q0, f_db0 = _backbone_features(cfg, backbone_state, u8, sp, device)
@@ -1258,8 +1277,9 @@ def run(cfg: Config | None = None, **overrides) -> dict:
             m_b.update(search_cost(bq, bdb, k_cost))
             m_b["anhc"] = 1.0
             proto_b = dict(protocol, database_codes="one code per item (whole image); features: pretrained backbone")
-            companions.append(_make_record(name, cfg, proto_b, _clean(m_b), c_b,
-                                           time.perf_counter() - tb + t_pre, dev_str, command, run_start))
+            companions.append(flag_record(
+                _make_record(name, cfg, proto_b, _clean(m_b), c_b, time.perf_counter() - tb + t_pre, dev_str,
+                             command, run_start), diagnose(bdb, labels=y_db)))
     rec_mch["companions"] = companions
     return rec_mch
 
