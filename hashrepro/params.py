@@ -2,9 +2,16 @@
 
 A notebook's ``parameters`` cell declares every parameter with its default; papermill injects the
 values passed with ``-p`` as plain assignments in a cell right after it, and only *logs*
-"Passed unknown parameter" for a name the cell does not declare. The notebooks therefore end their
-``parameters`` cell with ``_declared = declared_parameters(globals())`` and call
-``check_parameters(globals(), _declared)`` in the next cell, so that
+"Passed unknown parameter" for a name the cell does not declare. Each notebook therefore ends its
+``parameters`` cell with a snapshot of its namespace::
+
+    _declared = dict(globals())  # the parameters above; the next cell checks the -p values against them
+
+and calls, in its next cell (which runs after papermill's injected one)::
+
+    check_parameters(globals(), _declared, "notebooks/drsch.ipynb")
+
+so that
 
 * an unknown or mistyped name (``-p bitz 32``) is an error naming the close match and listing the
   valid parameters with their types,
@@ -17,7 +24,9 @@ values passed with ``-p`` as plain assignments in a cell right after it, and onl
 Type rules, from the default's type: ``int`` takes an int (not a bool, not a float, even 32.0);
 ``float`` takes an int or a float; ``bool`` takes a bool; ``str`` takes a str; ``list``/``tuple``
 take a list or tuple; ``dict`` takes a dict; a ``None`` default takes None or any of
-str/int/float/bool/list/tuple/dict (its meaning is the recipe's to check).
+str/int/float/bool/list/tuple/dict (its meaning is the recipe's to check). Names starting with
+``_``, the kernel's own names (``In``, ``Out``, ``get_ipython``, ``exit``, ``quit``) and
+papermill's ``PAPERMILL_*`` paths are not parameters.
 """
 from __future__ import annotations
 
@@ -26,29 +35,18 @@ import numbers
 from typing import Any, Mapping
 
 __all__ = ["declared_parameters", "check_parameters", "check_value", "describe_parameters",
-           "validate_task_parameters", "check_seed", "SEED_MAX"]
+           "validate_task_parameters", "check_seed", "type_name", "SEED_MAX"]
 
 #: Largest accepted seed: recipes derive further seeds as ``seed + small offset`` and numpy's
 #: legacy generators need values below 2**32.
 SEED_MAX = 2**31 - 1
 
-#: Names the IPython kernel (and papermill's ``--inject-paths``) put in a notebook's namespace.
-_KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+#: Names the IPython kernel puts in a notebook's namespace.
+_KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit"}
 _INJECTED_PREFIX = "PAPERMILL_"
-_SCALARS = (str, numbers.Integral, numbers.Real, bool, type(None), list, tuple, dict)
-
-
-class Declared(dict):
-    """``{name: default}`` of a parameters cell, plus the names that existed before it ran.
-
-    Made by :func:`declared_parameters`; ``before`` holds every other name of the namespace at
-    that point, so that the names that appear later (papermill's injected ones) can be told apart.
-    """
-
-    def __init__(self, defaults: Mapping[str, Any], before: set[str]):
-        super().__init__(defaults)
-        self.before = set(before)
-        self.checked = False
+_PLAIN = (str, numbers.Number, type(None), list, tuple, dict)
+#: ids of the snapshots already checked for unknown names (see :func:`check_parameters`).
+_CHECKED: set[int] = set()
 
 
 def _is_parameter_name(name: str) -> bool:
@@ -56,18 +54,16 @@ def _is_parameter_name(name: str) -> bool:
 
 
 def _is_parameter_value(value: Any) -> bool:
-    return isinstance(value, _SCALARS)
+    return isinstance(value, _PLAIN)
 
 
-def declared_parameters(namespace: Mapping[str, Any]) -> Declared:
-    """The parameters declared so far in ``namespace`` (a notebook's ``globals()``).
+def declared_parameters(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    """``{name: default}`` of the parameters in a namespace snapshot, in definition order.
 
-    Call it as the last line of the ``parameters`` cell. Every public name holding a plain value
-    (str, number, bool, None, list, tuple, dict) is a declared parameter with that default;
-    modules, functions and kernel names are ignored.
+    Every public name holding a plain value (str, number, bool, None, list, tuple, dict) is a
+    parameter; modules, functions and the kernel's names are not.
     """
-    defaults = {k: v for k, v in namespace.items() if _is_parameter_name(k) and _is_parameter_value(v)}
-    return Declared(defaults, set(namespace) - set(defaults))
+    return {k: v for k, v in snapshot.items() if _is_parameter_name(k) and _is_parameter_value(v)}
 
 
 def type_name(default: Any) -> str:
@@ -130,26 +126,29 @@ def _raise(problems: list[str], declared: Mapping[str, Any], where: str) -> None
         raise ValueError(f"{where}: {'; '.join(problems)}. Valid parameters: {describe_parameters(declared)}")
 
 
-def check_parameters(namespace: Mapping[str, Any], declared: Declared, where: str = "notebook") -> None:
-    """Check the parameters papermill injected into ``namespace`` against ``declared``.
+def check_parameters(namespace: Mapping[str, Any], snapshot: Mapping[str, Any], where: str = "notebook") -> None:
+    """Check the parameters papermill injected into ``namespace`` against the parameters cell.
 
-    Call it in the cell after the ``parameters`` cell: ``check_parameters(globals(), _declared)``.
-    A name that appeared after the parameters cell ran (papermill's injected cell) and is not
-    declared is an error; so is a declared parameter whose value does not suit its default's
-    type (see the module docstring). Unknown names are looked for only at the first call after
-    the parameters cell ran, so re-running this cell by hand in an interactive session never
-    mistakes the notebook's own later variables for parameters.
+    ``snapshot`` is ``dict(globals())`` taken at the end of the ``parameters`` cell. A name that
+    appeared after it (papermill's injected cell) and is not a declared parameter is an error; so
+    is a declared parameter whose value does not suit its default's type (module docstring).
+    Unknown names are looked for only at the first call with a given snapshot, so re-running the
+    cell by hand in an interactive session never mistakes the notebook's own later variables for
+    parameters.
 
     Raises ValueError with one line: what is wrong, and every valid parameter with its type.
     """
-    if not isinstance(declared, Declared):
-        raise ValueError(f"{where}: _declared was overwritten (is it passed with -p?); it is not a parameter. "
+    if not isinstance(snapshot, Mapping):
+        raise ValueError(f"{where}: _declared was overwritten (passed with -p?); it is not a parameter. "
                          "Re-run the parameters cell")
+    declared = declared_parameters(snapshot)
     given = {k: namespace[k] for k in declared if k in namespace}
-    if not declared.checked:
+    if id(snapshot) not in _CHECKED:
+        # papermill injects plain values (str, numbers, bools, None, lists, dicts); names bound to
+        # modules or functions (the import of this checker) are not injected parameters
         given.update({k: v for k, v in namespace.items()
-                      if k not in declared and k not in declared.before and _is_parameter_name(k)})
-    declared.checked = True
+                      if k not in snapshot and _is_parameter_name(k) and _is_parameter_value(v)})
+        _CHECKED.add(id(snapshot))
     _raise(_problems(given, declared), declared, where)
 
 

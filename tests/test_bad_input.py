@@ -273,3 +273,166 @@ def test_non_gzip_and_truncated_gz_idx_files_are_named(tmp_path):
     p.write_bytes(full[:-9])
     with pytest.raises(CorruptDataError, match=r"train-images-idx3-ubyte\.gz is a truncated or corrupt gzip"):
         mnist_mod.read_idx(p)
+
+
+# --------------------------------------------------------------------------- case 3: collapsed training
+from hashrepro import diagnostics  # noqa: E402
+
+
+def test_code_and_loss_checks():
+    y = np.repeat(np.arange(10), 20)
+    healthy = RNG.integers(0, 2, (200, 32), dtype=np.uint8)
+    assert diagnostics.diagnose(healthy, np.linspace(5, 1, 100), labels=y) == []
+    one = np.tile(healthy[:1], (200, 1))
+    (f,) = diagnostics.check_codes(one, 10)
+    assert f.startswith("one_bucket: all 200 database codes are identical")
+    const = healthy.copy()
+    const[:, :20] = 1
+    assert [x.split(":")[0] for x in diagnostics.check_codes(const)] == ["constant_bits"]
+    few = np.repeat(RNG.integers(0, 2, (3, 32), dtype=np.uint8), [100, 50, 50], axis=0)
+    assert any(x.startswith("few_codes: only 3 distinct") for x in diagnostics.check_codes(few, 10))
+    assert diagnostics.check_codes(few) == []  # without the number of classes: no rule
+    assert diagnostics.check_loss([1.0, 0.5, float("nan"), 0.2])[0].startswith("loss_nonfinite: the training loss is nan at iteration 2")
+    assert diagnostics.check_loss(np.r_[np.ones(50), np.full(50, 1e4)])[0].startswith("loss_diverged")
+    assert diagnostics.check_loss(np.r_[np.full(50, 3.0), np.full(50, 0.1)]) == []
+    rec = {"paper": "x", "method": "m"}
+    with pytest.warns(RuntimeWarning, match="FLAGGED"):
+        diagnostics.flag_record(rec, [f])
+    assert rec["flags"] == [f] and diagnostics.is_flagged(rec) and diagnostics.flag_text(rec) == "one_bucket"
+    assert "flags" not in diagnostics.flag_record({"paper": "x"}, [])
+    with pytest.raises(diagnostics.CollapsedRunError, match="one_bucket"):
+        diagnostics.flag_record({"paper": "x"}, [f], strict=True)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_mch_collapse_is_flagged_in_every_record():
+    import torch
+
+    from hashrepro.methods import mch
+
+    torch.set_num_threads(1)
+    rec = mch.run(mch.Config.for_scale("smoke", pretrain_lr=1e6, cache=False))
+    assert rec["flags"] and rec["flags"][0].startswith("one_bucket")
+    assert {c["method"] for c in rec["companions"]} == {"dch", "lsh", "itq"}
+    assert all(c["flags"][0].startswith("one_bucket") for c in rec["companions"])
+
+
+def test_mch_agent_divergence_names_agent_lr():
+    import torch
+
+    from hashrepro.methods import mch
+    from hashrepro.train import NonFiniteLossError
+
+    torch.set_num_threads(1)
+    with pytest.raises(NonFiniteLossError, match=r"MCH agent diverged .*agent_lr=1e\+06 is too large"):
+        mch.run(mch.Config.for_scale("smoke", agent_lr=1e6, cache=False, baselines=False, oracle=False))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_drsch_divergence_is_flagged():
+    from hashrepro.methods import drsch
+
+    rec = drsch.run(drsch.Config.for_scale("smoke", lr=1e3, grad_clip=None))
+    keys = diagnostics.flag_text(rec)
+    assert "loss_diverged" in keys and ("constant_bits" in keys or "few_codes" in keys or "one_bucket" in keys)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_dnnh_collapsed_codes_are_flagged(monkeypatch):
+    from hashrepro import codes as codes_mod
+    from hashrepro.methods import dnnh
+
+    monkeypatch.setattr(codes_mod, "binarize", lambda x, threshold=0.0: np.zeros(np.shape(x), np.uint8))
+    rec = dnnh.run(dnnh.Config.for_scale("smoke"))
+    assert diagnostics.flag_text(rec) == "one_bucket"
+
+
+# --------------------------------------------------------------------------- case 2: notebook parameters
+import json  # noqa: E402
+
+from hashrepro import params  # noqa: E402
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def _check_cells(paper: str) -> tuple[str, str]:
+    """Sources of the notebook's parameters cell and of the code cell after it (the checker)."""
+    cells = json.loads((NOTEBOOKS / f"{paper}.ipynb").read_text())["cells"]
+    i = next(k for k, c in enumerate(cells)
+             if c["cell_type"] == "code" and "parameters" in c.get("metadata", {}).get("tags", []))
+    j = next(k for k in range(i + 1, len(cells)) if cells[k]["cell_type"] == "code")
+    return "".join(cells[i]["source"]), "".join(cells[j]["source"])
+
+
+def _run_like_papermill(paper: str, injected: str) -> dict:
+    """Execute the parameters cell, papermill's injected assignments, then the checker cell."""
+    cell, checker = _check_cells(paper)
+    ns: dict = {}
+    exec(cell, ns)
+    exec(injected, ns)
+    exec(checker, ns)
+    return ns
+
+
+@pytest.mark.parametrize("paper", ["drsch", "dnnh", "ddh", "mch"])
+def test_every_notebook_rejects_unknown_and_mistyped_parameters(paper):
+    assert _run_like_papermill(paper, "bits = 16\nseed = 2\nscale = 'smoke'\n")["bits"] == 16
+    with pytest.raises(ValueError, match=rf"notebooks/{paper}\.ipynb: unknown parameter 'bitz' \(did you mean "
+                                         r"'bits'\?\)\. Valid parameters: dataset: str, bits: int, .*seed: int"):
+        _run_like_papermill(paper, "bitz = 32\n")
+    for injected, msg in (("bits = 32.7", r"parameter 'bits' must be int, got float 32\.7 \(a whole number"),
+                          ("seed = 1.5", r"parameter 'seed' must be int, got float 1\.5"),
+                          ("bits = 'abc'", r"parameter 'bits' must be int, got str 'abc'"),
+                          ("scale = 3", r"parameter 'scale' must be str, got int 3"),
+                          ("_declared = 5", r"_declared was overwritten")):
+        with pytest.raises(ValueError, match=msg):
+            _run_like_papermill(paper, injected)
+
+
+def test_checker_rules_and_interactive_reruns():
+    ns = {"In": [], "Out": {}, "get_ipython": print, "np": np, "dataset": "x", "bits": 32, "lr": 0.1,
+          "flag": False, "keep": None, "ks": [1, 2]}
+    snap = dict(ns)
+    ns.update(lr=1, keep=16, ks=(5,), PAPERMILL_INPUT_PATH="a.ipynb")
+    params.check_parameters(ns, snap)  # an int for a float, anything for None, tuple for list
+    for k, v in (("flag", 1), ("bits", True), ("ks", "1,2"), ("lr", "fast")):
+        with pytest.raises(ValueError, match=rf"parameter '{k}' must be"):
+            params.check_parameters({**ns, k: v}, dict(snap))
+    # a later variable of the notebook is not mistaken for a parameter when the cell is re-run by hand
+    ns["record"] = {"map": 0.5}
+    params.check_parameters(ns, snap)
+    with pytest.raises(ValueError, match="unknown parameter 'record'"):
+        params.check_parameters(ns, dict(snap))  # a fresh snapshot: its first check looks for unknown names
+
+
+def test_validate_task_parameters_for_the_sweep():
+    params.validate_task_parameters("drsch", {"dataset": "digits", "bits": 16, "seed": 1, "scale": "smoke",
+                                              "keep_bits": 8, "variant": "bs-drsch"})
+    with pytest.raises(ValueError, match=r"notebooks/dnnh\.ipynb: unknown parameter 'bitz' .*Valid parameters: "
+                                         r"dataset: str, bits: int"):
+        params.validate_task_parameters("dnnh", {"bitz": 32})
+    with pytest.raises(ValueError, match=r"parameter 'bits' must be int, got float 32\.7"):
+        params.validate_task_parameters("mch", {"bits": 32.7})
+    with pytest.raises(ValueError, match=r"'_declared'"):
+        params.validate_task_parameters("mch", {"_declared": 1})
+
+
+@pytest.mark.slow
+def test_papermill_run_stops_on_an_unknown_parameter(tmp_path):
+    """End to end in a real kernel, on a tiny notebook wired like the chapter notebooks."""
+    papermill = pytest.importorskip("papermill")
+    nbformat = pytest.importorskip("nbformat")
+    cell, checker = _check_cells("drsch")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    pcell = nbformat.v4.new_code_cell("bits = 32\nseed = 0\n_declared = dict(globals())")
+    pcell.metadata["tags"] = ["parameters"]
+    nb.cells = [pcell, nbformat.v4.new_code_cell(checker.replace("drsch", "tiny")),
+                nbformat.v4.new_code_cell("print('RAN', bits)")]
+    src = tmp_path / "tiny.ipynb"
+    nbformat.write(nb, src)
+    papermill.execute_notebook(str(src), str(tmp_path / "ok.ipynb"), parameters={"bits": 16},
+                               kernel_name="python3", progress_bar=False)
+    with pytest.raises(papermill.PapermillExecutionError, match=r"unknown parameter 'bitz' \(did you mean 'bits'\?\)"):
+        papermill.execute_notebook(str(src), str(tmp_path / "bad.ipynb"), parameters={"bitz": 32},
+                                   kernel_name="python3", progress_bar=False)
