@@ -415,8 +415,7 @@ def runs_index_html(paper: str, results_dir=None, runs_dir=None, digits: int = 3
     head = ["run", "method", *metric_cols, "wall (min)"]
     out = ['<table class="hashrepro-runs">', "<thead><tr>"
            + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
-    for r in df.itertuples(index=False):
-        r = r._asdict()
+    for r in df.to_dict("records"):  # (not itertuples: metric names such as buckets_at_f1_0.5)
         href = html.escape(Path(r["notebook"]).with_suffix(".html").name, quote=True)
         cells = [f'<a href="{href}">{html.escape(str(r["run"]))}</a>'
                  + ("" if r["record"] else " <em>(no record)</em>")]

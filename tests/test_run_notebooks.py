@@ -76,6 +76,21 @@ def test_finish_run_notebook_titles_links_and_slims_once(tmp_path):
     assert path.read_text() == text  # idempotent: no nested titles, no second re-encoding
 
 
+def test_runs_index_html_takes_metric_names_that_are_not_identifiers(tmp_path, monkeypatch):
+    from hashrepro.results import make_record
+
+    monkeypatch.setitem(book.HEADLINE_METRICS, "mch", ("map", "buckets_at_f1_0.5"))
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    results.mkdir()
+    _run_notebook(runs / "mch_x.ipynb", {"dataset": "mosaic", "bits": 16, "run_name": "mch_x"}, _png(64, 64))
+    rec = make_record(paper="mch", method="mch-dch", dataset="mosaic", bits=16, seed=0, scale="default", config={},
+                      protocol={}, metrics={"map": 0.5, "buckets_at_f1_0.5": 12.0}, curves={}, wall_time_s=1.0,
+                      device="cpu")
+    (results / "mch_x.json").write_text(json.dumps(rec))
+    html = book.runs_index_html("mch", results_dir=results, runs_dir=runs).data
+    assert "<th>buckets_at_f1_0.5</th>" in html and "<td>12.000</td>" in html
+
+
 def test_runs_index_links_each_notebook_with_its_metrics(tmp_path):
     from hashrepro.results import make_record
 
