@@ -436,3 +436,16 @@ def test_papermill_run_stops_on_an_unknown_parameter(tmp_path):
     with pytest.raises(papermill.PapermillExecutionError, match=r"unknown parameter 'bitz' \(did you mean 'bits'\?\)"):
         papermill.execute_notebook(str(src), str(tmp_path / "bad.ipynb"), parameters={"bitz": 32},
                                    kernel_name="python3", progress_bar=False)
+
+
+def test_truncated_image_file_is_named_and_bad_size_is_not_called_corrupt(tmp_path):
+    from hashrepro.data.images import decode_many
+
+    good, cut = tmp_path / "a.jpg", tmp_path / "b.jpg"
+    good.write_bytes(_jpeg(30))
+    cut.write_bytes(_jpeg(60)[:200])
+    with pytest.raises(CorruptDataError, match=rf"cannot decode image {cut}"):
+        decode_many([good, cut])
+    with pytest.raises(ValueError, match="size must be positive") as e:
+        decode_many([good], size=0)
+    assert not isinstance(e.value, CorruptDataError)

@@ -48,8 +48,7 @@ def read_image(src: str | os.PathLike | IO[bytes], size: Size = None, mode: str 
     :class:`~hashrepro.data.base.CorruptDataError` naming ``name`` (default: the path)."""
     try:
         with Image.open(src) as im:
-            im = to_size(im.convert(mode), size)
-            a = np.asarray(im, dtype=np.uint8)
+            im = im.convert(mode)  # decodes the whole image: truncated data fails here
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         if isinstance(e, FileNotFoundError):
             raise
@@ -58,6 +57,7 @@ def read_image(src: str | os.PathLike | IO[bytes], size: Size = None, mode: str 
         label = name or (str(src) if isinstance(src, (str, os.PathLike)) else "an in-memory image")
         raise CorruptDataError(f"cannot decode image {label}: {e}; the file is corrupt or not an image "
                                "(re-obtain the dataset, see data/README.md)") from None
+    a = np.asarray(to_size(im, size), dtype=np.uint8)
     return a[:, :, None] if a.ndim == 2 else a
 
 
