@@ -744,6 +744,10 @@ def run_sweep(
                     report(TaskResult(t, "busy", error=f"another sweep ({where}) is running it; its lock is "
                                                        f"{t.record_path}.lock"))
                     continue
+                if not force and is_done(t, root):  # another sweep finished it just before we locked it
+                    lock.release()
+                    report(TaskResult(t, "skipped"))
+                    continue
                 try:
                     fut = eng.submit(execute_task, t, str(root), threads, timeout)
                 except BaseException:

@@ -278,10 +278,17 @@ def test_site_stays_lean(site):
     """Figures in run notebooks made the site 108 MB; they are slimmed when a sweep writes them."""
     files = [f for f in site.rglob("*") if f.is_file()]
     total = sum(f.stat().st_size for f in files)
-    n_runs = max(1, len(_run_pages(site)))
-    big = sorted((f.stat().st_size, f.relative_to(site).as_posix()) for f in files
-                 if f.suffix == ".png" and f.stat().st_size > 400_000)
-    assert not big, f"images over 400 kB: {big[-5:]}"
+    runs = _run_pages(site)
+    n_runs = max(1, len(runs))
+    big = []
+    for page in runs:
+        parser = _Links()
+        parser.feed(page.read_text(errors="replace"))
+        for src in parser.imgs:
+            img = (page.parent / unquote(urlparse(src).path)).resolve()
+            if img.is_file() and img.stat().st_size > 400_000:
+                big.append(f"{page.relative_to(site)}: {src} ({img.stat().st_size / 1e3:.0f} kB)")
+    assert not big, "run notebook figures over 400 kB (not slimmed):\n" + "\n".join(big[:10])
     # Chapters, static files and MathJax (~30 MB) plus about 0.25 MB per run (page, figures, .ipynb).
     assert total < 30e6 + 0.3e6 * n_runs, f"site is {total / 1e6:.0f} MB for {n_runs} runs"
     mathjax = sum(f.stat().st_size for f in (site / "_static" / "mathjax").rglob("*") if f.is_file())
