@@ -362,9 +362,10 @@ def runs_index(paper: str, results_dir: str | os.PathLike | None = None,
 
     Columns: ``run`` (the notebook's title without the chapter prefix), ``notebook`` (its file
     name), ``method``, ``dataset``, ``bits``, ``seed``, ``scale``, the chapter's
-    :data:`HEADLINE_METRICS` present in any record, ``wall_time_min`` and ``record`` (False when
-    the notebook's record ``results/<paper>/<run_name>.json`` is missing). Sorted by dataset,
-    method, bits, seed.
+    :data:`HEADLINE_METRICS` present in any record, ``wall_time_min``, ``flags`` (the record's
+    diagnostics, e.g. ``one_bucket: ...``; empty for a healthy run) and ``record`` (False when the
+    notebook's record ``results/<paper>/<run_name>.json`` is missing). Sorted by dataset, method,
+    bits, seed.
     """
     from .results import is_complete
 
@@ -387,10 +388,11 @@ def runs_index(paper: str, results_dir: str | os.PathLike | None = None,
             row[m] = (rec.get("metrics") or {}).get(m)
         wall = rec.get("wall_time_s")
         row["wall_time_min"] = round(float(wall) / 60, 1) if isinstance(wall, (int, float)) else None
+        row["flags"] = list(rec.get("flags") or [])
         row["record"] = bool(rec)
         rows.append(row)
     cols = (["run", "notebook", "method", "dataset", "bits", "seed", "scale"]
-            + list(HEADLINE_METRICS.get(paper, ("map",))) + ["wall_time_min", "record"])
+            + list(HEADLINE_METRICS.get(paper, ("map",))) + ["wall_time_min", "flags", "record"])
     df = pd.DataFrame(rows, columns=cols)
     metrics = [m for m in HEADLINE_METRICS.get(paper, ("map",)) if df[m].notna().any()]
     df = df.drop(columns=[m for m in HEADLINE_METRICS.get(paper, ("map",)) if m not in metrics])
@@ -412,7 +414,8 @@ def runs_index_html(paper: str, results_dir=None, runs_dir=None, digits: int = 3
         return HTML(f"<p>No executed run notebooks for {html.escape(paper.upper())} yet: "
                     f"<code>hashrepro sweep {html.escape(paper)} ...</code> writes them.</p>")
     metric_cols = [c for c in df.columns if c in HEADLINE_METRICS.get(paper, ())]
-    head = ["run", "method", *metric_cols, "wall (min)"]
+    any_flags = bool(df["flags"].map(bool).any())
+    head = ["run", "method", *metric_cols, "wall (min)"] + (["flags"] if any_flags else [])
     out = ['<table class="hashrepro-runs">', "<thead><tr>"
            + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for r in df.to_dict("records"):  # (not itertuples: metric names such as buckets_at_f1_0.5)
@@ -427,6 +430,9 @@ def runs_index_html(paper: str, results_dir=None, runs_dir=None, digits: int = 3
             cells.append("" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{float(v):.{digits}f}")
         w = r["wall_time_min"]
         cells.append("" if w is None or (isinstance(w, float) and math.isnan(w)) else f"{w:g}")
+        if any_flags:  # a flagged run's numbers are not normal results: say so beside them
+            cells.append(", ".join(f'<strong title="{html.escape(f, quote=True)}">{html.escape(f.split(":")[0])}</strong>'
+                                   for f in r["flags"]))
         out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     out.append("</tbody></table>")
     extra = n_records - int(df["record"].sum())

@@ -88,7 +88,12 @@ def test_runs_index_html_takes_metric_names_that_are_not_identifiers(tmp_path, m
                       device="cpu")
     (results / "mch_x.json").write_text(json.dumps(rec))
     html = book.runs_index_html("mch", results_dir=results, runs_dir=runs).data
-    assert "<th>buckets_at_f1_0.5</th>" in html and "<td>12.000</td>" in html
+    assert "<th>buckets_at_f1_0.5</th>" in html and "<td>12.000</td>" in html and "<th>flags</th>" not in html
+    # A run whose diagnostics flagged it says so in the index.
+    rec["flags"] = ["one_bucket: all 500 codes are identical"]
+    (results / "mch_x.json").write_text(json.dumps(rec))
+    html = book.runs_index_html("mch", results_dir=results, runs_dir=runs).data
+    assert "<th>flags</th>" in html and '<strong title="one_bucket: all 500 codes are identical">one_bucket</strong>' in html
 
 
 def test_runs_index_links_each_notebook_with_its_metrics(tmp_path):
