@@ -74,7 +74,7 @@ TABLE4_PAPER_NAMES = {"itq": "ITQ+CNN", "sh": "SH+CNN", "splh": "SPLH+CNN", "lfh
 METHODS = ("ddh", "dh", "deepbit")
 METHOD_PAPER_NAMES = {"ddh": "DDH", "dh": "DH", "deepbit": "DeepBit"}
 TASKS = ("retrieval", "classification")
-DESCRIPTORS = ("codes", "hog", "gist", "pixels")
+DESCRIPTORS = ("codes", "hog", "gist", "pixels", "efficientnet_lite0")
 PAPER = "ddh"
 
 
@@ -203,6 +203,8 @@ class Config:
         self.validate()
 
     def validate(self) -> "Config":
+        from ..params import check_seed
+        check_seed(self.seed)
         if self.backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
         if self.scale not in SCALES:
@@ -1019,4 +1021,7 @@ def run(config: Config | None = None, **overrides) -> dict:
     record = make_record(PAPER, method, cfg.dataset, int(cfg.bits) if not cfg.labels_only else 0, cfg.seed,
                          cfg.scale, config_d, protocol, metrics, curves, wall, describe_device(device),
                          started=run_start)
+    if not cfg.labels_only:
+        from ..diagnostics import diagnose, flag_record
+        flag_record(record, diagnose(dbb, hist["loss"], labels=dby))
     return record

@@ -52,6 +52,9 @@ def svm_accuracy(x_train, y_train, x_val, y_val, x_test, y_test, cs=(0.01, 0.1, 
 def _raw_descriptor(cfg, ds, idx):
     if cfg.descriptor == "pixels":
         return np.asarray(ds.images[idx], np.float32).reshape(len(idx), -1) / 255.0
+    if cfg.descriptor == "efficientnet_lite0":     # the ImageNet features themselves (1280-d)
+        from ..features import dataset_features
+        return np.asarray(dataset_features(ds, cfg.descriptor, indices=idx, input_size=cfg.backbone_input_size), np.float32)
     return np.asarray(_ddh._handcrafted(cfg.descriptor, ds.images[idx], ds, idx), np.float32)
 
 
@@ -76,14 +79,14 @@ def run_classification(cfg) -> dict:
         sampler = _ddh._PairSampler(len(train), cfg.batch_size, S=prep["S"],
                                     labels=ds.labels[train] if cfg.supervised else None,
                                     mode=cfg.pair_sampling, seed=cfg.seed)
-        x8 = prep["x8_train"]
-        net = _ddh._build_net(cfg, int(x8.shape[1]), int(x8.shape[2]), prep["backbone"])
+        x8 = prep["x8_train"]                 # images (N, C, H, W), or cached features (N, D) when pretrained
+        net = _ddh._build_net(cfg, int(x8.shape[1]), int(x8.shape[2]) if x8.ndim == 4 else 0, prep["backbone"])
         hist = _ddh.train_ddh(cfg, net, x8, sampler, device)
         info["train_wall_time_s"] = hist["wall_time_s"]
         metrics["final_loss"] = float(np.mean(hist["loss"][-20:])) if hist["loss"] else float("nan")
 
         def encode(idx):
-            return _ddh.encode_codes(net, _ddh._chw_uint8(ds.images[idx]), device)[1]
+            return _ddh.encode_codes(net, _ddh._inputs(cfg, ds, idx), device)[1]
     else:
         ds, train, _, _, proto = _ddh._load_and_split(cfg)
         if cfg.descriptor == "codes":
@@ -131,6 +134,8 @@ def run_classification(cfg) -> dict:
     config_d = cfg.to_dict()
     config_d["info"] = {k: v for k, v in info.items() if isinstance(v, (str, bool))}
     method = cfg.method if cfg.descriptor == "codes" else cfg.descriptor
+    if cfg.descriptor == "codes" and cfg.backbone != "scratch":
+        method += f"-{cfg.backbone}"
     bits = int(cfg.bits) if cfg.descriptor == "codes" else 0
     curves = {"svm_val_accuracy": {"C": [float(c) for c in val_by_c], "accuracy": list(val_by_c.values())}}
     return make_record(_ddh.PAPER, method, cfg.dataset, bits, cfg.seed, cfg.scale, config_d, protocol, metrics,
