@@ -427,7 +427,8 @@ def runs_index_html(paper: str, results_dir=None, runs_dir=None, digits: int = 3
             cells.append("" if v is None or (isinstance(v, float) and math.isnan(v)) else html.escape(str(v)))
         for m in metric_cols:
             v = r[m]
-            cells.append("" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{float(v):.{digits}f}")
+            cells.append("" if v is None or (isinstance(v, float) and math.isnan(v))
+                         else f"{float(v):,.0f}" if abs(float(v)) >= 100 else f"{float(v):.{digits}f}")
         w = r["wall_time_min"]
         cells.append("" if w is None or (isinstance(w, float) and math.isnan(w)) else f"{w:g}")
         if any_flags:  # a flagged run's numbers are not normal results: say so beside them
