@@ -30,6 +30,7 @@ __all__ = [
     "hamming_packed",
     "top_bits_by_weight",
     "truncate",
+    "random_bit_subsets",
     "MultiCodes",
 ]
 
@@ -324,6 +325,31 @@ def truncate(bits01, weights, n_keep: int) -> np.ndarray:
     if w.ndim != 1 or w.shape[0] != b.shape[1]:
         raise ValueError(f"weights must have shape ({b.shape[1]},) to match the codes, got {w.shape}")
     return np.ascontiguousarray(b[:, top_bits_by_weight(w, n_keep)])
+
+
+def random_bit_subsets(n_bits: int, n_keep: int, n_draws: int = 5, seed: int = 0) -> np.ndarray:
+    """``n_draws`` subsets of ``n_keep`` distinct bits drawn uniformly at random from ``n_bits``.
+
+    The control of bit-weight truncation (:func:`top_bits_by_weight`): if the learned weights pick
+    the bits worth keeping, the top-|w| bits must beat as many bits chosen at random.
+    Reproducible: the draws depend only on ``(n_bits, n_keep, n_draws, seed)``.
+
+    Returns
+    -------
+    idx : int64 (n_draws, n_keep); each row ascending, without repeats
+    """
+    for name, v in (("n_bits", n_bits), ("n_keep", n_keep), ("n_draws", n_draws), ("seed", seed)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            raise ValueError(f"{name} must be an int, got {v!r}")
+    if n_bits < 1 or not 0 <= n_keep <= n_bits:
+        raise ValueError(f"need n_bits >= 1 and n_keep in 0..n_bits; got n_bits={n_bits}, n_keep={n_keep}")
+    if n_draws < 1 or seed < 0:
+        raise ValueError(f"n_draws must be >= 1 and seed >= 0; got n_draws={n_draws}, seed={seed}")
+    rng = np.random.default_rng([int(seed), int(n_bits), int(n_keep)])
+    out = np.empty((int(n_draws), int(n_keep)), dtype=np.int64)
+    for d in range(int(n_draws)):
+        out[d] = np.sort(rng.choice(int(n_bits), size=int(n_keep), replace=False))
+    return out
 
 
 # --------------------------------------------------------------------------- multi-code

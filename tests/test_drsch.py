@@ -308,7 +308,11 @@ def test_smoke_run_bs_drsch_digits_curve():
     assert rec["protocol"]["database_includes_train"] is True
     bs = rec["curves"]["bit_scalable"]
     assert bs["bits"] == [4, 8, 16] and all(0 <= v <= 1 for v in bs["precision_at_100"] + bs["map"])
-    assert set(bs) == {"bits", "map", "precision_at_100", "precision_radius2"}
+    assert set(bs) == {"bits", "map", "precision_at_100", "precision_radius2", "precision_at_100_random",
+                       "precision_at_100_random_std", "map_random", "random_draws", "random_seed"}
+    # the random-bit-subset control: aligned with bits, in [0, 1], equal to the truncation at all bits
+    assert len(bs["precision_at_100_random"]) == 3 and all(0 <= v <= 1 for v in bs["precision_at_100_random"])
+    assert bs["precision_at_100_random"][-1] == bs["precision_at_100"][-1] and bs["random_draws"] == 5
     assert bs["map"][1] == pytest.approx(rec["metrics"]["map"])
 
 

@@ -26,6 +26,11 @@ recorded as a deviation in the chapter.
 
 For other input sizes the flattened feature size is computed, so ``DRSCHNet(input_size=48)``
 also works (fc7 then has more inputs).
+
+**Pretrained regime.** :class:`DRSCHFeatureNet` puts the same hash layer on pooled features of a
+frozen ImageNet backbone (cached): a trainable head (:class:`hashrepro.models.heads.FeatureMLP`,
+fully connected + ReLU, in place of the convolutions and fc7) → fc8 (q) → scaled tanh → bit
+weights, with the same methods as :class:`DRSCHNet` so that the recipe trains either.
 """
 from __future__ import annotations
 
@@ -34,7 +39,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["ScaledTanh", "BitWeights", "DRSCHNet", "slope_at"]
+__all__ = ["ScaledTanh", "BitWeights", "DRSCHNet", "DRSCHFeatureNet", "slope_at"]
 
 
 def slope_at(iteration: int, slope0: float = 5.0, factor: float = 1.1, every: int = 10_000) -> float:
@@ -208,6 +213,89 @@ class DRSCHNet(nn.Module):
             raise ValueError(f"input of side {x.shape[-1]} gives {f.shape[1]} features; this net was built for "
                              f"input_size={self.input_size} ({self.n_features} features)")
         return self.fc8(self.fc7(f))
+
+    def codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return (z, h, r), each (N, q): pre-activation, relaxed code, weighted relaxed code."""
+        z = self.preactivation(x)
+        h = self.code(z)
+        return z, h, self.bit_weights(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Weighted relaxed codes r = w ⊙ tanh(a·z/2), shape (N, q)."""
+        return self.codes(x)[2]
+
+
+class DRSCHFeatureNet(nn.Module):
+    """DRSCH's hash layer on pooled backbone features (the pretrained regime).
+
+    ==========  ===========================================================  ===========
+    layer       definition                                                   output
+    ==========  ===========================================================  ===========
+    input       pooled features of the frozen backbone (cached)              d (1280)
+    head        :class:`~hashrepro.models.heads.FeatureMLP`: Linear + ReLU    hidden[-1]
+                per width in ``hidden`` (``()``: none, fc8 on the features)
+    fc8         q outputs (the pre-activation ``z``)                         q
+    code layer  scaled tanh h = tanh(a·z/2), a grows (:class:`ScaledTanh`)  q
+    bit weights r = w ⊙ h (:class:`BitWeights`, w initialised to 1)         q
+    ==========  ===========================================================  ===========
+
+    Parameters
+    ----------
+    n_bits : q.  in_features : d, the backbone's feature width.  hidden : head widths (512: the
+    released fc7's width; unlike fc7 the head has a ReLU, two stacked linear maps being one).
+    slope : initial slope a.  init : "default" (PyTorch's Kaiming-uniform, the preset: the released
+    σ = 0.1 Gaussian saturates the tanh on 1280 non-negative features) or "caffe" (σ = 0.1, zero biases).
+
+    The interface is :class:`DRSCHNet`'s: ``preactivation(x)`` (N, d) → z (N, q), ``codes(x)`` →
+    (z, h, r), ``forward(x)`` → r, ``weights``, ``set_slope``, ``param_groups(lr, weight_decay)``.
+    """
+
+    def __init__(self, n_bits: int = 64, in_features: int = 1280, hidden: tuple = (512,), slope: float = 5.0,
+                 init: str = "default"):
+        super().__init__()
+        from .heads import FeatureMLP
+
+        if not isinstance(n_bits, int) or n_bits <= 0:
+            raise ValueError(f"n_bits must be a positive int, got {n_bits!r}")
+        if not isinstance(in_features, int) or in_features <= 0:
+            raise ValueError(f"in_features must be a positive int (the backbone's feature width), got {in_features!r}")
+        if init not in ("caffe", "default"):
+            raise ValueError(f"init must be 'caffe' or 'default', got {init!r}")
+        self.n_bits = n_bits
+        self.in_features = in_features
+        self.head = FeatureMLP(in_features, tuple(hidden))
+        self.fc8 = nn.Linear(self.head.fc_dim, n_bits)
+        self.code = ScaledTanh(slope)
+        self.bit_weights = BitWeights(n_bits)
+        if init == "caffe":
+            for m in self.modules():
+                if isinstance(m, nn.Linear):
+                    nn.init.normal_(m.weight, std=0.1)
+                    nn.init.zeros_(m.bias)
+
+    def param_groups(self, lr: float, weight_decay: float) -> list[dict]:
+        """SGD groups with the released multipliers for fully connected layers: weights 0.5 × weight
+        decay, bit weights 0.5 ×, biases 0."""
+        linears = [m for m in self.modules() if isinstance(m, nn.Linear)]
+        return [
+            {"params": [m.weight for m in linears], "lr": lr, "weight_decay": 0.5 * weight_decay},
+            {"params": [self.bit_weights.weight], "lr": lr, "weight_decay": 0.5 * weight_decay},
+            {"params": [m.bias for m in linears], "lr": lr, "weight_decay": 0.0},
+        ]
+
+    def set_slope(self, slope: float) -> None:
+        self.code.set_slope(slope)
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """Bit weights w (q,)."""
+        return self.bit_weights.weight
+
+    def preactivation(self, x: torch.Tensor) -> torch.Tensor:
+        """z = fc8(head(x)): features (N, d) → (N, q). sign(z) gives the binary code."""
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"expected pooled features of shape (N, {self.in_features}), got {tuple(x.shape)}")
+        return self.fc8(self.head(x))
 
     def codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return (z, h, r), each (N, q): pre-activation, relaxed code, weighted relaxed code."""

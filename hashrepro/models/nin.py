@@ -36,6 +36,15 @@ Input sizes
 
 ``width`` scales the hidden channel counts (96, 256, 384, 1024) for CPU-sized runs; the last
 1×1 convolution always has ``50 × bits`` channels as in the paper.
+
+Pretrained regime
+-----------------
+On a frozen ImageNet backbone whose pooled features are cached (``DNNHNet(..., in_features=1280)``),
+the NIN stack is replaced by :class:`FeatureProjection`: the paper's last layer, the 1×1
+convolution to ``50 q`` channels with its ReLU, becomes a linear layer ``d → 50 q`` + ReLU on the
+*pooled* features. A 1×1 convolution is linear per pixel, so it commutes with average pooling;
+the only difference from conv → ReLU → pool is that the ReLU comes after the pooling. The
+divide-and-encode module, the FC and two-sub-network ablations are unchanged on top of it.
 """
 from __future__ import annotations
 
@@ -54,6 +63,7 @@ __all__ = [
     "DivideAndEncode",
     "FCEncoder",
     "MeanCenter",
+    "FeatureProjection",
     "DNNHNet",
     "SUPPORTED_INPUT_SIZES",
 ]
@@ -327,6 +337,36 @@ class FCEncoder(nn.Module):
         return torch.sigmoid(self.beta * self.pre_activation(x))
 
 
+class FeatureProjection(nn.Module):
+    """DNNH's last 1×1 convolution on pooled backbone features: (N, d) float → (N, 50·bits) ≥ 0.
+
+    The pretrained regime's stand-in for :class:`NINSubNetwork`: ``ReLU(W x + b)`` with W of shape
+    (50·bits, d). The paper's 1×1 convolution to ``50 q`` channels, its ReLU and the global average
+    pool (conv → ReLU → pool) become pool → linear → ReLU here, because the backbone's features are
+    already pooled: a 1×1 convolution commutes with average pooling, only the ReLU's position
+    differs. Initialised as the NIN convolutions (He normal, fan-in; zero bias).
+    """
+
+    def __init__(self, in_features: int, bits: int):
+        super().__init__()
+        if not isinstance(in_features, int) or in_features < 1:
+            raise ValueError(f"in_features must be a positive int (the backbone's feature width), got {in_features!r}")
+        if not isinstance(bits, int) or bits < 1:
+            raise ValueError(f"bits must be a positive integer, got {bits!r}")
+        self.in_features = in_features
+        self.bits = bits
+        self.out_features = FEATURES_PER_BIT * bits
+        self.linear = nn.Linear(in_features, self.out_features)
+        nn.init.kaiming_normal_(self.linear.weight, mode="fan_in", nonlinearity="relu")
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, in_features) pooled features → (N, 50·bits) non-negative features."""
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"expected pooled features of shape (N, {self.in_features}), got {tuple(x.shape)}")
+        return torch.relu(self.linear(x))
+
+
 VARIANTS = ("dem", "fc", "two-subnets")
 
 
@@ -343,20 +383,32 @@ class DNNHNet(nn.Module):
 
     ``center=True`` adds :class:`MeanCenter` before the sigmoid (not in the paper).
 
+    ``in_features`` (the pretrained regime): the network's input is pooled backbone features
+    (N, in_features) and each sub-network is a :class:`FeatureProjection` (linear → 50·bits, ReLU)
+    instead of the NIN stack; ``in_channels``, ``input_size`` and ``width`` are then unused. For
+    ``"two-subnets"`` the query and the database sides get separate projections.
+
     Call ``net(x)`` (or ``net(x, role="database")``) for database/positive/negative codes and
     ``net(x, role="query")`` for query/anchor codes; both are the same for the shared variants.
     """
 
     def __init__(self, bits: int, variant: str = "dem", in_channels: int = 3, input_size: int = 32,
                  width: float = 1.0, beta: float = 1.0, epsilon: float = 0.5, threshold: bool = True,
-                 center: bool = False):
+                 center: bool = False, in_features: int | None = None):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         self.variant = variant
         self.bits = bits
-        self.subnet = NINSubNetwork(bits, in_channels, input_size, width)
-        self.query_subnet = NINSubNetwork(bits, in_channels, input_size, width) if variant == "two-subnets" else None
+        self.in_features = in_features
+        if in_features is None:
+            def make():
+                return NINSubNetwork(bits, in_channels, input_size, width)
+        else:
+            def make():
+                return FeatureProjection(in_features, bits)
+        self.subnet = make()
+        self.query_subnet = make() if variant == "two-subnets" else None
         d = self.subnet.out_features
         if variant == "fc":
             self.head: nn.Module = FCEncoder(d, bits, beta, center=center)
@@ -372,7 +424,8 @@ class DNNHNet(nn.Module):
         self.head.epsilon.fill_(float(epsilon))
 
     def forward(self, x: torch.Tensor, role: str = "database") -> torch.Tensor:
-        """x: (N, C, H, W) → (N, bits) in [0, 1]. role: "database" (Q) or "query" (P)."""
+        """x: (N, C, H, W) images (or (N, in_features) pooled features) → (N, bits) in [0, 1].
+        role: "database" (Q) or "query" (P)."""
         if role not in ("database", "query"):
             raise ValueError(f"role must be 'database' or 'query', got {role!r}")
         net = self.query_subnet if (role == "query" and self.query_subnet is not None) else self.subnet
