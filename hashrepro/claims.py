@@ -700,12 +700,14 @@ DDH = (
                    label="ours − paper + 0.02"),)),
     Claim("ddh-pt-vs-shallow", "ddh",
           "[ImageNet backbone] DDH beats every unsupervised shallow hasher run on the same ImageNet features (Table 2)",
-          tuple(Compare(Side(_DDH_PT, where=_DDH_C10), Side(m, where={**_DDH_C10, "config.features": _PT}),
-                        label=f"DDH − {m}") for m in _DDH_SHALLOW)),
+          tuple(Compare(Side(_DDH_PT, where={**_DDH_C10, "bits": b}),
+                        Side(m, where={**_DDH_C10, "config.features": _PT, "bits": b}), label=f"DDH − {m}")
+                for m in _DDH_SHALLOW for b in (16, 32, 64))),
     Claim("ddh-pt-vs-table4", "ddh",
           "[ImageNet backbone] DDH beats shallow hashers on the ImageNet features, supervised SPLH/LFH included (Table 4)",
-          tuple(Compare(Side(_DDH_PT, where=_DDH_C10), Side(m, where={**_DDH_C10, "config.features": _PT}),
-                        label=f"DDH − {m}+CNN") for m in _DDH_T4)),
+          tuple(Compare(Side(_DDH_PT, where={**_DDH_C10, "bits": b}),
+                        Side(m, where={**_DDH_C10, "config.features": _PT, "bits": b}), label=f"DDH − {m}+CNN")
+                for m in _DDH_T4 for b in (12, 24, 32, 48))),
     Claim("ddh-pt-expansion", "ddh", "[ImageNet backbone] Expansion raises label precision over plain kNN (Fig. 2)",
           (Compare(Side(f"ddh-labels-{_PT}", metric=_expansion_gain), Side(const=0.0),
                    label="expanded − kNN at equal size"),)),
