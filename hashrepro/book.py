@@ -19,7 +19,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -275,18 +274,12 @@ def slim_images(nb, max_width: int = 1100, min_bytes: int = 40_000) -> tuple[int
 
 
 def _write_notebook_atomic(nb, path: Path) -> None:
+    """Write notebook ``nb`` to ``path`` atomically (:func:`hashrepro.atomic.atomic_write`)."""
     import nbformat
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            nbformat.write(nb, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from .atomic import atomic_write
+    text = nbformat.writes(nb)
+    atomic_write(path, text if text.endswith("\n") else text + "\n")   # as nbformat.write does
 
 
 def finish_run_notebook(path: str | os.PathLike, paper: str, parameters: Mapping[str, Any] | None = None,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -470,15 +469,9 @@ def features_cache_dir(root=None) -> Path:
 
 
 def _atomic_save(path: Path, arr: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, arr)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``np.save`` to ``path`` atomically (:func:`hashrepro.atomic.atomic_write`)."""
+    from hashrepro.atomic import atomic_write
+    atomic_write(path, lambda f: np.save(f, arr))
 
 
 def dataset_features(dataset, feature: str = "gist", indices=None, cache: bool = True,
@@ -565,10 +558,8 @@ def backbone_cache_key(dataset, feature: str, pretrained: str | None = "imagenet
 
 
 def _write_json_atomic(path: Path, obj) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    from hashrepro.atomic import atomic_write
+    atomic_write(path, json.dumps(obj, indent=1, sort_keys=True))
 
 
 def _cached_backbone_features(dataset, feature: str, cache: bool = True, root=None, pretrained="imagenet",

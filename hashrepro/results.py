@@ -47,7 +47,6 @@ import os
 import platform
 import re
 import subprocess
-import tempfile
 from datetime import datetime, timedelta, timezone
 from importlib import metadata
 from pathlib import Path
@@ -569,28 +568,9 @@ def save_run(record: Mapping, results_dir: str | os.PathLike, run_name: str | No
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, flushed and
-    fsync'ed, then ``os.replace``; the folder is created and (best effort) fsync'ed."""
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable (best effort; not available on every platform)
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    """Write ``text`` to ``path`` atomically (:func:`hashrepro.atomic.atomic_write`)."""
+    from .atomic import atomic_write
+    atomic_write(path, text)
 
 
 def load_run(path: str | os.PathLike) -> dict:

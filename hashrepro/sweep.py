@@ -35,7 +35,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as futures_wait
@@ -301,20 +300,10 @@ def is_done(task: Task, root: Path | None = None) -> bool:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to ``path`` atomically (:func:`hashrepro.atomic.atomic_write`)."""
+    from .atomic import atomic_write
+    atomic_write(path, text)
 
-
-# --------------------------------------------------------------------------- failures, in one line
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
