@@ -102,7 +102,30 @@ class BitWeights(nn.Module):
         return h * self.weight
 
 
-class DRSCHNet(nn.Module):
+class _WeightedCodeOutput:
+    """The output end shared by :class:`DRSCHNet` and :class:`DRSCHFeatureNet`: the scaled-tanh
+    code layer ``self.code`` and the bit weights ``self.bit_weights`` after ``preactivation``."""
+
+    def set_slope(self, slope: float) -> None:
+        self.code.set_slope(slope)
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """Bit weights w (q,)."""
+        return self.bit_weights.weight
+
+    def codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return (z, h, r), each (N, q): pre-activation, relaxed code, weighted relaxed code."""
+        z = self.preactivation(x)
+        h = self.code(z)
+        return z, h, self.bit_weights(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Weighted relaxed codes r = w ⊙ tanh(a·z/2), shape (N, q)."""
+        return self.codes(x)[2]
+
+
+class DRSCHNet(_WeightedCodeOutput, nn.Module):
     """The released DRSCH network (see the module docstring for the layer table).
 
     Parameters
@@ -196,14 +219,6 @@ class DRSCHNet(nn.Module):
             {"params": biases, "lr": lr, "weight_decay": 0.0},
         ]
 
-    def set_slope(self, slope: float) -> None:
-        self.code.set_slope(slope)
-
-    @property
-    def weights(self) -> torch.Tensor:
-        """Bit weights w (q,)."""
-        return self.bit_weights.weight
-
     def preactivation(self, x: torch.Tensor) -> torch.Tensor:
         """z = fc8(fc7(features(x))): (N, C, H, W) → (N, q). sign(z) gives the binary code."""
         if x.ndim != 4 or x.shape[1] != self.in_channels:
@@ -214,18 +229,9 @@ class DRSCHNet(nn.Module):
                              f"input_size={self.input_size} ({self.n_features} features)")
         return self.fc8(self.fc7(f))
 
-    def codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return (z, h, r), each (N, q): pre-activation, relaxed code, weighted relaxed code."""
-        z = self.preactivation(x)
-        h = self.code(z)
-        return z, h, self.bit_weights(h)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Weighted relaxed codes r = w ⊙ tanh(a·z/2), shape (N, q)."""
-        return self.codes(x)[2]
 
 
-class DRSCHFeatureNet(nn.Module):
+class DRSCHFeatureNet(_WeightedCodeOutput, nn.Module):
     """DRSCH's hash layer on pooled backbone features (the pretrained regime).
 
     ==========  ===========================================================  ===========
@@ -283,26 +289,9 @@ class DRSCHFeatureNet(nn.Module):
             {"params": [m.bias for m in linears], "lr": lr, "weight_decay": 0.0},
         ]
 
-    def set_slope(self, slope: float) -> None:
-        self.code.set_slope(slope)
-
-    @property
-    def weights(self) -> torch.Tensor:
-        """Bit weights w (q,)."""
-        return self.bit_weights.weight
-
     def preactivation(self, x: torch.Tensor) -> torch.Tensor:
         """z = fc8(head(x)): features (N, d) → (N, q). sign(z) gives the binary code."""
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"expected pooled features of shape (N, {self.in_features}), got {tuple(x.shape)}")
         return self.fc8(self.head(x))
 
-    def codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return (z, h, r), each (N, q): pre-activation, relaxed code, weighted relaxed code."""
-        z = self.preactivation(x)
-        h = self.code(z)
-        return z, h, self.bit_weights(h)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Weighted relaxed codes r = w ⊙ tanh(a·z/2), shape (N, q)."""
-        return self.codes(x)[2]
