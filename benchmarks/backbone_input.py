@@ -2,6 +2,11 @@
 
     python benchmarks/backbone_input.py                  # CIFAR-10, 100 train / 50 test per class
     python benchmarks/backbone_input.py --sizes 128 160 --per-class 200
+    python benchmarks/backbone_input.py --speed            # memory format / bf16 speed only
+
+``--speed`` times the backbone's pooled features on 64 random 160-px inputs in four variants
+(fp32 NCHW = the reference, fp32 channels-last, bf16 autocast NCHW and channels-last) and prints
+img/s, the ratio to the reference and the relative error of the features against the reference.
 
 For each (input size, normalisation) this extracts the pooled 1280-d features of a class-balanced
 subset of the CIFAR-10 training and test images, fits a linear classifier (multinomial logistic
@@ -44,6 +49,37 @@ def imagenet_group_hits(logits: np.ndarray, labels: np.ndarray, classes, k: int 
     return float(np.mean(hits))
 
 
+def time_variants(threads: int, n: int = 64, size: int = 160) -> None:
+    """Print img/s of the pooled features per variant, the ratio to fp32 NCHW and the relative error."""
+    import torch
+
+    from hashrepro.models.backbones import get_backbone
+
+    x = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(0))
+    ref_net = get_backbone("efficientnet_lite0", pretrained="imagenet").eval()
+    cl_net = get_backbone("efficientnet_lite0", pretrained="imagenet").eval().to(memory_format=torch.channels_last)
+    xcl = x.contiguous(memory_format=torch.channels_last)
+
+    def bf16(net, inp):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return net.features(inp).float()
+
+    variants = [("fp32 NCHW (reference)", lambda: ref_net.features(x)), ("fp32 channels-last", lambda: cl_net.features(xcl)),
+                ("bf16 autocast NCHW", lambda: bf16(ref_net, x)), ("bf16 autocast channels-last", lambda: bf16(cl_net, xcl))]
+    print(f"EfficientNet-Lite0 pooled features, {n} images of {size} px, {threads} thread(s)")
+    ref_out, ref_speed = None, None
+    for name, fn in variants:
+        with torch.inference_mode():
+            fn()                                       # warm-up
+            t = time.perf_counter()
+            out = fn()
+            dt = time.perf_counter() - t
+        ref_out = out if ref_out is None else ref_out
+        ref_speed = ref_speed or n / dt
+        err = float((out - ref_out).norm() / ref_out.norm())
+        print(f"{name:<30} {n / dt:7.1f} img/s  ratio {n / dt / ref_speed:5.2f}  rel. error {err:.1e}", flush=True)
+
+
 def main(argv=None) -> None:
     import torch
     from sklearn.linear_model import LogisticRegression
@@ -57,8 +93,12 @@ def main(argv=None) -> None:
     ap.add_argument("--per-class", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--speed", action="store_true", help="time memory formats and bf16 autocast only")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.speed:
+        time_variants(args.threads)
+        return
     ds = load("cifar10")
     rng = np.random.default_rng(args.seed)
     is_train = np.zeros(len(ds), bool)

@@ -409,7 +409,7 @@ def backbone_features(images, backbone: str = "efficientnet_lite0", pretrained: 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
-    # channels-last: 1.6x faster on this CPU at equal output (benchmarks/backbone_input.py --speed);
+    # channels-last: 1.3x faster on this CPU at equal output (benchmarks/backbone_input.py --speed);
     # bf16 autocast was 5-7x *slower* here (depthwise convolutions), so it is not used.
     net = get_backbone(backbone, pretrained=pretrained).to(dev).eval().to(memory_format=torch.channels_last)
     n = images.shape[0]
