@@ -1,0 +1,129 @@
+"""Both training regimes side by side with the paper, for the DNNH and DRSCH chapters.
+
+A chapter's methods exist in two regimes (issue 15): the paper's network trained **from
+scratch** (record ``method`` = ``dnnh-dem``, ``drsch``, ...) and the paper's head and loss on the
+frozen **ImageNet-pretrained** EfficientNet-Lite0 (the same name with ``-efficientnet_lite0``
+appended, see :func:`hashrepro.methods.dnnh.method_name` / :func:`hashrepro.methods.drsch.method_name`).
+
+* :func:`regime_table` — one row per method × code length: the paper's number, ours from scratch
+  and ours on the pretrained backbone (each "mean ± std (n=seeds)", with the scale it ran at), and
+  the pretrained row's difference to the paper.
+* :func:`seed_sentence` — a sentence that states how many seeds back each regime's cells,
+  generated from the records so that it cannot go stale.
+
+Only clean records count for the tables (``git_dirty`` false); dirty ones are listed on the runs
+index pages, not here.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["PRETRAINED", "pretrained_name", "regime_cells", "regime_table", "seed_sentence"]
+
+PRETRAINED = "efficientnet_lite0"
+
+
+def pretrained_name(method: str, backbone: str = PRETRAINED) -> str:
+    """The record name of ``method`` on the pretrained backbone (``dnnh-dem`` → ``dnnh-dem-efficientnet_lite0``)."""
+    return f"{method}-{backbone}"
+
+
+def _as_dicts(records) -> list[dict]:
+    if isinstance(records, pd.DataFrame):
+        return list(records["record"]) if "record" in records else []
+    return [r for r in records if isinstance(r, Mapping)]
+
+
+def regime_cells(records, method: str, dataset: str, metric: str = "map",
+                 value=None) -> dict[int, dict]:
+    """Our clean runs of ``method`` on ``dataset`` grouped by bits.
+
+    ``value`` (optional callable record -> float) replaces ``metrics[metric]``. Several scales for
+    one bit length: the longest schedule wins (``paper`` over ``default``; ``smoke`` never counts).
+    Returns ``{bits: {"mean", "std", "n", "scale", "seeds", "wall_time_s"}}``.
+    """
+    groups: dict = defaultdict(list)
+    for r in _as_dicts(records):
+        if r.get("method") != method or r.get("dataset") != dataset or r.get("git_dirty") is not False:
+            continue
+        if r.get("scale") == "smoke" or r.get("flags"):
+            continue
+        v = value(r) if value is not None else r.get("metrics", {}).get(metric)
+        if v is None or not np.isfinite(v):
+            continue
+        groups[(int(r["bits"]), r.get("scale", "default"))].append((float(v), r))
+    order = {"paper": 0, "default": 1}
+    out: dict[int, dict] = {}
+    for (bits, scale), vals in sorted(groups.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 2))):
+        if bits in out:
+            continue
+        by_seed = {int(r.get("seed", 0)): v for v, r in vals}  # one value per seed (latest wins)
+        x = np.array(list(by_seed.values()), dtype=float)
+        out[bits] = {"mean": float(x.mean()), "std": float(x.std(ddof=1)) if len(x) > 1 else float("nan"),
+                     "n": len(x), "scale": scale, "seeds": sorted(by_seed),
+                     "wall_time_s": float(np.mean([r.get("wall_time_s", np.nan) for _, r in vals]))}
+    return out
+
+
+def _fmt(cell: dict | None) -> str:
+    from ..results import format_mean_std
+    if not cell:
+        return "not run yet"
+    return format_mean_std(cell["mean"], cell["std"], 3, cell["n"])
+
+
+def regime_table(records, paper: pd.DataFrame | None, methods: Mapping[str, tuple[str, str | None]],
+                 dataset: str = "cifar10", bits: Iterable[int] = (12, 24, 32, 48), metric: str = "map",
+                 backbone: str = PRETRAINED, value=None) -> pd.DataFrame:
+    """Paper | ours from scratch | ours on the pretrained backbone, per method and code length.
+
+    Parameters
+    ----------
+    records : run records (list of dicts or :func:`hashrepro.results.load_records` frame).
+    paper : the paper's numbers (long format, :func:`hashrepro.results.paper_table`) or None.
+    methods : ``{label: (our record name from scratch, the paper table's method name or None)}``;
+        the pretrained record name is :func:`pretrained_name` of the scratch one.
+    value : optional callable(record) -> float used instead of ``metrics[metric]``.
+
+    Returns a DataFrame with columns ``method, bits, paper, scratch, pretrained, pretrained − paper``
+    (cells "mean ± std (n=k)", scale in brackets when not ``default``).
+    """
+    rows = []
+    for label, (scratch, paper_name) in methods.items():
+        sc = regime_cells(records, scratch, dataset, metric, value)
+        pt = regime_cells(records, pretrained_name(scratch, backbone), dataset, metric, value)
+        for b in bits:
+            p = None
+            if paper is not None and paper_name is not None and len(paper):
+                m = paper[(paper["method"] == paper_name) & (paper["dataset"] == dataset)
+                          & (paper["bits"] == b) & (paper["metric"] == metric)]
+                p = float(m["value"].iloc[0]) if len(m) else None
+            s_cell, p_cell = sc.get(b), pt.get(b)
+
+            def show(c):
+                text = _fmt(c)
+                return text if not c or c["scale"] == "default" else f"{text} [{c['scale']}]"
+            rows.append({"method": label, "bits": b, "paper": "—" if p is None else f"{p:.3f}",
+                         "scratch": show(s_cell), "pretrained": show(p_cell),
+                         "pretrained − paper": "—" if (p is None or not p_cell) else f"{p_cell['mean'] - p:+.3f}"})
+    return pd.DataFrame(rows)
+
+
+def seed_sentence(records, methods: Iterable[str], dataset: str = "cifar10", backbone: str = PRETRAINED) -> str:
+    """"From scratch: 1–3 seeds per cell (12 cells); pretrained: 3 seeds per cell (12 cells)." —
+    counted from the clean records of ``methods`` (scratch names) so the page cannot go stale."""
+    parts = []
+    for regime, names in (("from scratch", list(methods)),
+                          ("on the ImageNet backbone", [pretrained_name(m, backbone) for m in methods])):
+        ns = [c["n"] for m in names for c in regime_cells(records, m, dataset).values()]
+        if not ns:
+            parts.append(f"{regime}: no clean runs yet")
+            continue
+        lo, hi = min(ns), max(ns)
+        span = f"{lo}" if lo == hi else f"{lo}–{hi}"
+        parts.append(f"{regime}: {span} seed{'s' if hi > 1 else ''} per cell ({len(ns)} cells)")
+    return "; ".join(parts) + "."

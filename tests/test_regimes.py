@@ -1,0 +1,49 @@
+"""hashrepro.plots.regimes: both training regimes beside the paper, from clean records only."""
+import pandas as pd
+import pytest
+
+from hashrepro.plots import regimes as R
+
+
+def _rec(method, bits, seed, value, scale="default", dirty=False, flags=None):
+    r = {"paper": "dnnh", "method": method, "dataset": "cifar10", "bits": bits, "seed": seed, "scale": scale,
+         "git_dirty": dirty, "metrics": {"map": value}, "wall_time_s": 10.0}
+    if flags:
+        r["flags"] = flags
+    return r
+
+
+PAPER = pd.DataFrame([{"method": "dnnh-dem", "dataset": "cifar10", "bits": 12, "metric": "map", "value": 0.552}])
+
+
+def test_cells_mean_std_over_seeds_and_only_clean_unflagged_records():
+    recs = [_rec("dnnh-dem-efficientnet_lite0", 12, s, v) for s, v in enumerate((0.50, 0.52, 0.54))]
+    recs += [_rec("dnnh-dem-efficientnet_lite0", 12, 3, 0.99, dirty=True),      # dirty: ignored
+             _rec("dnnh-dem-efficientnet_lite0", 12, 4, 0.99, flags=["collapsed"]),  # flagged: ignored
+             _rec("dnnh-dem-efficientnet_lite0", 12, 5, 0.99, scale="smoke")]     # smoke: ignored
+    cells = R.regime_cells(recs, "dnnh-dem-efficientnet_lite0", "cifar10")
+    assert cells[12]["n"] == 3 and cells[12]["mean"] == pytest.approx(0.52)
+    assert cells[12]["std"] == pytest.approx(0.02)
+
+
+def test_paper_scale_preferred_over_default_for_the_same_bits():
+    recs = [_rec("dnnh-dem", 12, 0, 0.2), _rec("dnnh-dem", 12, 0, 0.5, scale="paper")]
+    assert R.regime_cells(recs, "dnnh-dem", "cifar10")[12]["scale"] == "paper"
+
+
+def test_table_has_paper_scratch_pretrained_and_delta():
+    recs = [_rec("dnnh-dem", 12, 0, 0.25)] + [_rec("dnnh-dem-efficientnet_lite0", 12, s, 0.55 + 0.01 * s) for s in range(3)]
+    t = R.regime_table(recs, PAPER, {"DNNH": ("dnnh-dem", "dnnh-dem")}, bits=(12, 24))
+    row = t[t["bits"] == 12].iloc[0]
+    assert row["paper"] == "0.552" and row["scratch"].startswith("0.250")
+    assert row["pretrained"].startswith("0.560") and "n=3" in row["pretrained"]
+    assert row["pretrained − paper"] == "+0.008"
+    assert t[t["bits"] == 24].iloc[0]["pretrained"] == "not run yet"
+
+
+def test_seed_sentence_counts_from_records():
+    recs = [_rec("dnnh-dem", 12, 0, 0.25)] + [_rec("dnnh-dem-efficientnet_lite0", b, s, 0.5)
+                                            for b in (12, 24) for s in range(3)]
+    s = R.seed_sentence(recs, ["dnnh-dem"])
+    assert "from scratch: 1 seed per cell (1 cells)" in s
+    assert "on the ImageNet backbone: 3 seeds per cell (2 cells)" in s
