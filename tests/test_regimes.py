@@ -16,6 +16,16 @@ def _rec(method, bits, seed, value, scale="default", dirty=False, flags=None):
 PAPER = pd.DataFrame([{"method": "dnnh-dem", "dataset": "cifar10", "bits": 12, "metric": "map", "value": 0.552}])
 
 
+def test_legacy_records_fill_a_cell_only_when_no_clean_one_exists_and_are_marked():
+    recs = [_rec("dnnh-dem", 12, 0, 0.2, dirty=True), _rec("dnnh-dem", 24, 0, 0.3, dirty=True),
+            _rec("dnnh-dem", 24, 1, 0.4)]
+    cells = R.regime_cells(recs, "dnnh-dem", "cifar10")
+    assert cells[12]["legacy"] and cells[12]["mean"] == pytest.approx(0.2)
+    assert not cells[24]["legacy"] and cells[24]["n"] == 1 and cells[24]["mean"] == pytest.approx(0.4)
+    t = R.regime_table(recs, None, {"DNNH": ("dnnh-dem", None)}, bits=(12,))
+    assert t.iloc[0]["scratch"].endswith("legacy")
+
+
 def test_cells_mean_std_over_seeds_and_only_clean_unflagged_records():
     recs = [_rec("dnnh-dem-efficientnet_lite0", 12, s, v) for s, v in enumerate((0.50, 0.52, 0.54))]
     recs += [_rec("dnnh-dem-efficientnet_lite0", 12, 3, 0.99, dirty=True),      # dirty: ignored

@@ -292,21 +292,37 @@ def _metric(records, dataset, method, bits, metric):
     return float(np.mean(vals)) if vals else None
 
 
-def bit_scalable_table(records, dataset: str, metric: str = "precision_at_500", fixed: str = "drsch"):
-    """BS-DRSCH truncated to n bits against the fixed-length model trained at n bits:
-    rows n, columns BS-DRSCH, fixed, ratio."""
+def bit_scalable_table(records, dataset: str, metric: str = "precision_at_500", fixed: str = "drsch",
+                       bs: str = "bs-drsch"):
+    """BS-DRSCH (record method ``bs``) truncated to n bits against the fixed-length model
+    (``fixed``) trained at n bits, averaged over the seeds of each: rows n, columns BS-DRSCH
+    (top-|w| bits), the random-bit-subset control where the records carry it
+    (``curves["bit_scalable"]["<metric>_random"]``), the fixed model, the ratio truncated / fixed,
+    and the number of BS-DRSCH seeds."""
     import pandas as pd
 
-    bs = [r for r in _select(records, dataset, "bs-drsch") if "bit_scalable" in r.get("curves", {})]
-    if not bs:
+    runs = [r for r in _select(records, dataset, bs) if "bit_scalable" in r.get("curves", {})]
+    if not runs:
         return pd.DataFrame()
-    cur = bs[0]["curves"]["bit_scalable"]
+    top: dict = {}
+    rnd: dict = {}
+    for r in runs:
+        cur = r["curves"]["bit_scalable"]
+        for i, n in enumerate(cur["bits"]):
+            top.setdefault(int(n), []).append(cur[metric][i])
+            if f"{metric}_random" in cur:
+                rnd.setdefault(int(n), []).append(cur[f"{metric}_random"][i])
+    trained = runs[0].get("protocol", {}).get("bits_trained", 64)
     rows = []
-    for n, v in zip(cur["bits"], cur[metric]):
+    for n in sorted(top):
+        v = float(np.mean(top[n]))
         f = _metric(records, dataset, fixed, n, metric)
-        rows.append({"bits kept": n, f"BS-DRSCH ({bs[0]['protocol'].get('bits_trained', 64)}→n)": v,
-                     f"{METHOD_LABELS.get(fixed, fixed)} trained at n": f,
-                     "ratio": (v / f) if f else None})
+        row = {"bits kept": n, f"BS-DRSCH ({trained}→n), top |w|": v}
+        if rnd:
+            row["random n bits"] = float(np.mean(rnd[n])) if n in rnd else None
+        row.update({f"{METHOD_LABELS.get(fixed, fixed)} trained at n": f, "ratio": (v / f) if f else None,
+                    "seeds": len(top[n])})
+        rows.append(row)
     return pd.DataFrame(rows).round(3)
 
 

@@ -11,8 +11,8 @@ appended, see :func:`hashrepro.methods.dnnh.method_name` / :func:`hashrepro.meth
 * :func:`seed_sentence` — a sentence that states how many seeds back each regime's cells,
   generated from the records so that it cannot go stale.
 
-Only clean records count for the tables (``git_dirty`` false); dirty ones are listed on the runs
-index pages, not here.
+Clean records (``git_dirty`` false) fill a cell when it has any; a cell with only older records
+from a dirty tree shows them marked "legacy" (they count for no target).
 """
 from __future__ import annotations
 
@@ -44,11 +44,14 @@ def regime_cells(records, method: str, dataset: str, metric: str = "map",
 
     ``value`` (optional callable record -> float) replaces ``metrics[metric]``. Several scales for
     one bit length: the longest schedule wins (``paper`` over ``default``; ``smoke`` never counts).
-    Returns ``{bits: {"mean", "std", "n", "scale", "seeds", "wall_time_s"}}``.
+    Clean records (``git_dirty`` false) are used when a cell has any; otherwise the cell falls back
+    to the legacy records (dirty tree, or written before provenance existed) and says so
+    (``legacy`` true; the tables mark it "legacy").
+    Returns ``{bits: {"mean", "std", "n", "scale", "seeds", "legacy", "wall_time_s"}}``.
     """
     groups: dict = defaultdict(list)
     for r in _as_dicts(records):
-        if r.get("method") != method or r.get("dataset") != dataset or r.get("git_dirty") is not False:
+        if r.get("method") != method or r.get("dataset") != dataset:
             continue
         if r.get("scale") == "smoke" or r.get("flags"):
             continue
@@ -61,11 +64,14 @@ def regime_cells(records, method: str, dataset: str, metric: str = "map",
     for (bits, scale), vals in sorted(groups.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 2))):
         if bits in out:
             continue
-        by_seed = {int(r.get("seed", 0)): v for v, r in vals}  # one value per seed (latest wins)
+        clean = [(v, r) for v, r in vals if r.get("git_dirty") is False]
+        legacy = not clean  # only records from a dirty tree (or without provenance): shown, marked
+        use = clean or vals
+        by_seed = {int(r.get("seed", 0)): v for v, r in use}  # one value per seed (latest wins)
         x = np.array(list(by_seed.values()), dtype=float)
         out[bits] = {"mean": float(x.mean()), "std": float(x.std(ddof=1)) if len(x) > 1 else float("nan"),
-                     "n": len(x), "scale": scale, "seeds": sorted(by_seed),
-                     "wall_time_s": float(np.mean([r.get("wall_time_s", np.nan) for _, r in vals]))}
+                     "n": len(x), "scale": scale, "seeds": sorted(by_seed), "legacy": legacy,
+                     "wall_time_s": float(np.mean([r.get("wall_time_s", np.nan) for _, r in use]))}
     return out
 
 
@@ -73,7 +79,8 @@ def _fmt(cell: dict | None) -> str:
     from ..results import format_mean_std
     if not cell:
         return "not run yet"
-    return format_mean_std(cell["mean"], cell["std"], 3, cell["n"])
+    text = format_mean_std(cell["mean"], cell["std"], 3, cell["n"])
+    return f"{text} legacy" if cell.get("legacy") else text
 
 
 def regime_table(records, paper: pd.DataFrame | None, methods: Mapping[str, tuple[str, str | None]],
@@ -89,7 +96,8 @@ def regime_table(records, paper: pd.DataFrame | None, methods: Mapping[str, tupl
         the pretrained record name is :func:`pretrained_name` of the scratch one.
     value : optional callable(record) -> float used instead of ``metrics[metric]``.
 
-    Returns a DataFrame with columns ``method, bits, paper, scratch, pretrained, pretrained − paper``
+    Returns a DataFrame with columns ``method, bits, paper, scratch, pretrained, pretrained − paper,
+    pretrained wall (s)`` (mean wall time of one pretrained run)
     (cells "mean ± std (n=k)", scale in brackets when not ``default``).
     """
     rows = []
@@ -109,7 +117,8 @@ def regime_table(records, paper: pd.DataFrame | None, methods: Mapping[str, tupl
                 return text if not c or c["scale"] == "default" else f"{text} [{c['scale']}]"
             rows.append({"method": label, "bits": b, "paper": "—" if p is None else f"{p:.3f}",
                          "scratch": show(s_cell), "pretrained": show(p_cell),
-                         "pretrained − paper": "—" if (p is None or not p_cell) else f"{p_cell['mean'] - p:+.3f}"})
+                         "pretrained − paper": "—" if (p is None or not p_cell) else f"{p_cell['mean'] - p:+.3f}",
+                         "pretrained wall (s)": "—" if not p_cell else f"{p_cell['wall_time_s']:.0f}"})
     return pd.DataFrame(rows)
 
 
