@@ -5,7 +5,11 @@ One recipe, three variants:
 * ``"dsch"``      triplet hinge on the weighted Hamming affinity only (λ = 0);
 * ``"drsch"``     the same plus the Laplacian regulariser (λ/2)·tr(Rᵀ L R);
 * ``"bs-drsch"``  DRSCH trained at ``bits`` (64), evaluated on the ``keep_bits`` bits with the
-  largest |w_k| (bit-scalable hashing: "truncating the insignificant bits").
+  largest |w_k| (bit-scalable hashing: "truncating the insignificant bits");
+* ``"dsrh"``      the DSRH baseline (Zhao et al., CVPR 2015): the same network and schedule with
+  DSRH's loss (:class:`hashrepro.losses.dsrh.DSRHLoss`: NDCG-weighted triplet ranking on the
+  relaxed Hamming distance + bit balance, ``lam`` = its α, ``margin0`` = its ρ in Hamming units)
+  and its hash layer 2σ(z) − 1 (slope fixed at 1, bit weights left at 1); see ``_DSRH_PRESET``.
 
 The network, the scaled-tanh code layer with growing slope and the bit weights are in
 :mod:`hashrepro.models.drsch_net`; the loss is :class:`hashrepro.losses.drsch.DRSCHLoss`.
@@ -59,6 +63,7 @@ import numpy as np
 import torch
 
 from ..losses.drsch import DRSCHLoss, margin_at
+from ..losses.dsrh import DSRHLoss
 from ..models.drsch_net import DRSCHFeatureNet, DRSCHNet, slope_at
 from ..diagnostics import diagnose, flag_record
 from ..params import check_seed
@@ -67,7 +72,7 @@ __all__ = ["VARIANTS", "SCALES", "BACKBONES", "Config", "build_model", "method_n
            "encode_preactivations", "kept_bits", "top_retrievals", "weighted_hamming", "continuous_distance", "evaluate_codes",
            "run"]
 
-VARIANTS = ("dsch", "drsch", "bs-drsch")
+VARIANTS = ("dsch", "drsch", "bs-drsch", "dsrh")
 SCALES = ("smoke", "default", "paper")
 #: "scratch": the released network on the images; "efficientnet_lite0": the frozen ImageNet
 #: backbone's cached pooled features + a trainable head + DRSCH's hash layer.
@@ -90,6 +95,10 @@ _PRETRAINED_PRESETS: dict[str, dict[str, Any]] = {
     "default": dict(iterations=3000, lr=0.01, lr_step=1000, slope_every=100, margin_every=100, init="default"),
     "smoke": dict(init="default"),
 }
+#: What variant "dsrh" changes (see ``Config.for_scale``): DSRH's hash layer 2σ(z) − 1 (slope 1,
+#: never grown), a fixed margin ρ = 2 Hamming units (the DRSCH schedule's last margin C = 8 in
+#: its units: C/4) and the balance weight α = 1 (``lam``); ρ and α are assumed, not the paper's.
+_DSRH_PRESET: dict[str, Any] = dict(slope0=1.0, slope_factor=1.0, margin0=2.0, margin_step=0.0, lam=1.0)
 
 
 @dataclass
@@ -109,7 +118,7 @@ class Config:
         input_size (30), flip (random horizontal flip in training; None = on for colour data,
         off for digits; the released code flips always), jitter (±px of the random crop).
     Loss
-        lam (λ of DRSCH; ignored by DSCH), form ("affinity" | "distance"), same/diff (S values),
+        lam (λ of DRSCH; ignored by DSCH; α of DSRH's balance term), form ("affinity" | "distance"), same/diff (S values),
         code_faithful (released sign quirk + stale labels), margin0/margin_step/margin_every
         (C = margin0 + margin_step·⌊it/margin_every⌋), slope0/slope_factor/slope_every
         (a = slope0·slope_factor^⌊it/slope_every⌋).
@@ -263,6 +272,8 @@ class Config:
         kw = dict(_SCALE_PRESETS[scale])
         if overrides.get("backbone") not in (None, "scratch"):
             kw.update(_PRETRAINED_PRESETS[scale])
+        if overrides.get("variant") == "dsrh":
+            kw.update(_DSRH_PRESET)
         kw.update({k: v for k, v in overrides.items() if v is not None})
         kw["scale"] = scale
         names = {f.name for f in dataclasses.fields(cls)}
@@ -413,8 +424,10 @@ def train_model(cfg: Config, images: torch.Tensor, labels: np.ndarray, device: t
     seed_everything(cfg.seed)
     features = images.ndim == 2
     model = build_model(cfg, int(images.shape[1]) if features else None).to(device)
-    loss_fn = DRSCHLoss(lam=cfg.effective_lam, margin=cfg.margin0, form=cfg.form, same=cfg.same, diff=cfg.diff,
-                        code_faithful=cfg.code_faithful)
+    dsrh = cfg.variant == "dsrh"
+    loss_fn = DSRHLoss(margin=cfg.margin0, alpha=cfg.lam) if dsrh else DRSCHLoss(
+        lam=cfg.effective_lam, margin=cfg.margin0, form=cfg.form, same=cfg.same, diff=cfg.diff,
+        code_faithful=cfg.code_faithful)
     opt = _ClippedSGD(model.param_groups(cfg.lr, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum,
                       max_norm=cfg.grad_clip)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
@@ -433,7 +446,7 @@ def train_model(cfg: Config, images: torch.Tensor, labels: np.ndarray, device: t
             xb = augment_batch(images[idx], cfg.input_size, True, cfg.jitter, flip, rng).to(device)
         yb = labels_t[idx].to(device)
         _, h, _ = model.codes(xb)
-        loss = loss_fn(h, model.weights, yb, state["margin"])
+        loss = loss_fn(h, yb, state["margin"]) if dsrh else loss_fn(h, model.weights, yb, state["margin"])
         parts.update(loss_fn.last)
         return loss
 
