@@ -628,6 +628,19 @@ DNNH = (
           (Compare(Side("dnnh-dem-efficientnet_lite0", where=_C10),
                    Side("dnnh-two-subnets-efficientnet_lite0", where=_C10), label="shared − two"),),
           missing="needs runs of dnnh-two-subnets-efficientnet_lite0 on CIFAR-10"),
+) + (
+    # issue 18: CNNH* re-run here (hashrepro.methods.cnnh: stage 1 codes, then DNNH's sub-network fitted to
+    # them) on DNNH's split, schedule and evaluation, in both regimes
+    Claim("dnnh-vs-cnnh-star", "dnnh", "DNNH beats CNNH*, the two-stage method, at every bit length on CIFAR-10 "
+          "(Table 2: 0.552–0.581 vs 0.472–0.489)",
+          (Compare(Side("dnnh-dem", where=_C10), Side("cnnh-star", where=_C10), label="DNNH − CNNH*"),),
+          missing="needs runs of cnnh-star on CIFAR-10 (notebooks/dnnh.ipynb -p method cnnh-star)"),
+    Claim("dnnh-pt-vs-cnnh-star", "dnnh", "[ImageNet backbone] DNNH beats CNNH*, the two-stage method, at every bit "
+          "length on CIFAR-10 (Table 2)",
+          (Compare(Side("dnnh-dem-efficientnet_lite0", where=_C10), Side("cnnh-star-efficientnet_lite0", where=_C10),
+                   label="DNNH − CNNH*"),),
+          missing="needs runs of cnnh-star-efficientnet_lite0 on CIFAR-10 "
+                  "(-p method cnnh-star -p backbone efficientnet_lite0)"),
 )
 
 DRSCH = (
@@ -680,6 +693,15 @@ DRSCH = (
                    Side("bs-drsch-efficientnet_lite0", metric=_truncated_random, label="random bits"),
                    label="top |w| − random"),),
           missing=f"needs BS-DRSCH records with curves['bit_scalable']['{RANDOM_SUBSET_KEY}']"),
+) + (
+    # issue 18: the DSRH baseline (Zhao et al. 2015) re-run here: its loss and hash layer on DRSCH's network and
+    # schedule (variant "dsrh"), in both regimes
+    Claim("drsch-vs-dsrh", "drsch", "DRSCH beats DSRH (mAP, Hamming ranking; same network and schedule)",
+          (Compare(Side("drsch"), Side("dsrh"), label="DRSCH − DSRH"),),
+          missing="needs runs of variant dsrh (notebooks/drsch.ipynb -p variant dsrh)"),
+    Claim("drsch-pt-vs-dsrh", "drsch", "[ImageNet backbone] DRSCH beats DSRH (mAP, Hamming ranking)",
+          (Compare(Side("drsch-efficientnet_lite0"), Side("dsrh-efficientnet_lite0"), label="DRSCH − DSRH"),),
+          missing="needs runs of variant dsrh on the ImageNet backbone (-p variant dsrh -p backbone efficientnet_lite0)"),
 )
 
 _DDH_C10 = {"dataset": "cifar10", "config.task": "retrieval"}
