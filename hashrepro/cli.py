@@ -9,6 +9,7 @@ hashrepro data list
 hashrepro data show cifar10
 hashrepro bench metrics
 hashrepro book retitle                          # title (and slim) the executed run notebooks
+hashrepro convergence dnnh --bits 48 --seed 0 --max-multiple 10   # validation mAP vs iterations
 
 Every error is one line on stderr and a non-zero exit status (2: bad input or options, 1: a
 failure while running); ``hashrepro --debug ...`` also prints the traceback.
@@ -133,6 +134,34 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convergence(args: argparse.Namespace) -> int:
+    from .convergence import convergence_curve, default_config, record_name
+    from .paths import repo_root
+    from .results import _resolve
+    from .sweep import check_git_tree
+
+    results_dir = _resolve(args.results_dir)
+    check_git_tree(repo_root(), args.allow_dirty, [str(results_dir)])
+    over = {"bits": args.bits, "seed": args.seed, "dataset": args.dataset, "device": args.device}
+    over = {k: v for k, v in over.items() if v is not None}
+    if args.threads is not None:
+        over["num_threads" if args.paper == "dnnh" else "threads"] = args.threads
+    cfg = default_config(args.paper, args.scale, **over)
+    name = record_name(args.paper, cfg, args.max_multiple)
+    ckdir = args.checkpoint_dir or (repo_root() / "data" / "cache" / "convergence" / name)
+    path = results_dir / f"{name}.json"
+    print(f"{args.paper}: {name} -> {path} (checkpoints in {ckdir})", flush=True)
+    rec = convergence_curve(args.paper, cfg, eval_at=args.eval_at, max_multiple=args.max_multiple,
+                            checkpoint_dir=ckdir, n_val_per_class=args.n_val_per_class, anchor=not args.no_anchor,
+                            record_path=path, progress=not args.no_progress,
+                            command="hashrepro " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    c = rec["curves"]["validation_map"]
+    for it, v in zip(c["iterations"], c["validation_map"]):
+        print(f"  {it:>7d} iterations  validation mAP {v:.4f}")
+    print(f"verdict: {rec['convergence']['verdict']}; default schedule: {rec['convergence']['default_schedule_verdict']}")
+    return 0
+
+
 def _book(args: argparse.Namespace) -> int:
     from .book import retitle_runs
 
@@ -189,6 +218,31 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("rest", nargs=argparse.REMAINDER)
     debug_flag(be)
     be.set_defaults(func=_bench)
+
+    cv = sub.add_parser("convergence", help="validation mAP vs iterations of a from-scratch recipe (resumable)")
+    cv.add_argument("paper", choices=["dnnh", "drsch"])
+    cv.add_argument("--dataset", default=None, help="default cifar10")
+    cv.add_argument("--bits", type=_positive_int, default=None, help="default 48 (dnnh) / 32 (drsch)")
+    cv.add_argument("--seed", type=int, default=None, help="default 0")
+    cv.add_argument("--scale", choices=["smoke", "default"], default="default",
+                    help="the schedule that is extended (default: the tables' 'default')")
+    cv.add_argument("--max-multiple", type=_positive_float, default=10.0,
+                    help="the long schedule is this many times the default one (default 10)")
+    cv.add_argument("--eval-at", nargs="+", type=_positive_int, default=None,
+                    help="iterations to evaluate at (default 0.1 0.25 0.5 1 2 3 5 7 10 x the default)")
+    cv.add_argument("--n-val-per-class", type=_positive_int, default=50,
+                    help="validation queries per class, held out of the training images (default 50)")
+    cv.add_argument("--no-anchor", action="store_true", help="skip the default-schedule anchor run")
+    cv.add_argument("--checkpoint-dir", default=None,
+                    help="resumable state (default data/cache/convergence/<record name>); rerun to continue")
+    cv.add_argument("--results-dir", default="results/convergence", help="where the record goes")
+    cv.add_argument("--device", default=None, help="auto | cpu | cuda")
+    cv.add_argument("--threads", type=_positive_int, default=1, help="CPU threads (default 1)")
+    cv.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cv.add_argument("--allow-dirty", action="store_true",
+                    help="run from a git tree with uncommitted changes (the diff is saved beside the record)")
+    debug_flag(cv)
+    cv.set_defaults(func=_convergence)
 
     bo = sub.add_parser("book", help="maintain the book's executed run notebooks")
     bo.add_argument("action", choices=["retitle"],

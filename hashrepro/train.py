@@ -6,6 +6,7 @@ the same way.
 """
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -31,6 +32,10 @@ __all__ = [
 
 class NonFiniteLossError(FloatingPointError):
     """Raised by :func:`fit` when the loss becomes NaN or infinite."""
+
+
+#: Iterations between two read-backs of the loss in :func:`fit` on a GPU (``log_every=None``).
+LOG_EVERY = 100
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -132,6 +137,7 @@ def fit(
     checkpoint_every: int = 0,
     desc: str = "train",
     progress: bool | None = None,
+    log_every: int | None = None,
 ) -> History:
     """Run ``iterations`` optimisation steps.
 
@@ -146,6 +152,10 @@ def fit(
         ``state()`` returns a dict of state dicts, ``load_state(d)`` restores it. The checkpoint
         is written atomically every ``checkpoint_every`` iterations and resumed from if present.
     progress : show a tqdm bar (None: only on a terminal).
+    log_every : read the losses back to the host every ``log_every`` iterations (one transfer, one
+        host synchronisation) instead of after every iteration. None: every iteration when the loss
+        is on the CPU (free there), every :data:`LOG_EVERY` iterations on a GPU. The NaN guard then
+        runs at each read-back and still names the first non-finite iteration.
 
     Returns
     -------
@@ -170,13 +180,30 @@ def fit(
         optimizer.load_state_dict(saved["optimizer"])
         start_it = int(saved["iteration"])
         hist.loss = list(saved.get("loss", []))
+    if log_every is not None and (isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 1):
+        raise ValueError(f"log_every must be None or a positive int, got {log_every!r}")
+    pending: list[tuple[int, torch.Tensor]] = []  # (iteration, loss still on the device)
+
+    def read_back() -> None:
+        """Move the pending losses to ``hist.loss`` in one transfer; the NaN guard."""
+        if not pending:
+            return
+        values = torch.stack([v for _, v in pending]).float().cpu().tolist()
+        its = [i for i, _ in pending]
+        pending.clear()
+        for i, v in zip(its, values):
+            if not math.isfinite(v):
+                raise NonFiniteLossError(f"loss became {v} at iteration {i}; lower the learning rate")
+        hist.loss.extend(values)
+
     t0 = time.perf_counter()
     bar = tqdm(range(start_it, iterations), desc=desc, disable=(not progress) if progress is not None else None,
                mininterval=2.0, leave=False)
     for it in bar:
         optimizer.zero_grad(set_to_none=True)
         loss = step(it)
-        if not torch.isfinite(loss):
+        every = log_every if log_every is not None else (1 if loss.device.type == "cpu" else LOG_EVERY)
+        if every == 1 and not torch.isfinite(loss):
             raise NonFiniteLossError(f"loss became {loss.item()} at iteration {it}; lower the learning rate")
         loss.backward()
         optimizer.step()
@@ -184,10 +211,16 @@ def fit(
             scheduler.step()
         if on_iteration is not None:
             on_iteration(it)
-        hist.loss.append(float(loss.detach()))
-        if it % 50 == 0:
+        if every == 1:
+            hist.loss.append(float(loss.detach()))
+        else:  # no host synchronisation in this iteration unless it is a read-back one
+            pending.append((it, loss.detach()))
+            if len(pending) >= every or it + 1 == iterations:
+                read_back()
+        if it % 50 == 0 and hist.loss:
             bar.set_postfix(loss=f"{hist.loss[-1]:.4f}")
         if ckpt is not None and state is not None and checkpoint_every and (it + 1) % checkpoint_every == 0:
+            read_back()
             tmp = ckpt.with_suffix(ckpt.suffix + ".tmp")
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"state": state(), "optimizer": optimizer.state_dict(), "iteration": it + 1,
@@ -196,6 +229,16 @@ def fit(
     hist.iterations = iterations
     hist.wall_time_s = time.perf_counter() - t0
     return hist
+
+
+def to_device(t: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """``t.to(device)`` that does not stall the host on a GPU: a CPU tensor is staged in pinned
+    memory and copied with ``non_blocking=True`` (the caching host allocator keeps the staging
+    buffer alive until the copy has run). On the CPU, or already on ``device``: ``t.to(device)``."""
+    device = torch.device(device)
+    if device.type == "cpu" or t.device == device or t.device.type != "cpu":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
 
 
 @torch.no_grad()
@@ -230,3 +273,34 @@ def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[tor
         perm = torch.randperm(n, generator=generator)
         for i in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
             yield perm[i:i + batch_size]
+
+
+class Batches:
+    """Resumable form of :func:`batches`: the same index batches for the same ``generator``, plus
+    ``state_dict()`` / ``load_state_dict(d)`` (the current epoch's permutation and position) so that
+    a checkpointed run continues with exactly the batches an uninterrupted run would draw. The
+    generator's own state is the caller's to save (``generator.get_state()``)."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator):
+        self.n, self.batch_size, self.generator = int(n), int(batch_size), generator
+        self._stop = self.n - self.batch_size + 1 if self.n >= self.batch_size else 1
+        self.perm: torch.Tensor | None = None
+        self.pos = 0
+
+    def __iter__(self) -> "Batches":
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        if self.perm is None or self.pos >= self._stop:
+            self.perm = torch.randperm(self.n, generator=self.generator)
+            self.pos = 0
+        out = self.perm[self.pos:self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return out
+
+    def state_dict(self) -> dict:
+        return {"perm": None if self.perm is None else self.perm.clone(), "pos": self.pos}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.perm = None if d["perm"] is None else d["perm"].clone()
+        self.pos = int(d["pos"])

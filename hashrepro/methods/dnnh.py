@@ -376,7 +376,8 @@ def _jsonable(obj):
     return obj
 
 
-def train_net(cfg: Config, x_train: torch.Tensor, y_train: torch.Tensor, device, gen: torch.Generator):
+def train_net(cfg: Config, x_train: torch.Tensor, y_train: torch.Tensor, device, gen: torch.Generator, *,
+              callback=None, checkpoint=None, checkpoint_every: int = 0):
     """Build the network of ``cfg`` and train it (§4.1); return ``(net, history, active)``.
 
     x_train : (N, C, S, S) float images, mean subtracted (scratch) or (N, D) float pooled backbone
@@ -384,8 +385,16 @@ def train_net(cfg: Config, x_train: torch.Tensor, y_train: torch.Tensor, device,
     gen : the seeded torch generator that draws batches and triplets.
     ``history`` is :class:`hashrepro.train.History` (loss per iteration, wall time); ``active`` the
     fraction of in-batch triplets with a positive loss, per iteration.
+    callback : optional ``callback(iterations_done, net)`` run after every iteration (e.g. a
+        validation curve, :mod:`hashrepro.convergence`); it must return the net in training mode and
+        draw nothing from ``gen``; its ``state_dict()`` / ``load_state_dict(d)``, when it has them,
+        are checkpointed with the run.
+    checkpoint, checkpoint_every : resumable training (:func:`hashrepro.train.fit`): every
+        ``checkpoint_every`` iterations the net (ε included), optimiser, LR schedule, batch sampler
+        and random generators are written to ``checkpoint``; a call that finds that file continues
+        from it and ends with the same network as an uninterrupted run.
     """
-    from ..train import History, batches, fit
+    from ..train import Batches, History, fit, to_device
 
     n = int(x_train.shape[0])
     net = build_model(cfg, int(x_train.shape[1])).to(device)
@@ -393,11 +402,11 @@ def train_net(cfg: Config, x_train: torch.Tensor, y_train: torch.Tensor, device,
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     milestones = sorted({int(round(f * cfg.iterations)) for f in cfg.lr_steps})
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_gamma)
-    batch_iter = batches(n, min(cfg.batch_size, n), gen)
+    batch_iter = Batches(n, min(cfg.batch_size, n), gen)  # the batches of train.batches, resumable
     active: list[float] = []
 
     def step(it: int) -> torch.Tensor:
-        idx = next(batch_iter).to(device)
+        idx = to_device(next(batch_iter), device)  # the data are on the device; only the indices travel
         xb, yb = x_train[idx], y_train[idx]
         if net.asymmetric:  # §4.4: anchors through P, positives/negatives through Q
             loss = loss_fn(net(xb, role="query"), yb, codes_other=net(xb, role="database"), generator=gen)
@@ -408,12 +417,33 @@ def train_net(cfg: Config, x_train: torch.Tensor, y_train: torch.Tensor, device,
 
     def on_iteration(it: int) -> None:
         net.set_epsilon(epsilon_at(it + 1, cfg))
+        if callback is not None:
+            callback(it + 1, net)
+
+    def state() -> dict:
+        return {"net": net.state_dict(), "sched": sched.state_dict(), "gen": gen.get_state(),
+                "torch_rng": torch.get_rng_state(), "batches": batch_iter.state_dict(), "active": list(active),
+                "callback": callback.state_dict() if hasattr(callback, "state_dict") else None}
+
+    def load_state(d: dict) -> None:
+        net.load_state_dict(d["net"])
+        sched.load_state_dict(d["sched"])
+        gen.set_state(d["gen"])
+        torch.set_rng_state(d["torch_rng"])
+        batch_iter.load_state_dict(d["batches"])
+        active[:] = d["active"]
+        if d.get("callback") is not None and hasattr(callback, "load_state_dict"):
+            callback.load_state_dict(d["callback"])
 
     net.set_epsilon(epsilon_at(0, cfg))
     net.train()
+    ckpt = dict(checkpoint=checkpoint, state=state, load_state=load_state, checkpoint_every=checkpoint_every) \
+        if checkpoint else {}
     hist = fit(step, optimizer=opt, iterations=cfg.iterations, scheduler=sched, on_iteration=on_iteration,
-               desc=f"{method_name(cfg.variant, cfg.backbone)} {cfg.dataset} {cfg.bits}b", progress=cfg.progress) \
-        if cfg.iterations > 0 else History()
+               desc=f"{method_name(cfg.variant, cfg.backbone)} {cfg.dataset} {cfg.bits}b", progress=cfg.progress,
+               **ckpt) if cfg.iterations > 0 else History()
+    if active and torch.is_tensor(active[0]):  # off the CPU: device tensors, read back once
+        active[:] = torch.stack([torch.as_tensor(a).float() for a in active]).cpu().tolist()
     return net, hist, active
 
 

@@ -370,6 +370,8 @@ def augment_batch(x: torch.Tensor, crop: int, train: bool, jitter: int = 1, flip
     ``train``: one random crop offset within ±``jitter`` px of the centre per image and a random
     horizontal flip when ``flip``; otherwise the central crop.
     """
+    from ..train import to_device
+
     n, _, s, _ = x.shape
     c0 = (s - crop) // 2
     if not train:
@@ -381,7 +383,7 @@ def augment_batch(x: torch.Tensor, crop: int, train: bool, jitter: int = 1, flip
         ox = rng.integers(lo, hi + 1, size=n)
         out = torch.stack([x[i, :, oy[i]:oy[i] + crop, ox[i]:ox[i] + crop] for i in range(n)])
         if flip:
-            f = torch.from_numpy(rng.random(n) < 0.5)
+            f = to_device(torch.from_numpy(rng.random(n) < 0.5), out.device)
             out = torch.where(f[:, None, None, None], out.flip(-1), out)
     return (128.0 - out.float()) * 0.1
 
@@ -398,12 +400,15 @@ class _ClippedSGD(torch.optim.SGD):
     def step(self, closure=None):
         if self.max_norm is not None:
             params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
-            self.last_grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.max_norm))
+            norm = torch.nn.utils.clip_grad_norm_(params, self.max_norm)
+            # a GPU keeps the norm on the device (float() would synchronise the host every step)
+            self.last_grad_norm = float(norm) if norm.device.type == "cpu" else norm.detach()
         return super().step(closure)
 
 
 def train_model(cfg: Config, images: torch.Tensor, labels: np.ndarray, device: torch.device | str = "cpu",
-                progress: bool | None = None) -> tuple[DRSCHNet, dict]:
+                progress: bool | None = None, *, callback=None, checkpoint=None,
+                checkpoint_every: int = 0) -> tuple[DRSCHNet, dict]:
     """Train the DRSCH net on prepared training images.
 
     Parameters
@@ -412,13 +417,21 @@ def train_model(cfg: Config, images: torch.Tensor, labels: np.ndarray, device: t
     images : uint8 tensor (N, 3, S, S) from :func:`prepare_images`, or float (N, D) cached backbone
         features (pretrained regime: no crop, no flip)
     labels : int (N,)
+    callback : optional ``callback(iterations_done, model)`` run after every iteration (e.g. a
+        validation curve, :mod:`hashrepro.convergence`); it must return the model in training mode
+        and draw no random numbers; its ``state_dict()`` / ``load_state_dict(d)``, when it has
+        them, are checkpointed with the run.
+    checkpoint, checkpoint_every : resumable training (:func:`hashrepro.train.fit`): every
+        ``checkpoint_every`` iterations the model (slope included), optimiser, LR schedule, margin,
+        batch sampler and crop/flip generators are written to ``checkpoint``; a call that finds
+        that file continues from it and ends with the same model as an uninterrupted run.
 
     Returns
     -------
     (model in eval mode, info dict with "loss" (per-iteration list), "triplet", "regulariser",
     "active_fraction" (last-iteration values), "final_slope", "final_margin", "wall_time_s").
     """
-    from ..train import fit, resolve_device, seed_everything
+    from ..train import fit, resolve_device, seed_everything, to_device
 
     device = resolve_device(device)
     seed_everything(cfg.seed)
@@ -433,18 +446,19 @@ def train_model(cfg: Config, images: torch.Tensor, labels: np.ndarray, device: t
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
     sampler = PKSampler(labels, cfg.classes_per_batch, cfg.images_per_class, seed=cfg.seed)
     rng = np.random.default_rng(cfg.seed + 1)
-    labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.long).to(device)
+    images = images.to(device)  # the training set resident on the device; per iteration only indices travel
     flip = cfg.flip if cfg.flip is not None else False
     state = {"margin": cfg.margin0}
     parts: dict = {}
 
     def step(it: int) -> torch.Tensor:
-        idx = sampler()
+        idx = to_device(torch.from_numpy(sampler()), device)
         if features:
-            xb = images[torch.from_numpy(idx)].float().to(device)
+            xb = images[idx].float()
         else:
-            xb = augment_batch(images[idx], cfg.input_size, True, cfg.jitter, flip, rng).to(device)
-        yb = labels_t[idx].to(device)
+            xb = augment_batch(images[idx], cfg.input_size, True, cfg.jitter, flip, rng)
+        yb = labels_t[idx]
         _, h, _ = model.codes(xb)
         loss = loss_fn(h, yb, state["margin"]) if dsrh else loss_fn(h, model.weights, yb, state["margin"])
         parts.update(loss_fn.last)
@@ -453,11 +467,32 @@ def train_model(cfg: Config, images: torch.Tensor, labels: np.ndarray, device: t
     def on_iteration(it: int) -> None:
         model.set_slope(slope_at(it + 1, cfg.slope0, cfg.slope_factor, cfg.slope_every))
         state["margin"] = margin_at(it + 1, cfg.margin0, cfg.margin_step, cfg.margin_every)
+        if callback is not None:
+            callback(it + 1, model)
+
+    def save_state() -> dict:
+        return {"model": model.state_dict(), "sched": sched.state_dict(), "margin": state["margin"],
+                "sampler_rng": sampler.rng.bit_generator.state, "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "callback": callback.state_dict() if hasattr(callback, "state_dict") else None}
+
+    def load_state(d: dict) -> None:
+        model.load_state_dict(d["model"])
+        sched.load_state_dict(d["sched"])
+        state["margin"] = d["margin"]
+        sampler.rng.bit_generator.state = d["sampler_rng"]
+        rng.bit_generator.state = d["rng"]
+        torch.set_rng_state(d["torch_rng"])
+        if d.get("callback") is not None and hasattr(callback, "load_state_dict"):
+            callback.load_state_dict(d["callback"])
 
     model.train()
+    ckpt = dict(checkpoint=checkpoint, state=save_state, load_state=load_state,
+                checkpoint_every=checkpoint_every) if checkpoint else {}
     hist = fit(step, optimizer=opt, iterations=cfg.iterations, scheduler=sched, on_iteration=on_iteration,
-               desc=f"{method_name(cfg.variant, cfg.backbone)} {cfg.bits}b", progress=progress)
+               desc=f"{method_name(cfg.variant, cfg.backbone)} {cfg.bits}b", progress=progress, **ckpt)
     model.eval()
+    parts.update({k: v.item() for k, v in parts.items() if torch.is_tensor(v)})  # off the CPU: read back once
     info = {"loss": hist.loss, "wall_time_s": hist.wall_time_s,
             "triplet": parts.get("triplet"), "regulariser": parts.get("regulariser"),
             "active_fraction": (parts["n_active"] / parts["n_valid"]) if parts.get("n_valid") else None,
