@@ -38,7 +38,7 @@ from torch import nn
 from ..losses.deepbit import DeepBitLoss, rotate
 from ..losses.dh import DHLoss
 from ..models.cnnf import CNNF, DDHNet
-from . import ddh as _ddh
+from . import ddh_pipeline as _ddh
 
 __all__ = ["DHNet", "DeepBitNet", "fit_deep_baseline", "run_deep_baseline"]
 

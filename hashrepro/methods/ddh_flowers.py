@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from . import ddh as _ddh
+from . import ddh_pipeline as _ddh
 
 __all__ = ["svm_accuracy", "run_classification"]
 
