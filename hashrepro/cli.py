@@ -1,4 +1,4 @@
-"""Command line: ``hashrepro sweep | data | bench | book``.
+"""Command line: ``hashrepro sweep | data | bench | paper-grid | book``.
 
 Examples
 --------
@@ -8,6 +8,7 @@ hashrepro sweep mch --bits 32 -p base dch -p base hashnet --jobs 2
 hashrepro data list
 hashrepro data show cifar10
 hashrepro bench metrics
+hashrepro paper-grid --estimate                 # projected GPU time of the DNNH + DRSCH Table-2 grids
 hashrepro book retitle                          # title (and slim) the executed run notebooks
 hashrepro convergence dnnh --bits 48 --seed 0 --max-multiple 10   # validation mAP vs iterations
 
@@ -134,6 +135,16 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _paper_grid(args: argparse.Namespace) -> int:
+    from .paper_grid import main_cli
+
+    if args.save_costs and not args.estimate:
+        raise CLIError("--save-costs goes with --estimate")
+    if args.seeds is not None and any(s < 0 for s in args.seeds):
+        raise CLIError(f"--seeds must be non-negative integers, got {args.seeds}")
+    return main_cli(args)
+
+
 def _convergence(args: argparse.Namespace) -> int:
     from .convergence import convergence_curve, default_config, record_name
     from .paths import repo_root
@@ -218,6 +229,34 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("rest", nargs=argparse.REMAINDER)
     debug_flag(be)
     be.set_defaults(func=_bench)
+
+    pg = sub.add_parser("paper-grid", help="the Table-2 grid of DNNH and DRSCH (both regimes, 3 seeds) on one "
+                                           "device, or --estimate its GPU time from a few CPU iterations")
+    pg.add_argument("--papers", nargs="+", choices=["dnnh", "drsch"], default=None)
+    pg.add_argument("--regimes", nargs="+", choices=["scratch", "efficientnet_lite0"], default=None,
+                    help="backbone regimes (default both)")
+    pg.add_argument("--variants", nargs="+", default=None, help="a subset of the Table-2 variants")
+    pg.add_argument("--bits", nargs="+", type=_positive_int, default=None, help="a subset of the Table-2 lengths")
+    pg.add_argument("--seeds", nargs="+", type=int, default=None, help="default 0 1 2")
+    pg.add_argument("--dataset", default="cifar10")
+    pg.add_argument("--scale", choices=["smoke", "default", "paper"], default="paper")
+    pg.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
+    pg.add_argument("--out", default=".", help="records go under OUT/results/<paper>/ (default: the repository)")
+    pg.add_argument("--workers", type=_positive_int, default=1, help="processes sharing the device")
+    pg.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads per worker")
+    pg.add_argument("--estimate", "--dry-run", dest="estimate", action="store_true",
+                    help="time a few CPU iterations of every configuration and print the projected GPU time; "
+                         "writes no records")
+    pg.add_argument("--estimate-iterations", type=_positive_int, default=2,
+                    help="timed CPU iterations per distinct configuration (default 2)")
+    pg.add_argument("--budget-minutes", type=_positive_float, default=None,
+                    help="shorten every schedule so that the projected total fits (records marked shortened)")
+    pg.add_argument("--deadline-minutes", type=_positive_float, default=None,
+                    help="start no configuration after this many minutes")
+    pg.add_argument("--costs", default=None, help="per-iteration costs from --estimate --save-costs (no re-measuring)")
+    pg.add_argument("--save-costs", default=None, help="with --estimate: write the measured costs to this JSON")
+    debug_flag(pg)
+    pg.set_defaults(func=_paper_grid)
 
     cv = sub.add_parser("convergence", help="validation mAP vs iterations of a from-scratch recipe (resumable)")
     cv.add_argument("paper", choices=["dnnh", "drsch"])

@@ -121,11 +121,13 @@ def margin_at(iteration: int, margin0: float = 5.0, step: float = 0.1, every: in
 
 
 def triplet_hinge(h: torch.Tensor, weights: torch.Tensor | None, labels: torch.Tensor, margin: float,
-                  form: str = "affinity") -> tuple[torch.Tensor, int, int]:
+                  form: str = "affinity", lazy: bool | None = None) -> tuple[torch.Tensor, int, int]:
     """Mean hinge over all valid in-batch triplets.
 
     Returns (mean loss (scalar), number of valid triplets, number of active triplets (loss > 0)).
     A batch with no valid triplet gives a zero loss that is still attached to the graph.
+    ``lazy`` (None: when ``h`` is not on the CPU): a masked mean without a host synchronisation,
+    the two counts returned as 0-dim device tensors.
     """
     mask = triplet_mask(labels)
     if form == "affinity":
@@ -138,6 +140,11 @@ def triplet_hinge(h: torch.Tensor, weights: torch.Tensor | None, labels: torch.T
         viol = margin + d[:, :, None] - d[:, None, :]
     else:
         raise ValueError(f"form must be 'affinity' or 'distance', got {form!r}")
+    if h.device.type != "cpu" if lazy is None else lazy:
+        m = mask.to(viol.dtype)
+        hinge = torch.relu(viol) * m
+        n_t = m.sum()
+        return hinge.sum() / n_t.clamp_min(1.0), n_t.detach(), (hinge > 0).sum().detach()
     hinge = torch.relu(viol)[mask]
     n_valid = int(mask.sum())
     if n_valid == 0:
@@ -193,6 +200,8 @@ class DRSCHLoss(nn.Module):
         self.code_faithful = bool(code_faithful)
         self._stale_labels: torch.Tensor | None = None
         self.last: dict = {}
+        #: None: ``last`` holds device tensors (no host sync) off the CPU, floats on the CPU; or forced.
+        self.lazy_stats: bool | None = None
 
     def reset(self) -> None:
         """Forget the labels remembered by ``code_faithful=True``."""
@@ -212,15 +221,20 @@ class DRSCHLoss(nn.Module):
             raise ValueError(f"h must be (N, q) and labels (N,) or (N, C) with the same N; got h "
                              f"{tuple(h.shape)}, labels {tuple(labels.shape)}")
         c = self.margin if margin is None else float(margin)
-        trip, n_valid, n_active = triplet_hinge(h, weights, labels, c, self.form)
+        lazy = h.device.type != "cpu" if self.lazy_stats is None else self.lazy_stats
+        trip, n_valid, n_active = triplet_hinge(h, weights, labels, c, self.form, lazy=lazy)
         loss = trip
         reg = torch.zeros((), device=h.device)
         if self.lam > 0:
             r = h if weights is None else h * weights
             reg = laplacian_regulariser(r, self.regulariser_matrix(labels.to(h.device)).to(h.device))
             loss = loss + self.lam * reg
-        self.last = {"triplet": float(trip.detach()), "regulariser": float(reg.detach()),
-                     "n_valid": n_valid, "n_active": n_active, "margin": c}
+        if lazy:  # no host synchronisation: device tensors (the caller converts once, at the end)
+            self.last = {"triplet": trip.detach(), "regulariser": reg.detach(), "n_valid": n_valid,
+                         "n_active": n_active, "margin": c}
+        else:
+            self.last = {"triplet": float(trip.detach()), "regulariser": float(reg.detach()),
+                         "n_valid": n_valid, "n_active": n_active, "margin": c}
         return loss
 
     def extra_repr(self) -> str:

@@ -87,6 +87,8 @@ class TripletRankingLoss(nn.Module):
             raise ValueError(f"per_anchor must be >= 1, got {per_anchor}")
         self.margin, self.triplets, self.per_anchor = float(margin), triplets, int(per_anchor)
         self.last_stats: dict = {}
+        #: None: statistics as device tensors (no host sync) off the CPU, floats on the CPU; or forced.
+        self.lazy_stats: bool | None = None
 
     def forward(self, codes: torch.Tensor, labels: torch.Tensor, codes_other: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
@@ -100,6 +102,13 @@ class TripletRankingLoss(nn.Module):
         mask = triplet_mask(labels.to(codes.device))
         if self.triplets == "random":
             mask = self._sample(mask, generator)
+        if codes.device.type != "cpu" if self.lazy_stats is None else self.lazy_stats:
+            # no host synchronisation (a GPU): a masked mean, the statistics left as device tensors
+            m = mask.to(d.dtype)
+            n_t = m.sum().clamp_min(1.0)
+            hinge = torch.relu(d[:, :, None] - d[:, None, :] + self.margin) * m
+            self.last_stats = {"triplets": m.sum().detach(), "active": ((hinge > 0).to(d.dtype).sum() / n_t).detach()}
+            return hinge.sum() / n_t
         n = int(mask.sum())
         if n == 0:
             self.last_stats = {"triplets": 0, "active": 0.0}

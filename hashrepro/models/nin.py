@@ -218,7 +218,7 @@ def piecewise_threshold(s: torch.Tensor, epsilon: float) -> torch.Tensor:
     The gradient is 1 inside the band and 0 outside (the constant pieces), as in the paper.
     ε ≥ 0.5 makes g the identity on [0, 1]; ε = 0 is a hard step.
     """
-    if epsilon < 0:
+    if not torch.is_tensor(epsilon) and epsilon < 0:  # a tensor ε (a GPU buffer) is not read back
         raise ValueError(f"epsilon must be >= 0, got {epsilon}")
     lo, hi = 0.5 - epsilon, 0.5 + epsilon
     zero = torch.zeros((), dtype=s.dtype, device=s.device)
@@ -295,7 +295,8 @@ class DivideAndEncode(nn.Module):
         """c = fc_i(x^(i)) for every slice i: (N, d) → (N, q)."""
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"expected features of shape (N, {self.in_features}), got {tuple(x.shape)}")
-        out = x.new_zeros(x.shape[0], self.bits).index_add_(1, self.slice_id, x * self.weight)
+        src = x * self.weight  # its dtype, not x's, under autocast (bf16 x, fp32 weight)
+        out = src.new_zeros(x.shape[0], self.bits).index_add_(1, self.slice_id, src)
         if self.bias is not None:
             out = out + self.bias
         if self.center is not None:
@@ -305,7 +306,8 @@ class DivideAndEncode(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = torch.sigmoid(self.beta * self.pre_activation(x))
         if self.threshold:
-            s = piecewise_threshold(s, float(self.epsilon))
+            # off the CPU the buffer itself (float() would synchronise the host every forward)
+            s = piecewise_threshold(s, float(self.epsilon) if s.device.type == "cpu" else self.epsilon.to(s.dtype))
         return s
 
     def extra_repr(self) -> str:
