@@ -40,6 +40,7 @@ __all__ = [
     "FEATURES",
     "dataset_features",
     "features_cache_dir",
+    "resumable_cache",
 ]
 
 
@@ -579,18 +580,40 @@ def _cached_backbone_features(dataset, feature: str, cache: bool = True, root=No
         return backbone_features(dataset.images, feature, pretrained, key["input_size"], key["normalisation"],
                                  batch_size, device, progress)
     d = features_cache_dir(root)
-    final, meta = d / f"{key['stem']}.npy", d / f"{key['stem']}.json"
-    part, part_meta = d / f"{key['stem']}.partial.npy", d / f"{key['stem']}.partial.json"
     key_only = {k: v for k, v in key.items() if k != "stem"}
+
+    def fill(out, start, on_batch):
+        backbone_features(dataset.images, feature, pretrained, key["input_size"], key["normalisation"], batch_size,
+                          device, progress, out=out, start=start, on_batch=on_batch)
+
+    return resumable_cache(d, key["stem"], key_only, (n, dim), fill, checkpoint_every)
+
+
+def resumable_cache(directory: Path, stem: str, key: dict, shape: tuple, fill: Callable, checkpoint_every: int = 2048,
+                    warn_stacklevel: int = 4) -> np.ndarray:
+    """A float32 array of ``shape`` computed once by ``fill`` and cached under ``directory``, resumable.
+
+    Files: ``<stem>.npy`` (complete) + ``<stem>.json`` (``key`` + extraction speed); while filling,
+    ``<stem>.partial.npy`` (a memmap) + ``<stem>.partial.json`` (``key`` and the rows done, written
+    every ``checkpoint_every`` rows along the first axis). ``fill(out, start, on_batch)`` must fill
+    ``out[start:]`` in order and call ``on_batch(rows_done)`` after each batch. An interrupted fill
+    resumes from the last checkpoint; the finished file is renamed into place (atomic). A cached
+    file whose sidecar ``key`` differs is never read. Returns a read-only memmap of ``shape``.
+    """
+    shape = tuple(int(v) for v in shape)
+    n = shape[0]
+    final, meta = directory / f"{stem}.npy", directory / f"{stem}.json"
+    part, part_meta = directory / f"{stem}.partial.npy", directory / f"{stem}.partial.json"
+    key_only = json.loads(json.dumps(key, default=str))  # what the sidecar stores (lists, not tuples)
     if final.is_file() and meta.is_file():
         try:
             stored = json.loads(meta.read_text())
             feats = np.load(final, mmap_mode="r")
-            if {k: stored.get(k) for k in key_only} == key_only and feats.shape == (n, dim):
+            if {k: stored.get(k) for k in key_only} == key_only and feats.shape == shape:
                 return feats
         except (OSError, ValueError):
             pass
-        warnings.warn(f"feature cache {final.name} does not match its key: recomputing", stacklevel=3)
+        warnings.warn(f"feature cache {final.name} does not match its key: recomputing", stacklevel=warn_stacklevel)
     done = 0
     mm = None
     if part.is_file() and part_meta.is_file():
@@ -598,13 +621,13 @@ def _cached_backbone_features(dataset, feature: str, cache: bool = True, root=No
             pm = json.loads(part_meta.read_text())
             if pm.get("key") == key_only:
                 mm = np.load(part, mmap_mode="r+")
-                done = int(pm["done"]) if mm.shape == (n, dim) else 0
-                if mm.shape != (n, dim):
+                done = int(pm["done"]) if mm.shape == shape else 0
+                if mm.shape != shape:
                     mm = None
         except (OSError, ValueError, KeyError):
             mm, done = None, 0
     if mm is None:
-        mm = np.lib.format.open_memmap(part, mode="w+", dtype=np.float32, shape=(n, dim))
+        mm = np.lib.format.open_memmap(part, mode="w+", dtype=np.float32, shape=shape)
         done = 0
     t0, start = time.perf_counter(), done
     last = [done]
@@ -615,8 +638,7 @@ def _cached_backbone_features(dataset, feature: str, cache: bool = True, root=No
             _write_json_atomic(part_meta, {"key": key_only, "done": rows})
             last[0] = rows
 
-    backbone_features(dataset.images, feature, pretrained, key["input_size"], key["normalisation"], batch_size,
-                      device, progress, out=mm, start=done, on_batch=on_batch)
+    fill(mm, done, on_batch)
     mm.flush()
     secs = time.perf_counter() - t0
     del mm

@@ -32,6 +32,38 @@ mosaics instead of NUS-WIDE / MS-COCO / MIRFLICKR (not available offline); short
 than by the sequential spectral + Nesterov bit-wise solver; the agent's REINFORCE update subtracts a
 moving-average baseline and divides by a moving reward standard deviation, at learning rate 1e-3
 (eq. 7 has neither; ``agent_baseline="none", agent_reward_norm=False, agent_lr=1e-4`` is the paper's).
+
+Two regimes (``Config.backbone``)
+---------------------------------
+``"scratch"`` (default): the small CNN above, pretrained on the training split and fine-tuned by
+the deep base models, on ``input_size`` = 32-px crops.
+
+``"efficientnet_lite0"``: the paper's regime, an ImageNet-pretrained backbone
+(:mod:`hashrepro.models.backbones`; EfficientNet-Lite0 stands in for AlexNet). **Choice: the
+backbone is frozen and every crop's pooled 1,280-d feature is computed once and cached**; the base
+models are heads on those features (:class:`hashrepro.models.mch_heads.FeatureBackbone`: the
+features standardised with the training images' means and standard deviations, then the base
+model's hash layer; KSH's kernel map on the same standardised features). Why: on the 2-core CPU one
+backbone pass costs 20-50 ms per crop (``benchmarks/backbone_input.py``), and the agent alone codes
+T x batch = 25,600 crops per run, the extension 5 per database image per σ: fine-tuning the last
+blocks would re-run the backbone on every crop after every update (hours per run), while frozen
+features make a crop's code a lookup + one linear layer. The crop set must then be finite, and it
+is: the extension's crops are the 5 boxes (4 corners, centre) of ratio σ (§4.3), and the agent's
+random crops (Algorithm 2: ratio ~ U(crop_min, crop_max), position uniform) become a draw from the
+same 5 boxes at the ratios ``crop_ratios`` = (0.3, 0.5, 0.7) that lie in [crop_min, crop_max]
+(deviation: 15 crops per image instead of a continuum). Each crop is cut from the mosaic and
+resampled to ``backbone_input_size`` = :data:`PRETRAINED_INPUT_SIZE` = 112 px (the backbone's
+default is 160: 112 px extracts 2-4x faster on this CPU, 48 against 13 img/s on one thread under
+load, at 0.68 against 0.75 CIFAR-10 linear-probe accuracy), with the whole image through the same
+path (box = the image). Cached per σ group by :func:`hashrepro.crop_features.cached_crop_features`
+(resumable; keyed by weights, input size, normalisation, pixels, boxes and rows): the whole images
+of every row; σ = ``sigma``, ``sens_sigmas`` and ``crop_ratios`` on the database and training
+rows; the other σ of ``sigma_grid`` on Table 3's sample of ``grid_items`` database items
+(:func:`crop_plan`, :func:`prepare_features`: run it alone, in the background, to fill the cache).
+LSH and ITQ run on the same whole-image features; the agent's state (eq. 3) uses the standardised
+features of the image and the crop. Records are named ``<method>-efficientnet_lite0`` (``mch-dch-
+efficientnet_lite0``, ``dch-efficientnet_lite0``, ``lsh-efficientnet_lite0``) and carry
+``protocol["backbone"]``.
 """
 from __future__ import annotations
 
@@ -53,6 +85,7 @@ from ..losses.pairwise import (ADSHLoss, PairwiseHashLoss, _sign, hamming_distan
                                make_loss, pair_weights, similarity)
 from ..models.policy import KEEP, PolicyNet, build_state
 from ..models.small_cnn import HashModel, SmallCNN
+from ..crop_features import crop_resize
 from ..diagnostics import diagnose, flag_record
 from ..params import check_seed
 
@@ -65,6 +98,13 @@ __all__ = [
     "crop_boxes",
     "random_crop_boxes",
     "crop_resize",
+    "BACKBONES",
+    "PRETRAINED_INPUT_SIZE",
+    "method_name",
+    "crop_plan",
+    "prepare_features",
+    "CropBank",
+    "FeatureHasher",
     "DeepHasher",
     "KSHHasher",
     "train_base",
@@ -79,6 +119,11 @@ __all__ = [
 ]
 
 BASES = ("ksh", "hashnet", "adsh", "dch", "mmhh")
+#: "scratch": the small CNN trained on the mosaics; "efficientnet_lite0": the ImageNet backbone,
+#: frozen, the pooled features of every crop cached, the base models as heads on them.
+BACKBONES = ("scratch", "efficientnet_lite0")
+#: Input side of the ImageNet backbone in the pretrained regime (see the module docstring).
+PRETRAINED_INPUT_SIZE = 112
 #: Baselines of the agent's REINFORCE update: "none" (eq. 7 as printed), "batch" (leave-one-out
 #: mean of the batch's rewards), "ema" (moving average of earlier iterations' rewards).
 AGENT_BASELINES = ("none", "batch", "ema")
@@ -114,7 +159,14 @@ class Config:
     n_query_per_class: int = 40
     n_train_per_class: int = 150
     input_size: int = 32
-    # backbone (stand-in for ImageNet AlexNet) and its pretraining
+    # backbone: "scratch" (the small CNN below) or "efficientnet_lite0" (ImageNet, frozen, cached
+    # crop features; see the module docstring), its input side (None: PRETRAINED_INPUT_SIZE), the
+    # agent's finite crop ratios and the hidden layers of the feature head (pretrained regime only)
+    backbone: str = "scratch"
+    backbone_input_size: int | None = None
+    crop_ratios: tuple = (0.3, 0.5, 0.7)
+    head_hidden: tuple = ()
+    # the scratch backbone (stand-in for ImageNet AlexNet) and its pretraining
     widths: tuple = (16, 32, 64)
     feat_dim: int = 128
     pretrain_iters: int = 400
@@ -165,6 +217,13 @@ class Config:
         self.base = str(self.base).lower()
         if self.base not in BASES:
             raise ValueError(f"base must be one of {BASES}, got {self.base!r}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES} ('scratch': the small CNN trained on the "
+                             f"mosaics; 'efficientnet_lite0': the frozen ImageNet backbone), got {self.backbone!r}")
+        if self.backbone_input_size is not None and (isinstance(self.backbone_input_size, bool) or not isinstance(
+                self.backbone_input_size, (int, np.integer)) or self.backbone_input_size < 16):
+            raise ValueError("backbone_input_size must be None (the pretrained regime's "
+                             f"{PRETRAINED_INPUT_SIZE} px) or an int >= 16 (pixels), got {self.backbone_input_size!r}")
         if self.scale not in ("smoke", "default", "paper"):
             raise ValueError(f"scale must be 'smoke', 'default' or 'paper', got {self.scale!r}")
         if not isinstance(self.bits, (int, np.integer)) or not 1 <= int(self.bits) <= 64:
@@ -197,16 +256,49 @@ class Config:
         for name in ("pretrain_iters", "base_iters", "reward_pairs", "n_visual", "grid_items"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("widths", "policy_hidden", "ks", "sigma_grid", "xi_grid", "sens_sigmas", "sens_xis"):
+        for name in ("widths", "policy_hidden", "ks", "sigma_grid", "xi_grid", "sens_sigmas", "sens_xis",
+                     "crop_ratios", "head_hidden"):
             setattr(self, name, tuple(getattr(self, name)))
+        if self.backbone != "scratch":
+            for name in ("sigma_grid", "sens_sigmas", "crop_ratios"):
+                if any(not 0.0 < float(v) <= 1.0 for v in getattr(self, name)):
+                    raise ValueError(f"{name} must hold crop ratios in (0, 1], got {getattr(self, name)}")
+            if not 0.0 < self.sigma:
+                raise ValueError(f"sigma must be in (0, 1] in the pretrained regime, got {self.sigma}")
+            if not self.agent_ratios():
+                raise ValueError(f"no crop_ratios {self.crop_ratios} lie in [crop_min, crop_max] = "
+                                 f"[{self.crop_min}, {self.crop_max}]: the agent would have no crops to try")
         if any(int(k) < 1 for k in self.ks):
             raise ValueError(f"ks must be positive, got {self.ks}")
         parse_dataset(self.dataset)
 
+    def agent_ratios(self) -> tuple:
+        """The crop ratios the agent draws from in the pretrained regime: ``crop_ratios`` within
+        [crop_min, crop_max]."""
+        return tuple(float(r) for r in self.crop_ratios if self.crop_min <= float(r) <= self.crop_max)
+
+    @property
+    def backbone_size(self) -> int:
+        """Pixels per side fed to the ImageNet backbone (pretrained regime)."""
+        return int(self.backbone_input_size or PRETRAINED_INPUT_SIZE)
+
     @classmethod
     def for_scale(cls, scale: str = "default", **overrides) -> "Config":
         """Presets: ``smoke`` (seconds, tests), ``default`` (CPU, a couple of minutes on 2 cores),
-        ``paper`` (the paper's split sizes and §5.2.2 agent settings, longer training; GPU)."""
+        ``paper`` (the paper's split sizes and §5.2.2 agent settings, longer training; GPU).
+
+        With ``backbone="efficientnet_lite0"`` at ``default`` (the ``pretrained`` preset): a
+        **smaller CIFAR-10 mosaic database**, 2,000 mosaics (20 queries and 80 training images per
+        class: about 200 queries, 800 training images, a database of 1,800), because every crop must
+        go through the ImageNet backbone once and the scratch default's 4,000 mosaics need 63,000
+        crops per seed (the mosaic depends on the seed): 16-32 min on a free core at 33-65 crops/s
+        (112 px), hours on the shared machine, where the extraction ran at about 2 crops/s beside
+        the prioritised sweeps; ``grid_items`` = 200 for Table 3 and ``sens_sigmas`` = (0.5,)
+        (Fig. 9 varies ξ; σ is varied by Table 3's ANHC grid): 21,920 crops for seed 0
+        (:func:`crop_plan`). The base models train ``base_iters`` = 2,000 iterations of 64 (a head
+        on cached features: about a millisecond an iteration) instead of 500. Any of these can be
+        overridden (e.g. ``n_images=4000, n_query_per_class=40, n_train_per_class=150,
+        grid_items=500, sens_sigmas=(0.3, 0.5, 0.7)``: the scratch default's mosaic and split)."""
         presets = {
             "smoke": dict(n_images=240, n_query_per_class=3, n_train_per_class=8, input_size=16,
                           widths=(8, 16), feat_dim=32, pretrain_iters=10, base_iters=10, batch_size=32,
@@ -215,19 +307,24 @@ class Config:
                           sigma_grid=(0.5, 1.0), xi_grid=(0.5, 1.0), grid_items=40, sens_sigmas=(0.5,),
                           sens_xis=(0.5,), n_visual=2, cache=False),
             "default": {},
+            # the pretrained regime's default (with backbone != "scratch"): a smaller mosaic, see below
+            "pretrained": dict(n_images=2000, n_query_per_class=20, n_train_per_class=80, grid_items=200,
+                               sens_sigmas=(0.5,), base_iters=2000),
             "paper": dict(n_images=20000, n_query_per_class=100, n_train_per_class=500, input_size=64,
                           widths=(32, 64, 128, 256), feat_dim=512, pretrain_iters=5000, base_iters=10000,
                           adsh_outer=50, ks=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
                           grid_items=2000, sens_sigmas=(0.1, 0.3, 0.5, 0.7, 0.9),
                           sens_xis=(0.01, 0.1, 0.3, 0.5, 0.7, 0.9)),
         }
-        if scale not in presets:
-            raise ValueError(f"scale must be one of {sorted(presets)}, got {scale!r}")
+        if scale not in ("smoke", "default", "paper"):
+            raise ValueError(f"scale must be one of ['default', 'paper', 'smoke'], got {scale!r}")
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - names)
         if unknown:
             raise ValueError(f"unknown Config field(s) {unknown}; valid: {sorted(names)}")
         kw = dict(presets[scale])
+        if overrides.get("backbone", cls.backbone) != "scratch" and scale == "default":
+            kw.update(presets["pretrained"])
         kw.update(overrides)
         return cls(scale=scale, **kw)
 
@@ -341,43 +438,32 @@ def random_crop_boxes(n: int, height: int, width: int, lo: float, hi: float, rng
     return np.stack([x1, y1, x1 + cw, y1 + ch], 1).astype(np.float32)
 
 
-def crop_resize(images_u8: torch.Tensor, boxes: np.ndarray | torch.Tensor | None, size: int) -> torch.Tensor:
-    """Crop boxes out of images and resize them to ``size``×``size``.
-
-    Bilinear sampling at twice the output resolution followed by 2×2 average pooling (what
-    ``torchvision.ops.roi_align(..., sampling_ratio=2, aligned=True)`` computes, without importing
-    torchvision).
-
-    images_u8 : uint8 (N, C, H, W); boxes : (N, 4) ``(x1, y1, x2, y2)`` in pixels, one per image,
-    or None for the whole image. Returns float (N, C, size, size) in [0, 1].
-    """
-    x = images_u8.float().div_(255.0)
-    n, _, h, w = x.shape
-    if boxes is None:
-        if h == size and w == size:
-            return x
-        b = torch.tensor([[0.0, 0.0, float(w), float(h)]]).expand(n, 4)
-    else:
-        b = torch.as_tensor(boxes, dtype=torch.float32)
-        if b.shape != (n, 4):
-            raise ValueError(f"boxes must have shape ({n}, 4), got {tuple(b.shape)}")
-    s2 = 2 * size
-    # sample centres of an s2 x s2 grid inside each box, in normalised [-1, 1] coordinates
-    t = (torch.arange(s2, dtype=torch.float32) + 0.5) / s2  # (s2,)
-    xs = b[:, 0:1] + t[None, :] * (b[:, 2:3] - b[:, 0:1])  # (n, s2) pixel coordinates
-    ys = b[:, 1:2] + t[None, :] * (b[:, 3:4] - b[:, 1:2])
-    gx = 2.0 * xs / w - 1.0
-    gy = 2.0 * ys / h - 1.0
-    grid = torch.stack([gx[:, None, :].expand(n, s2, s2), gy[:, :, None].expand(n, s2, s2)], dim=3)
-    out = F.avg_pool2d(F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False), 2)
-    if h == size and w == size:  # a whole-image box at the input size is the image itself (σ = 1)
-        full = (b == torch.tensor([0.0, 0.0, float(w), float(h)])).all(1)
-        out[full] = x[full]
-    return out
-
-
 # --------------------------------------------------------------------------- hashers
-class DeepHasher:
+class _ImageCrops:
+    """Crops of images for a hasher whose ``embed(images_u8, boxes)`` codes pixel boxes (scratch)."""
+
+    def embed_crop(self, images_u8: torch.Tensor, sigma: float, pos: int):
+        """Crop ``pos`` (0..4: top-left, top-right, bottom-left, bottom-right, centre) of ratio
+        ``sigma`` of every image -> (f (N, D), z (N, Q))."""
+        n, _, h, w = images_u8.shape
+        return self.embed(images_u8, np.repeat(crop_boxes(h, w, sigma)[pos:pos + 1], n, axis=0))
+
+    def embed_random_crops(self, images_u8: torch.Tensor, cfg: "Config", rng: np.random.Generator):
+        """One random crop per image (Algorithm 2: ratio ~ U(crop_min, crop_max), position uniform)."""
+        n, _, h, w = images_u8.shape
+        return self.embed(images_u8, random_crop_boxes(n, h, w, cfg.crop_min, cfg.crop_max, rng))
+
+
+def _crop_method(hasher, name: str):
+    """``hasher.<name>``, or the image-crop version of it for a hasher that only has ``embed(images,
+    boxes)`` (any object coding pixel boxes)."""
+    fn = getattr(hasher, name, None)
+    if fn is not None:
+        return fn
+    return getattr(_ImageCrops, name).__get__(hasher)
+
+
+class DeepHasher(_ImageCrops):
     """A trained deep base model: images -> (features f(x), pre-activations z); code = sign(z)."""
 
     def __init__(self, model: HashModel, input_size: int, device: torch.device):
@@ -422,7 +508,7 @@ class KSHModel(nn.Module):
         return self.kernel(f) @ self.A
 
 
-class KSHHasher:
+class KSHHasher(_ImageCrops):
     """KSH on frozen backbone features: images -> (f(x), z = KSH(f(x)))."""
 
     def __init__(self, backbone: SmallCNN, ksh: KSHModel, input_size: int, device: torch.device):
@@ -439,6 +525,193 @@ class KSHHasher:
             fs.append(f.float().cpu())
             zs.append(self.ksh(f).float().cpu())
         return torch.cat(fs).numpy(), torch.cat(zs).numpy()
+
+
+class CropBank:
+    """Cached pooled backbone features of whole images and of their crops (pretrained regime).
+
+    whole : (N_all, D) features of every dataset row (the whole image), indexed by dataset row.
+    groups : {σ: (rows (n,) sorted int64 dataset rows, feats (n, 5, D))}, the 5 crops of
+        :func:`crop_boxes` of ratio σ of those rows. σ = 1 is the whole image.
+    """
+
+    def __init__(self, whole: np.ndarray, groups: dict):
+        self.whole_feats = whole
+        self.groups = {float(k): (np.asarray(r, dtype=np.int64), f) for k, (r, f) in groups.items()}
+        self.dim = int(whole.shape[1])
+
+    def whole(self, rows) -> np.ndarray:
+        """(n,) dataset rows -> float32 (n, D)."""
+        return np.asarray(self.whole_feats[np.asarray(rows, dtype=np.int64)], dtype=np.float32)
+
+    def _pos(self, sigma: float, rows: np.ndarray):
+        sigma = float(sigma)
+        if sigma not in self.groups:
+            raise ValueError(f"no cached crops of ratio {sigma}; cached ratios: {sorted(self.groups)} "
+                             "(crop_plan decides which ratios are extracted)")
+        have, feats = self.groups[sigma]
+        i = np.searchsorted(have, rows)
+        ok = (i < len(have)) & (have[np.minimum(i, len(have) - 1)] == rows)
+        if not ok.all():
+            raise ValueError(f"crops of ratio {sigma} are not cached for dataset rows {rows[~ok][:5].tolist()}...")
+        return i, feats
+
+    def crop(self, rows, sigma: float, pos) -> np.ndarray:
+        """Features of crop ``pos`` (int, or (n,) ints in 0..4) of ratio ``sigma`` of ``rows``: (n, D)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if float(sigma) == 1.0:
+            return self.whole(rows)
+        i, feats = self._pos(sigma, rows)
+        pos = np.broadcast_to(np.asarray(pos, dtype=np.int64), rows.shape)
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        for c in np.unique(pos):  # one memmap gather per crop position
+            m = pos == c
+            order = np.argsort(i[m], kind="stable")
+            sel = np.flatnonzero(m)[order]
+            out[sel] = feats[i[m][order], int(c)]
+        return out
+
+
+class FeatureHasher:
+    """A base model on cached features: dataset rows (or crops of them) -> (f, z); code = sign(z).
+
+    model : has ``features_and_codes(x)`` on (n, D) backbone features (a
+    :class:`~hashrepro.models.small_cnn.HashModel` over a
+    :class:`~hashrepro.models.mch_heads.FeatureBackbone`, or
+    :class:`~hashrepro.models.mch_heads.KSHOnFeatures`). ``f`` is the standardised feature the
+    agent's state uses (eq. 3).
+    """
+
+    def __init__(self, model: nn.Module, bank: CropBank, device: torch.device):
+        self.model, self.bank, self.device = model, bank, device
+
+    @torch.no_grad()
+    def _code(self, x: np.ndarray, batch_size: int = 4096):
+        self.model.eval()
+        fs, zs = [], []
+        for i in range(0, len(x), batch_size):
+            f, z = self.model.features_and_codes(torch.from_numpy(x[i:i + batch_size]).to(self.device))
+            fs.append(f.float().cpu())
+            zs.append(z.float().cpu())
+        if not fs:
+            return np.zeros((0, self.bank.dim), np.float32), np.zeros((0, 0), np.float32)
+        return torch.cat(fs).numpy(), torch.cat(zs).numpy()
+
+    @staticmethod
+    def _rows(rows) -> np.ndarray:
+        return rows.numpy().astype(np.int64) if isinstance(rows, torch.Tensor) else np.asarray(rows, dtype=np.int64)
+
+    def embed(self, rows, boxes=None):
+        """Whole images of dataset ``rows`` -> (f (n, D'), z (n, Q)). ``boxes`` must be None (crops:
+        :meth:`embed_crop`)."""
+        if boxes is not None:
+            raise ValueError("FeatureHasher codes cached crops only: use embed_crop(rows, sigma, pos)")
+        return self._code(self.bank.whole(self._rows(rows)))
+
+    def embed_crop(self, rows, sigma: float, pos):
+        """Crop ``pos`` of ratio ``sigma`` of every row -> (f, z)."""
+        return self._code(self.bank.crop(self._rows(rows), sigma, pos))
+
+    def embed_random_crops(self, rows, cfg: "Config", rng: np.random.Generator):
+        """One crop per row drawn from the finite set: ratio uniform on ``cfg.agent_ratios()``,
+        position uniform on the 5 boxes (the pretrained regime's Algorithm 2)."""
+        rows = self._rows(rows)
+        ratios = np.asarray(cfg.agent_ratios())
+        sig = ratios[rng.integers(0, len(ratios), size=len(rows))]
+        pos = rng.integers(0, 5, size=len(rows))
+        x = np.empty((len(rows), self.bank.dim), dtype=np.float32)
+        for r in np.unique(sig):
+            m = sig == r
+            x[m] = self.bank.crop(rows[m], float(r), pos[m])
+        return self._code(x)
+
+
+def method_name(name: str, backbone: str = "scratch") -> str:
+    """Record name of a method in a regime: ``mch-dch`` / ``dch`` / ``lsh`` from scratch,
+    ``mch-dch-efficientnet_lite0`` etc. on the ImageNet backbone."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
+    return name if backbone == "scratch" else f"{name}-{backbone}"
+
+
+def _grid_sample(cfg: "Config", n_db: int):
+    """Table 3's sample of database positions and the generator that drew it (the run keeps drawing
+    Fig. 8's queries from the same generator). Returns (sorted positions (m,), rng)."""
+    rng = np.random.default_rng(cfg.seed + 5)
+    sub = np.sort(rng.choice(n_db, min(cfg.grid_items, n_db), replace=False))
+    return sub, rng
+
+
+def crop_plan(cfg: "Config", ds, sp) -> list:
+    """The crops the pretrained regime extracts, in extraction order: a list of ``(sigma, rows)``
+    (sigma None = the whole images of every dataset row; otherwise the 5 boxes of ratio σ of the
+    sorted dataset ``rows``). A ratio's rows are the union of what needs it: σ = ``sigma`` and
+    ``sens_sigmas`` on the database (and training) rows (§4.3, Fig. 9), the agent's
+    ``crop_ratios`` on the training rows (Algorithm 2), the other σ of ``sigma_grid`` on Table 3's
+    sample of ``grid_items`` database items. Crops: ``sum(len(rows) * (1 if sigma is None else 5))``."""
+    db, tr = np.asarray(sp.database, dtype=np.int64), np.asarray(sp.train, dtype=np.int64)
+    sub, _ = _grid_sample(cfg, len(db))
+    need: dict = {}
+
+    def add(sigma, rows):
+        sigma = float(sigma)
+        if sigma != 1.0:  # σ = 1 is the whole image
+            need[sigma] = np.union1d(need.get(sigma, np.zeros(0, np.int64)), rows).astype(np.int64)
+
+    for sigma in (cfg.sigma, *cfg.sens_sigmas):
+        add(sigma, np.union1d(db, tr))
+    for sigma in cfg.agent_ratios():
+        add(sigma, tr)
+    for sigma in cfg.sigma_grid:
+        add(sigma, db[sub])
+    first = [float(cfg.sigma)] + [float(r) for r in cfg.agent_ratios()]
+    order = sorted(need, key=lambda v: (v not in first, first.index(v) if v in first else 0, v))
+    return [(None, np.arange(len(ds.images), dtype=np.int64))] + [(sigma, need[sigma]) for sigma in order]
+
+
+def prepare_features(cfg: "Config", ds=None, sp=None, progress: bool | None = None):
+    """Extract (or read) every cached crop feature the pretrained-regime run of ``cfg`` needs.
+
+    Each group of :func:`crop_plan` is one resumable cache file
+    (:func:`hashrepro.crop_features.cached_crop_features`); run this alone in the background to
+    fill the cache (``nohup python -c "from hashrepro.methods import mch;
+    mch.prepare_features(mch.Config.for_scale('default', dataset='mosaic-cifar10',
+    backbone='efficientnet_lite0', seed=0))"``), then the runs read it.
+
+    Returns (bank: :class:`CropBank`, info: dict with ``extraction_s`` (seconds spent extracting in
+    this call), ``n_crops`` (crops in the plan), ``cached`` (nothing had to be extracted)).
+    """
+    from ..crop_features import cached_crop_features, crop_cache_key
+    from ..features import features_cache_dir
+
+    if cfg.backbone == "scratch":
+        raise ValueError("prepare_features is for the pretrained regime (backbone='efficientnet_lite0')")
+    if ds is None or sp is None:
+        ds, sp = load_data(cfg)
+    h, w = ds.images.shape[1], ds.images.shape[2]
+    prog = cfg.progress if progress is None else progress
+    kw = dict(backbone=cfg.backbone, pretrained="imagenet", input_size=cfg.backbone_size, cache=cfg.cache,
+              progress=prog if prog is not None else True, device="cpu" if str(cfg.device) == "cpu" else "auto")
+    t_extract, n_crops, cached = 0.0, 0, True
+    whole, groups = None, {}
+    for sigma, rows in crop_plan(cfg, ds, sp):
+        boxes = (np.array([[0.0, 0.0, float(w), float(h)]], dtype=np.float32) if sigma is None
+                 else crop_boxes(h, w, sigma))
+        n_crops += len(rows) * len(boxes)
+        hit = False
+        if cfg.cache:
+            key = crop_cache_key(ds, boxes, rows, cfg.backbone, "imagenet", cfg.backbone_size)
+            hit = (features_cache_dir() / f"{key['stem']}.npy").is_file()
+        t0 = time.perf_counter()
+        feats = cached_crop_features(ds, boxes, rows, **kw)
+        if not hit:
+            cached = False
+            t_extract += time.perf_counter() - t0
+        if sigma is None:
+            whole = feats[:, 0]
+        else:
+            groups[sigma] = (rows, feats)
+    return CropBank(whole, groups), {"extraction_s": float(t_extract), "n_crops": int(n_crops), "cached": cached}
 
 
 def _bits01(z: np.ndarray) -> np.ndarray:
@@ -529,14 +802,28 @@ def _loss_kwargs(cfg: Config) -> dict:
     return {}
 
 
+def _new_backbone(cfg: Config, in_dim: int) -> nn.Module:
+    """An untrained backbone of the regime: the small CNN on ``in_dim`` image channels (scratch) or
+    a :class:`~hashrepro.models.mch_heads.FeatureBackbone` on ``in_dim``-d cached features."""
+    if cfg.backbone == "scratch":
+        return SmallCNN(in_dim, cfg.widths, cfg.feat_dim)
+    from ..models.mch_heads import FeatureBackbone
+
+    return FeatureBackbone(in_dim, hidden=cfg.head_hidden)
+
+
 def train_base(cfg: Config, backbone_state: dict, x_train: torch.Tensor, y_train: np.ndarray,
-               device: torch.device, generator: torch.Generator):
+               device: torch.device, generator: torch.Generator, bank: "CropBank | None" = None):
     """Learn the base hashing model (Algorithm 2, first line) with its Table-1 loss.
 
     Parameters
     ----------
-    x_train : float (N, C, S, S) whole training images at the network input size.
+    x_train : float (N, C, S, S) whole training images at the network input size (scratch), or
+        float (N, D) their cached backbone features (pretrained regime: ``bank`` given).
     y_train : (N, C) multi-hot labels.
+    backbone_state : state dict of :func:`_new_backbone` (the pretrained small CNN, or the
+        standardisation of the cached features).
+    bank : the cached crop features (pretrained regime); the hasher then codes dataset rows.
 
     Returns
     -------
@@ -553,7 +840,7 @@ def train_base(cfg: Config, backbone_state: dict, x_train: torch.Tensor, y_train
     t0 = time.perf_counter()
     info: dict = {}
     if cfg.base == "ksh":
-        backbone = SmallCNN(c, cfg.widths, cfg.feat_dim).to(device)
+        backbone = _new_backbone(cfg, c).to(device)
         backbone.load_state_dict(backbone_state)
         backbone.eval()
         with torch.no_grad():
@@ -573,15 +860,19 @@ def train_base(cfg: Config, backbone_state: dict, x_train: torch.Tensor, y_train
 
         hist = fit(step, optimizer=opt, iterations=max(cfg.base_iters, 1), desc="KSH", progress=cfg.progress)
         info["loss"] = hist.loss
-        hasher = KSHHasher(backbone, ksh.eval(), cfg.input_size, device)
+        if bank is None:
+            hasher = KSHHasher(backbone, ksh.eval(), cfg.input_size, device)
+        else:
+            from ..models.mch_heads import KSHOnFeatures
+
+            hasher = FeatureHasher(KSHOnFeatures(backbone, ksh.eval()), bank, device)
     else:
-        model = HashModel(SmallCNN(c, cfg.widths, cfg.feat_dim), q, _RELAX[cfg.base]).to(device)
+        model = HashModel(_new_backbone(cfg, c), q, _RELAX[cfg.base]).to(device)
         model.backbone.load_state_dict(backbone_state)
         loss_fn = make_loss(cfg.base, q, **_loss_kwargs(cfg)).to(device)
-        opt = torch.optim.Adam([
-            {"params": model.backbone.parameters(), "lr": cfg.base_lr},
-            {"params": model.hash.parameters(), "lr": cfg.base_lr * cfg.hash_lr_mult},
-        ])
+        groups = [{"params": list(model.backbone.parameters()), "lr": cfg.base_lr},
+                  {"params": list(model.hash.parameters()), "lr": cfg.base_lr * cfg.hash_lr_mult}]
+        opt = torch.optim.Adam([g for g in groups if g["params"]])
         model.train()
         bs = min(cfg.batch_size, n)
         if cfg.base == "adsh":
@@ -605,7 +896,7 @@ def train_base(cfg: Config, backbone_state: dict, x_train: torch.Tensor, y_train
                             desc=cfg.base, progress=cfg.progress).loss
         info["loss"] = hist_loss
         model.eval()
-        hasher = DeepHasher(model, cfg.input_size, device)
+        hasher = DeepHasher(model, cfg.input_size, device) if bank is None else FeatureHasher(model, bank, device)
     info["wall_time_s"] = time.perf_counter() - t0
     return hasher, info
 
@@ -769,6 +1060,8 @@ def train_agent(cfg: Config, hasher, loss_fn: PairwiseHashLoss, train_u8: torch.
 
     ``b_db_train`` (N, Q) ±1 are the database-side codes of the training images (for ADSH the
     learned V; otherwise sign of the network), ``z_train`` their query-side pre-activations.
+    ``train_u8``: the training images, uint8 (N, C, H, W) (scratch), or their dataset rows (N,)
+    for a :class:`FeatureHasher` (pretrained regime: the crops are drawn from the cached set).
     """
     t0 = time.perf_counter()
     n = len(train_u8)
@@ -780,13 +1073,12 @@ def train_agent(cfg: Config, hasher, loss_fn: PairwiseHashLoss, train_u8: torch.
     n_pos = float(s_full.sum())
     n_neg = float(s_full.numel() - n_pos)
     weighted = loss_fn.weighted
-    f_train_t = torch.from_numpy(f_train)
+    f_train_t = torch.from_numpy(np.ascontiguousarray(f_train))
     state_dim = 2 * f_train.shape[1] + 2 * q
     policy = PolicyNet(state_dim, cfg.policy_hidden).to(device)
     opt = torch.optim.SGD(policy.parameters(), lr=cfg.agent_lr, momentum=cfg.agent_momentum,
                           weight_decay=cfg.agent_weight_decay)
     res = AgentResult(policy)
-    h_img, w_img = train_u8.shape[2], train_u8.shape[3]
     bs = min(cfg.agent_batch, n)
     from tqdm.auto import tqdm
 
@@ -795,8 +1087,7 @@ def train_agent(cfg: Config, hasher, loss_fn: PairwiseHashLoss, train_u8: torch.
     for _ in tqdm(range(cfg.agent_iters), desc="agent", disable=(not cfg.progress) if cfg.progress is not None else None,
                   leave=False, mininterval=2.0):
         idx = torch.from_numpy(rng.choice(n, bs, replace=False))
-        boxes = random_crop_boxes(bs, h_img, w_img, cfg.crop_min, cfg.crop_max, rng)
-        f_crop, z_crop = hasher.embed(train_u8[idx], boxes)
+        f_crop, z_crop = _crop_method(hasher, "embed_random_crops")(train_u8[idx], cfg, rng)
         b_crop = _pm1(z_crop)
         h = build_state(f_train_t[idx], torch.from_numpy(f_crop), b_query[idx], b_crop).to(device)
         # reward (eq. 6) against the other training points
@@ -854,19 +1145,18 @@ def crop_keep_probabilities(hasher, policy: PolicyNet, images_u8: torch.Tensor, 
                             z_whole: np.ndarray, sigma: float, device: torch.device):
     """Codes and keep probabilities of the 5 crops of ratio σ of every image (§4.3).
 
+    ``images_u8``: uint8 (N, C, H, W) images, or dataset rows (N,) for a :class:`FeatureHasher`.
     Returns (z_crops float (N, 5, Q), p_keep float (N, 5)).
     """
-    n, _, h, w = images_u8.shape
+    n = len(images_u8)
     q = z_whole.shape[1]
-    boxes = crop_boxes(h, w, sigma)
     z_all = np.empty((n, 5, q), dtype=np.float32)
     p_all = np.empty((n, 5), dtype=np.float32)
     policy.eval()
     b_whole = _pm1(z_whole)
     f_whole_t = torch.from_numpy(f_whole)
     for c in range(5):
-        bx = np.repeat(boxes[c:c + 1], n, axis=0)
-        f_c, z_c = hasher.embed(images_u8, bx)
+        f_c, z_c = _crop_method(hasher, "embed_crop")(images_u8, sigma, c)
         st = build_state(f_whole_t, torch.from_numpy(f_c), b_whole, _pm1(z_c)).to(device)
         p = torch.cat([policy.keep_probability(st[i:i + 4096]).cpu() for i in range(0, n, 4096)])
         z_all[:, c] = z_c
@@ -1102,17 +1392,29 @@ def run(cfg: Config | None = None, **overrides) -> dict:
     device = resolve_device(cfg.device)
     dev_str = describe_device(device)
     ds, sp = load_data(cfg)
-    u8 = _images_tensor(ds.images)
     Y = ds.label_matrix()
     y_tr, y_q, y_db = Y[sp.train], Y[sp.query], Y[sp.database]
-    x_train = crop_resize(u8[sp.train], None, cfg.input_size)
+    bank = None
+    if cfg.backbone == "scratch":
+        u8 = _images_tensor(ds.images)  # what the hashers code: images (scratch) or dataset rows
+        x_train = crop_resize(u8[sp.train], None, cfg.input_size)
+        # 1. backbone (stand-in for ImageNet AlexNet), then the base model (Table 1)
+        xt, yt = mosaic_tiles(ds, sp.train, cfg.input_size) if cfg.pretrain_tiles else (None, None)
+        backbone_state, t_pre, cached = pretrain_backbone(cfg, x_train, y_tr, device,
+                                                          torch.Generator().manual_seed(cfg.seed + 1), xt, yt)
+    else:
+        # 1. the frozen ImageNet backbone: cached pooled features of the whole images and crops
+        from ..models.mch_heads import FeatureBackbone
 
-    # 1. backbone (stand-in for ImageNet AlexNet), then the base model (Table 1)
-    xt, yt = mosaic_tiles(ds, sp.train, cfg.input_size) if cfg.pretrain_tiles else (None, None)
-    backbone_state, t_pre, cached = pretrain_backbone(cfg, x_train, y_tr, device,
-                                                      torch.Generator().manual_seed(cfg.seed + 1), xt, yt)
+        bank, feat_info = prepare_features(cfg, ds, sp)
+        t_pre, cached = feat_info["extraction_s"], feat_info["cached"]
+        u8 = torch.arange(len(ds.images))
+        x_train = torch.from_numpy(bank.whole(sp.train))
+        torch.manual_seed(cfg.seed + 1)
+        backbone_state = FeatureBackbone.fit(x_train, cfg.head_hidden).state_dict()
     torch.manual_seed(cfg.seed + 2)
-    hasher, info = train_base(cfg, backbone_state, x_train, y_tr, device, torch.Generator().manual_seed(cfg.seed + 3))
+    hasher, info = train_base(cfg, backbone_state, x_train, y_tr, device, torch.Generator().manual_seed(cfg.seed + 3),
+                              bank)
     loss_fn = make_loss(cfg.base, cfg.bits, **_loss_kwargs(cfg))
 
     # 2. encode whole images
@@ -1169,8 +1471,7 @@ def run(cfg: Config | None = None, **overrides) -> dict:
     m_base["anhc"] = 1.0
 
     # Table 3: ANHC over σ × ξ on a subset of the database
-    rng = np.random.default_rng(cfg.seed + 5)
-    sub = np.sort(rng.choice(len(sp.database), min(cfg.grid_items, len(sp.database)), replace=False))
+    sub, rng = _grid_sample(cfg, len(sp.database))
     g_rows = {"sigma": [], "xi": [], "anhc": [], "anhc_raw": []}
     for sigma in cfg.sigma_grid:
         if sigma in crops:
@@ -1235,12 +1536,30 @@ def run(cfg: Config | None = None, **overrides) -> dict:
                      "query_codes": "one code per query (whole image)",
                      "search": "hash bucket search, MCH Algorithm 1 (hashrepro.index.BucketIndex)",
                      "relevance": "share >= 1 label"})
+    if bank is not None:
+        from hashrepro.models.backbones import backbone_spec, imagenet_weights_path, weights_sha256
+
+        protocol.update({
+            "backbone": f"{cfg.backbone} (ImageNet, frozen; pooled features of every crop cached)",
+            "backbone_input_size": cfg.backbone_size,
+            "backbone_normalisation": backbone_spec(cfg.backbone).normalisation,
+            "backbone_weights_sha256": weights_sha256(imagenet_weights_path(cfg.backbone)),
+            "backbone_feature_dim": int(bank.dim),
+            "backbone_head": ("standardised features -> " + "".join(f"FC {h} + ReLU -> " for h in cfg.head_hidden)
+                              + ("KSH kernel map (anchors) -> sign" if cfg.base == "ksh" else
+                                 f"linear {cfg.bits} -> sign")),
+            "agent_crops": (f"one of the 5 boxes (4 corners, centre) at a ratio drawn from {list(cfg.agent_ratios())} "
+                            "(a finite set, cached; the paper: ratio and position uniform)"),
+            "crop_resampling": f"box resampled to {cfg.backbone_size} px (bilinear, 2x2 average)",
+            "n_images": int(len(ds.images))})
     proto_mch = dict(protocol, database_codes=f"whole image + 5 crops (sigma={cfg.sigma:g}) kept when "
                                              f"P(keep) >= xi={cfg.xi:g}; equal codes of an item merged")
     proto_base = dict(protocol, database_codes="one code per item (whole image)" +
                       ("; training images stored with ADSH's learned codes V" if cfg.base == "adsh" else ""))
     timing = {"pretrain_s": float(t_pre), "pretrain_cached": float(cached), "base_train_s": float(info["wall_time_s"]),
               "agent_train_s": float(agent.wall_time_s), "extension_s": float(t_ext)}
+    if bank is not None:
+        timing["feature_crops"] = float(feat_info["n_crops"])
     m_mch.update(timing)
     m_mch["agent_final_keep_prob"] = float(np.mean(agent.keep_prob[-10:])) if agent.keep_prob else float("nan")
     m_mch["agent_oracle_keep"] = float(np.mean(agent.oracle_keep)) if agent.oracle_keep else float("nan")
@@ -1256,10 +1575,10 @@ def run(cfg: Config | None = None, **overrides) -> dict:
     from ..results import reproduce_command
 
     command = reproduce_command("mch", cfg.to_dict())  # the one definition (hashrepro.results)
-    rec_mch = _make_record(f"mch-{cfg.base}", cfg, proto_mch, _clean(m_mch),
+    rec_mch = _make_record(method_name(f"mch-{cfg.base}", cfg.backbone), cfg, proto_mch, _clean(m_mch),
                            {**c_mch, "anhc_grid": g_rows, "sensitivity": sens, "agent": agent_curve,
                             "visual": vis, "base_loss": base_curve}, wall, dev_str, command, run_start)
-    rec_base = _make_record(cfg.base, cfg, proto_base, _clean(m_base), {**c_base, "base_loss": base_curve}, wall,
+    rec_base = _make_record(method_name(cfg.base, cfg.backbone), cfg, proto_base, _clean(m_base), {**c_base, "base_loss": base_curve}, wall,
                             dev_str, command, run_start)
     # a collapsed or diverged run is flagged in its record, never reported as a normal number
     base_flags = diagnose(db01, loss_hist, labels=y_db)
@@ -1269,7 +1588,10 @@ def run(cfg: Config | None = None, **overrides) -> dict:
                                                           "and kept crops)") if f.split(":", 1)[0] not in keys])
     companions = [rec_base]
     if cfg.baselines:
-        f_tr0, f_q0, f_db0 = _backbone_features(cfg, backbone_state, u8, sp, device)
+        if bank is None:
+            f_tr0, f_q0, f_db0 = _backbone_features(cfg, backbone_state, u8, sp, device)
+        else:  # the ImageNet backbone's pooled whole-image features
+            f_tr0, f_q0, f_db0 = (bank.whole(part).astype(np.float64) for part in (sp.train, sp.query, sp.database))
         for name in ("lsh", "itq"):
             tb = time.perf_counter()
             bq, bdb = _baseline_codes(name, cfg.bits, f_tr0, f_q0, f_db0, cfg.seed)
@@ -1278,7 +1600,7 @@ def run(cfg: Config | None = None, **overrides) -> dict:
             m_b["anhc"] = 1.0
             proto_b = dict(protocol, database_codes="one code per item (whole image); features: pretrained backbone")
             companions.append(flag_record(
-                _make_record(name, cfg, proto_b, _clean(m_b), c_b, time.perf_counter() - tb + t_pre, dev_str,
+                _make_record(method_name(name, cfg.backbone), cfg, proto_b, _clean(m_b), c_b, time.perf_counter() - tb + t_pre, dev_str,
                              command, run_start), diagnose(bdb, labels=y_db)))
     rec_mch["companions"] = companions
     return rec_mch

@@ -1,0 +1,68 @@
+"""MCH's base models as heads on cached ImageNet features (the pretrained regime of the MCH chapter).
+
+With the backbone frozen and the pooled feature of every crop cached
+(:func:`hashrepro.crop_features.cached_crop_features`), a base model of MCH Table 1 is the part of
+the network after the backbone. :class:`FeatureBackbone` takes the backbone's place in
+:class:`hashrepro.models.small_cnn.HashModel` (which adds the hash layer and the Table-1
+relaxation), so the deep base models (HashNet, ADSH, DCH, MMHH) train the same code on features
+instead of images; :class:`KSHOnFeatures` wraps KSH's kernel map the same way.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .heads import FeatureMLP
+
+__all__ = ["FeatureBackbone", "KSHOnFeatures"]
+
+
+class FeatureBackbone(nn.Module):
+    """Pre-computed features → standardised features (→ optional FC + ReLU layers): (N, D) → (N, feat_dim).
+
+    ``mean`` / ``std`` (D,) are buffers (the training images' statistics, so that one learning rate
+    suits every feature); ``hidden`` = ``()`` puts the hash layer directly on the standardised
+    backbone features (the choice the DDH chapter made on a validation split). ``feat_dim`` is the
+    output width (what :class:`~hashrepro.models.small_cnn.HashModel` reads).
+    """
+
+    def __init__(self, in_dim: int, mean: torch.Tensor | None = None, std: torch.Tensor | None = None,
+                 hidden: tuple = ()):
+        super().__init__()
+        d = int(in_dim)
+        if d < 1:
+            raise ValueError(f"in_dim must be >= 1, got {in_dim}")
+        self.register_buffer("mean", torch.zeros(d) if mean is None else torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.ones(d) if std is None else torch.as_tensor(std, dtype=torch.float32))
+        if self.mean.shape != (d,) or self.std.shape != (d,):
+            raise ValueError(f"mean and std must have shape ({d},), got {tuple(self.mean.shape)}, {tuple(self.std.shape)}")
+        self.mlp = FeatureMLP(d, tuple(hidden))
+        self.in_dim = d
+        self.feat_dim = self.mlp.fc_dim
+
+    @classmethod
+    def fit(cls, feats: torch.Tensor, hidden: tuple = (), eps: float = 1e-6) -> "FeatureBackbone":
+        """Standardisation fitted on ``feats`` (N, D) (the training images' whole-image features)."""
+        feats = torch.as_tensor(feats, dtype=torch.float32)
+        if feats.dim() != 2 or len(feats) < 2:
+            raise ValueError(f"feats must be (N, D) with N >= 2, got {tuple(feats.shape)}")
+        return cls(feats.shape[1], feats.mean(0), feats.std(0).clamp_min(eps), hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, D) float -> (N, feat_dim)
+        if x.dim() != 2 or x.shape[1] != self.in_dim:
+            raise ValueError(f"expected features (N, {self.in_dim}), got {tuple(x.shape)}")
+        return self.mlp((x - self.mean) / self.std)
+
+
+class KSHOnFeatures(nn.Module):
+    """KSH on pre-computed features: ``features_and_codes(x) = (f, ksh(f))`` with ``f = backbone(x)``.
+
+    ``ksh`` maps (N, feat_dim) → pre-activations (N, Q) (:class:`hashrepro.methods.mch.KSHModel`)."""
+
+    def __init__(self, backbone: nn.Module, ksh: nn.Module):
+        super().__init__()
+        self.backbone, self.ksh = backbone, ksh
+
+    def features_and_codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.backbone(x)
+        return f, self.ksh(f)
