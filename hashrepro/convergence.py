@@ -32,9 +32,10 @@ Verdicts (:func:`convergence_verdict`, :func:`default_schedule_verdict`)
     * a curve is ``"converged"`` when its last doubling of iterations raised validation mAP by
       less than ``min_gain``: mAP(T) − mAP(T') < 0.01, T the last point, T' the latest point at or
       below T / 2; otherwise ``"still rising"`` (one seed; no standard error);
-    * the default schedule is ``"converged"`` when the schedule ``max_multiple`` × as long
-      reached, at its end, less than ``min_gain`` more than the anchor:
-      mAP_long(end) − mAP_default < 0.01; otherwise ``"still rising"``.
+    * the default schedule is ``"still rising"`` as soon as any point of the schedule
+      ``max_multiple`` × as long is at least ``min_gain`` above the anchor (the default schedule's
+      own validation mAP), and ``"converged"`` when that schedule finished with no point
+      ``min_gain`` above it (a partial record with no such point cannot say yet).
 
 Resumable
     With ``checkpoint_dir`` the run writes ``anchor.pt`` / ``long.pt`` checkpoints (every
@@ -74,7 +75,8 @@ MIN_GAIN = 0.01
 VERDICT_RULE = ("curve: 'converged' when the last doubling of iterations raised validation mAP by less than "
                 f"{MIN_GAIN} (absolute; mAP at the last point minus mAP at the latest point at or below half its "
                 "iterations), else 'still rising'; default schedule: 'converged' when the max_multiple-times longer "
-                f"schedule ended less than {MIN_GAIN} above the default schedule's validation mAP, else 'still rising'")
+                f"schedule, finished, has no point {MIN_GAIN} or more above the default schedule's validation mAP; 'still rising' as soon "
+                "as one point (mid-schedule or the end) is")
 
 
 # ---------------------------------------------------------------------- configuration
@@ -215,19 +217,27 @@ def convergence_verdict(curve: dict, min_gain: float = MIN_GAIN) -> str:
 
 
 def default_schedule_verdict(record: dict, min_gain: float = MIN_GAIN) -> str:
-    """``"converged"`` when the long schedule's last validation mAP is less than ``min_gain`` above
-    the default schedule's (the anchor, ``curves["default_schedule"]``), else ``"still rising"``.
-    Needs a finished record with an anchor."""
+    """Is the default schedule's number converged? Compares the long curve with the anchor
+    (``curves["default_schedule"]``, the default schedule's own validation mAP):
+
+    * ``"still rising"`` as soon as any point of the longer schedule (mid-schedule or its end)
+      is at least ``min_gain`` above the anchor: more training has already bought ``min_gain``;
+    * ``"converged"`` when the long schedule finished and no point is ``min_gain`` above it;
+    * otherwise (a partial record with no such point yet) a ``ValueError``: it cannot say yet.
+    """
     try:
         anchor = float(record["curves"]["default_schedule"]["validation_map"][0])
     except (KeyError, IndexError, TypeError):
         raise ValueError("default_schedule_verdict needs a record with curves['default_schedule'] (anchor=True)") from None
     _, vals = _points(record)
+    if len(vals) and float(np.max(vals)) - anchor >= min_gain:
+        return "still rising"
     if not len(vals) or not record.get("metrics", {}).get("finished"):
-        raise ValueError("default_schedule_verdict needs the long schedule's end: this record is not finished "
+        raise ValueError("default_schedule_verdict cannot say yet: the long schedule has not reached its end "
                          f"({record.get('metrics', {}).get('iterations_done')} of "
-                         f"{record.get('metrics', {}).get('iterations_planned')} iterations)")
-    return "converged" if vals[-1] - anchor < min_gain else "still rising"
+                         f"{record.get('metrics', {}).get('iterations_planned')} iterations) and no point so far is "
+                         f"{min_gain} above the default schedule's validation mAP")
+    return "converged"
 
 
 # ---------------------------------------------------------------------- recipes
@@ -537,8 +547,11 @@ def convergence_curve(paper: str, cfg=None, eval_at: Sequence[int] | None = None
                               wall_time_s=time.perf_counter() - t_start, device=device_s,
                               command=command or f"hashrepro.convergence.convergence_curve({paper!r}, ...)",
                               started=run_start)
-            if finished and a is not None:
-                default_verdict = default_schedule_verdict(rec)
+            if a is not None:
+                try:
+                    default_verdict = default_schedule_verdict(rec)
+                except ValueError:  # a partial record that cannot say yet
+                    default_verdict = None
             rec["convergence"] = {"verdict": verdict, "default_schedule_verdict": default_verdict, "rule": VERDICT_RULE,
                                   "schedule": schedule_doc,
                                   "status": ("finished" if finished else f"partial: {done} of {end} iterations, "

@@ -91,8 +91,10 @@ def test_verdict_rule_on_hand_made_curves():
     rec["curves"]["default_schedule"]["validation_map"] = [0.345]
     assert C.default_schedule_verdict(rec) == "converged"
     rec["metrics"] = {"finished": 0, "iterations_done": 5000, "iterations_planned": 10000}
-    with pytest.raises(ValueError, match="not finished"):
+    with pytest.raises(ValueError, match="cannot say yet"):  # partial, no point 0.01 above the default yet
         C.default_schedule_verdict(rec)
+    rec["curves"]["validation_map"] = {"iterations": [100, 1000], "validation_map": [0.30, 0.36]}
+    assert C.default_schedule_verdict(rec) == "still rising"  # partial, but a longer schedule already gained 0.015
 
 
 # ---------------------------------------------------------------------- resumable

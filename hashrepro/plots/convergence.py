@@ -92,25 +92,36 @@ def plot_convergence(records, ax=None, show_anchor: bool = True):
     return ax
 
 
+def _verdict(fn, rec):
+    try:
+        return fn(rec)
+    except ValueError:  # a partial record that cannot say yet
+        return "cannot say yet"
+
+
 def convergence_table(records, multiples=(1, 2, 5, 10)) -> pd.DataFrame:
     """One row per convergence record: method, dataset, bits, seed, the default schedule's
     iterations and validation mAP (anchor), the curve's validation mAP at each multiple of the
     default length that was evaluated (NaN where the run did not get there), iterations done /
-    planned, seconds per iteration, and the two verdicts."""
+    planned, wall seconds per training iteration, and the two verdicts, computed now by
+    :func:`hashrepro.convergence.convergence_verdict` and
+    :func:`~hashrepro.convergence.default_schedule_verdict` (``"cannot say yet"`` for a partial
+    record that cannot say)."""
+    from ..convergence import convergence_verdict, default_schedule_verdict
+
     rows = []
     for rec in (_check(r) for r in _as_records(records)):
         cur = rec["curves"]["validation_map"]
         m = rec["metrics"]
         base = m.get("default_iterations")
         at = dict(zip(cur["iterations"], cur["validation_map"]))
-        conv = rec.get("convergence", {}) or {}
         anchor = rec["curves"].get("default_schedule", {}).get("validation_map", [np.nan])
         row = {"method": rec["method"], "dataset": rec["dataset"], "bits": rec["bits"], "seed": rec["seed"],
                "default iterations": base, "default schedule mAP": anchor[0] if anchor else np.nan}
         for k in multiples:
             row[f"{k:g}x"] = at.get(int(round(base * k)), np.nan) if base else np.nan
         row.update({"iterations done": m.get("iterations_done"), "iterations planned": m.get("iterations_planned"),
-                    "s / iteration": m.get("seconds_per_iteration"), "curve verdict": conv.get("verdict"),
-                    "default schedule verdict": conv.get("default_schedule_verdict")})
+                    "s / iteration": m.get("seconds_per_iteration"), "curve verdict": _verdict(convergence_verdict, rec),
+                    "default schedule verdict": _verdict(default_schedule_verdict, rec)})
         rows.append(row)
     return pd.DataFrame(rows)
