@@ -35,9 +35,9 @@ shortened record never stands in for a full one.
 The projection (:func:`project`) and its constants, stated here and in the printed output:
 
 * FLOPs of one training iteration are **counted** (``torch.utils.flop_counter.FlopCounterMode``
-  over forward, backward and the optimiser step, the difference between a 2- and a 1-iteration run
-  so that building the model is not counted); kernels per iteration are counted as the non-view
-  ATen operations dispatched (one CUDA kernel each, at most);
+  over one iteration of :func:`hashrepro.train.fit`: forward, backward, the optimiser step; building
+  the model is not counted); kernels per iteration are counted as the non-view ATen operations
+  dispatched (one CUDA kernel each, at most);
 * GPU: :data:`GPU_PEAK_TFLOPS` (H100/H200 SXM dense BF16 tensor-core peak) × :data:`GPU_EFFICIENCY`
   sustained on these small networks (batches of 64–100 32×32 images or 1280-d vectors) — the
   recipes train in fp32 (TF32 convolutions), so this is optimistic by up to 2× for the FLOP part;
@@ -95,6 +95,9 @@ DEVICE_US_PER_KERNEL = 2.0
 EVAL_S = {"dnnh": 20.0, "drsch": 45.0}
 #: Feature width of the pretrained regime (EfficientNet-Lite0's pooled features).
 FEATURE_DIM = 1280
+#: The code length at which each variant's iteration is measured (its longest in Table 2).
+MEASURE_BITS = {"dnnh": {"dem": 48, "fc": 48, "two-subnets": 48},
+                "drsch": {"dsch": 48, "drsch": 48, "bs-drsch": 64}}
 
 
 @dataclass(frozen=True, order=True)
@@ -113,6 +116,13 @@ class GridConfig:
     def cost_key(self) -> tuple:
         """What the cost of an iteration depends on (the seed does not)."""
         return (self.paper, self.variant, self.bits, self.backbone, self.scale)
+
+    @property
+    def measure_key(self) -> tuple:
+        """The configurations that share one measurement: the code length changes only the last
+        layer (a few % of an iteration), so each (paper, variant, regime) is measured once, at the
+        longest code of the grid (:data:`MEASURE_BITS`: the conservative choice)."""
+        return (self.paper, self.variant, self.backbone, self.scale)
 
     def label(self) -> str:
         reg = "" if self.backbone == "scratch" else f" [{self.backbone}]"
@@ -232,8 +242,8 @@ class _OpCounter:
 
 
 def _train_fn(gc: GridConfig):
-    """A function ``train(iterations) -> fit wall seconds`` running the recipe's own training loop
-    for ``gc`` on synthetic inputs of the right shape (CIFAR-10-sized training set, 10 classes)."""
+    """A function ``train(iterations)`` running the recipe's own training loop for ``gc`` on
+    synthetic inputs of the right shape (CIFAR-10-sized training set, 10 classes)."""
     import torch
 
     from .train import seed_everything
@@ -248,46 +258,65 @@ def _train_fn(gc: GridConfig):
 
         x = torch.rand(n, FEATURE_DIM, generator=g) if pretrained else torch.randn(n, 3, 32, 32, generator=g)
 
-        def train(its: int) -> float:
+        def train(its: int) -> None:
             cfg = dataclasses.replace(base, iterations=its, progress=False)
-            _, hist, _ = dnnh.train_net(cfg, x, labels, torch.device("cpu"), seed_everything(0))
-            return hist.wall_time_s
+            dnnh.train_net(cfg, x, labels, torch.device("cpu"), seed_everything(0))
     else:
         from .methods import drsch
 
         x = torch.rand(n, FEATURE_DIM, generator=g) if pretrained else \
             torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
 
-        def train(its: int) -> float:
+        def train(its: int) -> None:
             cfg = dataclasses.replace(base, iterations=its, flip=not pretrained)
-            _, info = drsch.train_model(cfg, x, labels.numpy(), "cpu", progress=False)
-            return float(info["wall_time_s"])
+            drsch.train_model(cfg, x, labels.numpy(), "cpu", progress=False)
     return train
 
 
-def measure_cost(gc: GridConfig, iterations: int = 2) -> dict:
+def measure_cost(gc: GridConfig, iterations: int = 1) -> dict:
     """Cost of one training iteration of ``gc`` on this CPU (the recipe's loop, synthetic inputs).
 
-    Returns ``{"cpu_s_per_it", "flops_per_it", "kernels_per_it"}``: CPU seconds per iteration (mean
-    of ``iterations`` timed ones, after the counted ones warmed up), FLOPs per iteration and non-view
-    ATen operations per iteration, both counted as (2-iteration run) − (1-iteration run).
+    Returns ``{"cpu_s_per_it", "flops_per_it", "kernels_per_it"}``. Only what
+    :func:`hashrepro.train.fit` runs is measured (building the model and the data is not): one
+    iteration under ``FlopCounterMode`` and the op counter (FLOPs and non-view ATen operations of
+    forward, backward, optimiser and schedule steps; it also warms the kernels up), then
+    ``iterations`` timed ones, timed in **CPU time** of this process (``time.process_time``; with one
+    thread that is the loop's cost, not inflated when other processes share the cores).
     """
     from torch.utils.flop_counter import FlopCounterMode
 
+    from . import train as train_mod
+
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
-    train = _train_fn(gc)
-    counts = []
+    run = _train_fn(gc)
+    orig_fit = train_mod.fit
+    seen: dict = {}
+
+    def counted_fit(*a, **k):
+        ops = _OpCounter()
+        with FlopCounterMode(display=False) as fc, ops:
+            out = orig_fit(*a, **k)
+        seen.update(flops=fc.get_total_flops(), kernels=ops.n)
+        return out
+
+    def timed_fit(*a, **k):
+        t0 = time.process_time()
+        out = orig_fit(*a, **k)
+        seen["cpu_s"] = time.process_time() - t0
+        return out
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for its in (1, 2):
-            ops = _OpCounter()
-            with FlopCounterMode(display=False) as fc, ops:
-                train(its)
-            counts.append((fc.get_total_flops(), ops.n))
-        wall = train(iterations)
-    return {"cpu_s_per_it": wall / iterations, "flops_per_it": float(counts[1][0] - counts[0][0]),
-            "kernels_per_it": int(counts[1][1] - counts[0][1])}
+        try:
+            train_mod.fit = counted_fit
+            run(1)
+            train_mod.fit = timed_fit
+            run(iterations)
+        finally:
+            train_mod.fit = orig_fit
+    return {"cpu_s_per_it": seen["cpu_s"] / iterations, "flops_per_it": float(seen["flops"]),
+            "kernels_per_it": int(seen["kernels"])}
 
 
 # ---------------------------------------------------------------- projection
@@ -334,16 +363,22 @@ def shortened_iterations(full: int, fraction: float) -> int:
 
 def _costs_by_key(configs: Sequence[GridConfig], iterations: int, costs: dict | None = None,
                   log=None) -> dict:
+    """Cost of every configuration (key :func:`_key_str`), measuring each ``measure_key`` once at
+    its longest code (``costs`` given: only what is missing)."""
     costs = dict(costs or {})
+    measured: dict = {}
     for gc in configs:
         key = _key_str(gc)
         if key in costs:
             continue
-        t0 = time.perf_counter()
-        costs[key] = measure_cost(gc, iterations)
-        if log:
-            log(f"  measured {gc.label():40s} {costs[key]['cpu_s_per_it']:.3f} s/it "
-                f"({time.perf_counter() - t0:.0f} s)")
+        if gc.measure_key not in measured:
+            rep = dataclasses.replace(gc, bits=MEASURE_BITS[gc.paper][gc.variant])
+            t0 = time.process_time()
+            measured[gc.measure_key] = measure_cost(rep, iterations)
+            if log:
+                log(f"  measured {rep.label():40s} {measured[gc.measure_key]['cpu_s_per_it']:.3f} CPU s/it "
+                    f"({time.process_time() - t0:.0f} CPU s)")
+        costs[key] = dict(measured[gc.measure_key], measured_at_bits=MEASURE_BITS[gc.paper][gc.variant])
     return costs
 
 
@@ -351,7 +386,7 @@ def _key_str(gc: GridConfig) -> str:
     return "|".join(str(v) for v in gc.cost_key)
 
 
-def estimate(configs: Sequence[GridConfig], workers: int, iterations: int = 2, budget_minutes: float | None = None,
+def estimate(configs: Sequence[GridConfig], workers: int, iterations: int = 1, budget_minutes: float | None = None,
              costs: dict | None = None, log=None) -> dict:
     """Measure (or take from ``costs``) the cost of every distinct configuration of ``configs`` and
     project the grid; returns ``{"rows", "projection", "fraction", "costs", ...}`` for
@@ -369,13 +404,15 @@ def format_estimate(est: dict) -> str:
     the constants of the projection, the verdict against the target and what would fit."""
     rows, workers, p = est["rows"], est["workers"], est["projection"]
     groups: dict = {}
-    for gc, its, cost in rows:
-        groups.setdefault(gc.cost_key, [gc, its, cost, 0])[3] += 1
-    lines = [f"{'configuration':44s} {'seeds':>5s} {'CPU s/it':>9s} {'GFLOP/it':>9s} {'kernels/it':>10s} "
+    for gc, its, cost in rows:  # one line per measurement (seeds and code lengths share one)
+        groups.setdefault(gc.measure_key, [gc, its, cost, 0])[3] += 1
+    lines = [f"{'configuration':44s} {'runs':>5s} {'CPU s/it':>9s} {'GFLOP/it':>9s} {'kernels/it':>10s} "
              f"{'paper its':>10s} {'GPU s/it':>9s} {'GPU min (1 run)':>15s}"]
     for gc, its, cost, n in groups.values():
         g = max(_gpu_s_per_it(cost), _host_s_per_it(cost))
-        lines.append(f"{gc.label():44s} {n:5d} {cost['cpu_s_per_it']:9.3f} {cost['flops_per_it'] / 1e9:9.2f} "
+        label = f"{gc.paper} {gc.variant} (measured at {cost.get('measured_at_bits', gc.bits)}b)" + \
+            ("" if gc.backbone == "scratch" else f" [{gc.backbone}]")
+        lines.append(f"{label:44s} {n:5d} {cost['cpu_s_per_it']:9.3f} {cost['flops_per_it'] / 1e9:9.2f} "
                      f"{cost['kernels_per_it']:10d} {its:10d} {g * 1e3:7.3f}ms {its * g / 60 + EVAL_S.get(gc.paper, 30) / 60:15.1f}")
     sustained = GPU_PEAK_TFLOPS * GPU_EFFICIENCY
     lines += [
@@ -385,8 +422,9 @@ def format_estimate(est: dict) -> str:
         f"{HOST_US_PER_OP:g} us per worker; evaluation {', '.join(f'{k} {v:g} s' for k, v in EVAL_S.items())} "
         f"of host time per configuration; {workers} worker process(es) share the GPU.",
         "  FLOPs and kernels are counted on this CPU (FlopCounterMode, non-view ATen ops; forward + backward + "
-        "optimiser step); the recipes train in fp32 (TF32 convolutions on a GPU), so the FLOP part is "
-        "optimistic by up to 2x.",
+        "optimiser step of one fit() iteration); CPU s/it is process CPU time; each (paper, variant, regime) is "
+        "measured once at its longest code (the code length changes only the last layer); the recipes train "
+        "in fp32 (TF32 convolutions on a GPU), so the FLOP part is optimistic by up to 2x.",
         f"{len(rows)} runs: GPU-bound training {p['gpu'] / 60:.1f} min, launch-bound training "
         f"{p['host'] / 60:.1f} min per worker, evaluation {p['eval'] / 60:.1f} min per worker",
         f"projected total on one H200-class GPU: {p['total'] / 60:.1f} min "
@@ -567,7 +605,7 @@ def main_cli(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads or 1)
-        log(f"estimate: {len(configs)} runs, {len({gc.cost_key for gc in configs})} distinct configurations, "
+        log(f"estimate: {len(configs)} runs, {len({gc.measure_key for gc in configs})} measurements, "
             f"{args.estimate_iterations} timed CPU iteration(s) each ({torch.get_num_threads()} thread(s))")
         est = estimate(configs, args.workers, args.estimate_iterations, args.budget_minutes, costs, log)
         print(format_estimate(est), flush=True)

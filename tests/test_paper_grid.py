@@ -85,7 +85,7 @@ def test_dry_run_prints_the_table_and_writes_no_records(tmp_path, capsys, monkey
                "--estimate-iterations", "1", "--out", str(tmp_path / "out")])
     out = capsys.readouterr().out
     assert rc == 0
-    assert "configuration" in out and "CPU s/it" in out and "GFLOP/it" in out and "dnnh fc 12b" in out
+    assert "configuration" in out and "CPU s/it" in out and "GFLOP/it" in out and "dnnh fc (measured at 48b)" in out
     assert "projected total on one H200-class GPU" in out and "TFLOP/s" in out
     assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
 
