@@ -43,6 +43,7 @@ STYLE = {
     "dnnh-fc": ("tab:blue", "s", "DNNH (FC)"),
     "dnnh-two-subnets": ("tab:green", "^", "DNNH (2 sub-networks)"),
     "cnnh*": ("tab:purple", "v", "CNNH*"),
+    "cnnh-star": ("tab:purple", "v", "CNNH* (ours)"),
     "cnnh": ("tab:brown", "D", "CNNH"),
     "ksh": ("tab:orange", "<", "KSH"),
     "itq-cca": ("tab:olive", ">", "ITQ-CCA"),
