@@ -98,7 +98,7 @@ def _sweep(args: argparse.Namespace) -> int:
         return 0
     summary = run_sweep(tasks, jobs=args.jobs, engine=args.engine, scheduler=args.scheduler,
                         force=args.force, timeout=args.timeout, allow_dirty=args.allow_dirty,
-                        connect_timeout=args.connect_timeout)
+                        connect_timeout=args.connect_timeout, threads=args.threads)
     print(summary.table())
     return 0 if summary.ok else 1
 
@@ -201,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--defaults", action="store_true",
                     help="run each notebook once with its own defaults (embedded data); no grid options")
     sw.add_argument("--jobs", type=_positive_int, default=1, help="parallel runs (processes)")
+    sw.add_argument("--threads", type=_positive_int, default=None,
+                    help="CPU threads per run (default: $OMP_NUM_THREADS if set, else cores / jobs)")
     sw.add_argument("--engine", choices=["local", "dask"], default="local")
     sw.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://head:8786 (with --engine dask)")
     sw.add_argument("--connect-timeout", type=_positive_float, default=10.0,

@@ -306,3 +306,13 @@ def test_dirty_tree_is_refused_unless_allowed_and_then_the_diff_is_saved(toy_roo
     sha = sweep.check_git_tree(toy_root, allow_dirty=True)["diff_sha256"]
     patch = toy_root / "results" / "patches" / f"{sha}.patch"
     assert "toy, edited" in patch.read_text()
+
+
+def test_threads_per_run_follow_omp_num_threads_or_the_flag(monkeypatch):
+    """The sweep's threads per run: --threads, else $OMP_NUM_THREADS, else cores / jobs; bad values are one line."""
+    import hashrepro.sweep as S
+    from hashrepro.cli import build_parser
+
+    assert build_parser().parse_args(["sweep", "dnnh", "--threads", "1"]).threads == 1
+    with pytest.raises(S.SweepError, match="threads must be a positive integer"):
+        S.run_sweep([], threads=0, allow_dirty=True)
