@@ -399,3 +399,35 @@ def plot_run(record: dict, companions: Iterable[dict] = ()):
     agent_curve(record, axes[3])
     fig.tight_layout()
     return fig
+
+
+def regime_table(records, dataset: str = "mosaic-cifar10", bits: int = 32,
+                 bases=("ksh", "hashnet", "adsh", "dch", "mmhh"), backbone: str = "efficientnet_lite0"):
+    """Both regimes per base model X at ``bits``: mAP of X from scratch and on the ImageNet backbone,
+    MCH-X on the backbone, recall within radius 0 (X / MCH-X), ANHC kept by the agent, and the oracle
+    diagnostic (the ANHC and mAP of keeping exactly the crops with a positive eq.-6 reward).
+
+    ``records``: run records (list or :func:`hashrepro.results.load_records` frame); cells are the mean
+    over the seeds present with "(n=k)" appended when k > 1, "—" where no record exists. Returns a DataFrame.
+    """
+    import pandas as pd
+
+    recs = as_records(records)
+
+    def cell(method, metric, digits=3):
+        vals = [r["metrics"].get(metric) for r in recs
+                if r["method"] == method and r["dataset"] == dataset and int(r["bits"]) == int(bits)
+                and r["metrics"].get(metric) is not None and np.isfinite(r["metrics"].get(metric))]
+        if not vals:
+            return "—"
+        return f"{np.mean(vals):.{digits}f}" + (f" (n={len(vals)})" if len(vals) > 1 else "")
+
+    rows = []
+    for x in bases:
+        pt = f"{x}-{backbone}"
+        rows.append({"base model X": x, "X, scratch": cell(x, "map"), "X, ImageNet": cell(pt, "map"),
+                     "MCH-X, ImageNet": cell(f"mch-{pt}", "map"),
+                     "R@H=0 X / MCH-X (ImageNet)": f"{cell(pt, 'recall_radius0', 4)} / {cell(f'mch-{pt}', 'recall_radius0', 4)}",
+                     "ANHC (ImageNet)": cell(f"mch-{pt}", "anhc"),
+                     "oracle ANHC / mAP": f"{cell(f'mch-{pt}', 'oracle_anhc')} / {cell(f'mch-{pt}', 'oracle_map')}"})
+    return pd.DataFrame(rows)
