@@ -36,6 +36,20 @@ def test_cells_mean_std_over_seeds_and_only_clean_unflagged_records():
     assert cells[12]["std"] == pytest.approx(0.02)
 
 
+def test_flagged_runs_are_counted_not_averaged():
+    recs = [_rec("drsch", 48, s, 0.6, flags=["constant_bits: 30 of 48 bits"]) for s in range(3)]
+    recs += [_rec("drsch", 12, 0, 0.5), _rec("drsch", 12, 1, 0.9, flags=["collapsed"])]
+    cells = R.regime_cells(recs, "drsch", "cifar10")
+    assert cells[48]["n"] == 0 and cells[48]["n_flagged"] == 3
+    assert cells[12]["n"] == 1 and cells[12]["mean"] == pytest.approx(0.5) and cells[12]["n_flagged"] == 1
+    t = R.regime_table(recs, None, {"DRSCH": ("dsch", None)}, bits=(12,))  # no pretrained records: not run
+    assert t.iloc[0]["pretrained"] == "not run yet"
+    t = R.regime_table([dict(r, method="drsch-efficientnet_lite0") for r in recs], None,
+                       {"DRSCH": ("drsch", None)}, bits=(12, 48))
+    assert t.iloc[1]["pretrained"] == "flagged (3 runs: constant_bits)"
+    assert t.iloc[0]["pretrained"].endswith("+ 1 flagged")
+
+
 def test_paper_scale_preferred_over_default_for_the_same_bits():
     recs = [_rec("dnnh-dem", 12, 0, 0.2), _rec("dnnh-dem", 12, 0, 0.5, scale="paper")]
     assert R.regime_cells(recs, "dnnh-dem", "cifar10")[12]["scale"] == "paper"

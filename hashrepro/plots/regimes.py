@@ -47,13 +47,19 @@ def regime_cells(records, method: str, dataset: str, metric: str = "map",
     Clean records (``git_dirty`` false) are used when a cell has any; otherwise the cell falls back
     to the legacy records (dirty tree, or written before provenance existed) and says so
     (``legacy`` true; the tables mark it "legacy").
-    Returns ``{bits: {"mean", "std", "n", "scale", "seeds", "legacy", "wall_time_s"}}``.
+    Records flagged as degenerate (``record["flags"]``, e.g. constant bits) never enter a mean; a cell
+    counts them (``n_flagged``) and one with only flagged runs reads "flagged (k runs: <flag>)".
+    Returns ``{bits: {"mean", "std", "n", "scale", "seeds", "legacy", "wall_time_s"[, "n_flagged", "flag"]}}``.
     """
     groups: dict = defaultdict(list)
+    flagged: dict = defaultdict(list)
     for r in _as_dicts(records):
         if r.get("method") != method or r.get("dataset") != dataset:
             continue
-        if r.get("scale") == "smoke" or r.get("flags"):
+        if r.get("scale") == "smoke":
+            continue
+        if r.get("flags"):  # degenerate runs never enter a mean; the cell says they exist
+            flagged[int(r["bits"])].append(r)
             continue
         v = value(r) if value is not None else r.get("metrics", {}).get(metric)
         if v is None or not np.isfinite(v):
@@ -72,6 +78,13 @@ def regime_cells(records, method: str, dataset: str, metric: str = "map",
         out[bits] = {"mean": float(x.mean()), "std": float(x.std(ddof=1)) if len(x) > 1 else float("nan"),
                      "n": len(x), "scale": scale, "seeds": sorted(by_seed), "legacy": legacy,
                      "wall_time_s": float(np.mean([r.get("wall_time_s", np.nan) for _, r in use]))}
+    for bits, rs in flagged.items():
+        if bits in out:
+            out[bits]["n_flagged"] = len(rs)
+        else:
+            out[bits] = {"mean": float("nan"), "std": float("nan"), "n": 0, "scale": rs[0].get("scale", "default"),
+                         "seeds": [], "legacy": False, "wall_time_s": float("nan"), "n_flagged": len(rs),
+                         "flag": str(rs[0]["flags"][0]).split(":")[0]}
     return out
 
 
@@ -79,7 +92,11 @@ def _fmt(cell: dict | None) -> str:
     from ..results import format_mean_std
     if not cell:
         return "not run yet"
+    if cell["n"] == 0:
+        return f"flagged ({cell['n_flagged']} runs: {cell.get('flag', 'degenerate')})"
     text = format_mean_std(cell["mean"], cell["std"], 3, cell["n"])
+    if cell.get("n_flagged"):
+        text += f" + {cell['n_flagged']} flagged"
     return f"{text} legacy" if cell.get("legacy") else text
 
 
@@ -117,8 +134,8 @@ def regime_table(records, paper: pd.DataFrame | None, methods: Mapping[str, tupl
                 return text if not c or c["scale"] == "default" else f"{text} [{c['scale']}]"
             rows.append({"method": label, "bits": b, "paper": "—" if p is None else f"{p:.3f}",
                          "scratch": show(s_cell), "pretrained": show(p_cell),
-                         "pretrained − paper": "—" if (p is None or not p_cell) else f"{p_cell['mean'] - p:+.3f}",
-                         "pretrained wall (s)": "—" if not p_cell else f"{p_cell['wall_time_s']:.0f}"})
+                         "pretrained − paper": "—" if (p is None or not p_cell or not p_cell["n"]) else f"{p_cell['mean'] - p:+.3f}",
+                         "pretrained wall (s)": "—" if not p_cell or not p_cell["n"] else f"{p_cell['wall_time_s']:.0f}"})
     return pd.DataFrame(rows)
 
 
@@ -128,7 +145,7 @@ def seed_sentence(records, methods: Iterable[str], dataset: str = "cifar10", bac
     parts = []
     for regime, names in (("from scratch", list(methods)),
                           ("on the ImageNet backbone", [pretrained_name(m, backbone) for m in methods])):
-        ns = [c["n"] for m in names for c in regime_cells(records, m, dataset).values()]
+        ns = [c["n"] for m in names for c in regime_cells(records, m, dataset).values() if c["n"]]
         if not ns:
             parts.append(f"{regime}: no clean runs yet")
             continue
