@@ -23,7 +23,7 @@ from ..codes import MultiCodes, hamming
 from ..index import BucketIndex
 from ..losses.mch_reward import oracle_rewards
 from ..metrics import evaluate_codes, f1_bucket_curve
-from .mch_agent import crop_keep_probabilities, extend
+from .mch_agent import extend
 
 __all__ = ["oracle_metrics", "anhc_grid", "sensitivity", "visual_examples", "baseline_codes", "backbone_protocol"]
 
