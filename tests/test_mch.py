@@ -209,24 +209,30 @@ def test_policy_net_structure_and_state():
 
 
 # --------------------------------------------------------------------------- method pieces
+from hashrepro.crop_features import crop_resize  # noqa: E402
+from hashrepro.data.crops import crop_boxes, random_crop_boxes  # noqa: E402
+from hashrepro.losses.mch_reward import compute_rewards, policy_gradient_loss  # noqa: E402
 from hashrepro.methods import mch as M  # noqa: E402
+from hashrepro.methods.mch_agent import crop_keep_probabilities, extend, train_agent  # noqa: E402
+from hashrepro.methods.mch_train import loss_kwargs, train_base  # noqa: E402
+from hashrepro.metrics import buckets_at_f1  # noqa: E402
 
 
 def test_crop_boxes_and_resize():
-    b = M.crop_boxes(56, 56, 0.5)
+    b = crop_boxes(56, 56, 0.5)
     assert b.shape == (5, 4)
     assert b[0].tolist() == [0, 0, 28, 28] and b[3].tolist() == [28, 28, 56, 56]
     assert b[4].tolist() == [14, 14, 42, 42]
-    assert np.allclose(M.crop_boxes(20, 30, 1.0), [[0, 0, 30, 20]] * 5)
+    assert np.allclose(crop_boxes(20, 30, 1.0), [[0, 0, 30, 20]] * 5)
     with pytest.raises(ValueError):
-        M.crop_boxes(10, 10, 0.0)
+        crop_boxes(10, 10, 0.0)
     rng = np.random.default_rng(0)
-    rb = M.random_crop_boxes(100, 40, 50, 0.3, 0.7, rng)
+    rb = random_crop_boxes(100, 40, 50, 0.3, 0.7, rng)
     assert (rb[:, 0] >= 0).all() and (rb[:, 2] <= 50 + 1e-4).all() and (rb[:, 3] <= 40 + 1e-4).all()
     side = (rb[:, 2] - rb[:, 0]) / 50
     assert side.min() >= 0.3 - 1e-6 and side.max() <= 0.7 + 1e-6
     x = (torch.rand(3, 1, 8, 8) * 255).to(torch.uint8)
-    whole = M.crop_resize(x, None, 8)
+    whole = crop_resize(x, None, 8)
     assert torch.equal(whole, x.float() / 255)
     # same numbers as torchvision's roi_align(sampling_ratio=2, aligned=True)
     from torchvision.ops import roi_align
@@ -234,13 +240,13 @@ def test_crop_boxes_and_resize():
     boxes = np.array([[0, 0, 4, 4], [1, 2, 7, 8], [0.5, 0, 8, 6]], dtype=np.float32)
     rois = torch.cat([torch.arange(3.0)[:, None], torch.from_numpy(boxes)], 1)
     ref = roi_align(x.float() / 255, rois, (5, 5), 1.0, 2, True)
-    assert torch.allclose(M.crop_resize(x, boxes, 5), ref, atol=1e-5)
+    assert torch.allclose(crop_resize(x, boxes, 5), ref, atol=1e-5)
     # a constant region stays constant
     c = torch.zeros(1, 1, 8, 8, dtype=torch.uint8)
     c[..., :5, :5] = 255
-    assert torch.allclose(M.crop_resize(c, np.array([[0, 0, 4, 4]], dtype=np.float32), 6), torch.ones(1, 1, 6, 6))
+    assert torch.allclose(crop_resize(c, np.array([[0, 0, 4, 4]], dtype=np.float32), 6), torch.ones(1, 1, 6, 6))
     # whole-image box resized down == 2x2 average pooling
-    half = M.crop_resize(x, np.array([[0, 0, 8, 8]] * 3, dtype=np.float32), 4)
+    half = crop_resize(x, np.array([[0, 0, 8, 8]] * 3, dtype=np.float32), 4)
     assert torch.allclose(half, torch.nn.functional.avg_pool2d(x.float() / 255, 2), atol=1e-5)
 
 
@@ -252,19 +258,19 @@ def test_compute_rewards_eq6_hand_worked():
                       [-1.0, -1, -1, -1]])  # j2 (dissimilar) at d(b, q2) = 4
     s = torch.tensor([[1.0, 0.0]])
     # crop equal to the similar query: d*(j1) = 0, d*(j2) = min(4, 2) = 2
-    r = M.compute_rewards(L, b, q[:1], q, s, None)
+    r = compute_rewards(L, b, q[:1], q, s, None)
     # L(2,1) - L(0,1) = 1 - 0 ; L(4,0) - L(2,0) = 0 - 1  -> 0
     assert r.item() == pytest.approx(0.0)
     # crop closer to the similar query only: b* = (-1,1,1,1): d*(j1) = min(2,1) = 1, d*(j2) = min(4,3) = 3
-    r = M.compute_rewards(L, b, torch.tensor([[-1.0, 1, 1, 1]]), q, s, None)
+    r = compute_rewards(L, b, torch.tensor([[-1.0, 1, 1, 1]]), q, s, None)
     exp = (1 - 0.25) + (0 - 0.25)
     assert r.item() == pytest.approx(exp)
     # identical crop code: reward exactly 0; crop equal to the dissimilar query: negative
-    assert M.compute_rewards(L, b, b, q, s, None).item() == 0.0
-    assert M.compute_rewards(L, b, q[1:], q, s, None).item() < 0
+    assert compute_rewards(L, b, b, q, s, None).item() == 0.0
+    assert compute_rewards(L, b, q[1:], q, s, None).item() < 0
     # self pairs are left out and weights/scale multiply
     mask = torch.tensor([[True, False]])
-    r = M.compute_rewards(L, b, torch.tensor([[-1.0, 1, 1, 1]]), q, s, torch.full((1, 2), 2.0), mask, scale=3.0)
+    r = compute_rewards(L, b, torch.tensor([[-1.0, 1, 1, 1]]), q, s, torch.full((1, 2), 2.0), mask, scale=3.0)
     assert r.item() == pytest.approx(3.0 * 2.0 * (0 - 0.25))
 
 
@@ -273,24 +279,24 @@ def test_extend_out_of_sample():
     z = np.zeros((2, 5, 3), dtype=np.float32) - 1.0  # every crop code = 000
     z[1, 0] = [1, -1, 1]                                # item 1, crop 0 -> 101
     p = np.array([[0.9, 0.9, 0.1, 0.1, 0.1], [0.6, 0.4, 0.4, 0.4, 0.4]])
-    codes, owners, raw = M.extend(b, z, p, xi=0.5)
+    codes, owners, raw = extend(b, z, p, xi=0.5)
     # item 0 keeps two crops but both equal its whole code 000 -> merged; item 1 keeps 101
     assert owners.tolist() == [0, 1, 1]
     assert raw == pytest.approx(1 + 3 / 2)
     assert {tuple(c) for c in codes[owners == 1]} == {(1, 1, 1), (1, 0, 1)}
-    c2, o2, raw2 = M.extend(b, z, p, xi=0.5, dedupe=False)
+    c2, o2, raw2 = extend(b, z, p, xi=0.5, dedupe=False)
     assert len(c2) == 5 and raw2 == raw
     # xi above every probability: only whole-image codes
-    c3, o3, raw3 = M.extend(b, z, p, xi=0.95)
+    c3, o3, raw3 = extend(b, z, p, xi=0.95)
     assert o3.tolist() == [0, 1] and raw3 == 1.0
 
 
 def test_buckets_at_f1_interpolation():
     curve = {"f1": [0.1, 0.3, 0.6], "buckets": [1.0, 10.0, 1000.0]}
-    assert M.buckets_at_f1(curve, 0.05) == 1.0
-    assert M.buckets_at_f1(curve, 0.3) == pytest.approx(10.0)
-    assert M.buckets_at_f1(curve, 0.45) == pytest.approx(100.0)  # half way in log space
-    assert math.isnan(M.buckets_at_f1(curve, 0.7))
+    assert buckets_at_f1(curve, 0.05) == 1.0
+    assert buckets_at_f1(curve, 0.3) == pytest.approx(10.0)
+    assert buckets_at_f1(curve, 0.45) == pytest.approx(100.0)  # half way in log space
+    assert math.isnan(buckets_at_f1(curve, 0.7))
 
 
 def test_config_validation():
@@ -308,8 +314,8 @@ def test_config_validation():
     with pytest.raises(ValueError):
         M.Config.for_scale("default", not_a_field=1)
     # MMHH's γ reaches the loss (base training and the agent's reward use the same loss)
-    assert M._loss_kwargs(M.Config(base="mmhh", mmhh_gamma=10.0)) == {"gamma": 10.0}
-    assert M._loss_kwargs(M.Config(base="dch", mmhh_gamma=10.0)) == {}
+    assert loss_kwargs(M.Config(base="mmhh", mmhh_gamma=10.0)) == {"gamma": 10.0}
+    assert loss_kwargs(M.Config(base="dch", mmhh_gamma=10.0)) == {}
     assert M.parse_dataset("mosaic-cifar10") == {"kind": "mosaic", "base": "cifar10"}
     assert M.parse_dataset("nuswide21")["kind"] == "paper"
 
@@ -343,12 +349,12 @@ def test_agent_reinforce_direction():
     z_q = z.copy()
     z_q[: n // 2, 0] = -1.0
     cfg = M.Config.for_scale("smoke", bits=q, agent_iters=30, agent_batch=32, agent_lr=1e-2)
-    res_pos = M.train_agent(cfg, hasher, P.KSHLoss(q), imgs, f, z_q, b_db, y, torch.device("cpu"), 0)
+    res_pos = train_agent(cfg, hasher, P.KSHLoss(q), imgs, f, z_q, b_db, y, torch.device("cpu"), 0)
     assert len(res_pos.reward) == 30 and all(o == 1.0 for o in res_pos.oracle_keep)
     assert res_pos.keep_prob[-1] > res_pos.keep_prob[0]
     y2 = y.copy()
     y2[: n // 2] = [0, 1]  # the queries near the crop code are now dissimilar: keeping hurts
-    res_neg = M.train_agent(cfg, hasher, P.KSHLoss(q), imgs, f, z_q, b_db, y2, torch.device("cpu"), 0)
+    res_neg = train_agent(cfg, hasher, P.KSHLoss(q), imgs, f, z_q, b_db, y2, torch.device("cpu"), 0)
     assert res_neg.keep_prob[-1] < res_neg.keep_prob[0]
 
 
@@ -357,8 +363,8 @@ def test_adsh_training_learns_binary_database_codes():
     cfg = M.Config.for_scale("smoke", base="adsh", bits=8, base_iters=6, adsh_outer=2, adsh_omega=20)
     x = torch.rand(30, 1, 16, 16)
     y = np.eye(3, dtype=np.uint8)[np.arange(30) % 3]
-    st = M.SmallCNN(1, cfg.widths, cfg.feat_dim).state_dict()
-    hasher, info = M.train_base(cfg, st, x, y, torch.device("cpu"), torch.Generator().manual_seed(0))
+    st = SmallCNN(1, cfg.widths, cfg.feat_dim).state_dict()
+    hasher, info = train_base(cfg, st, x, y, torch.device("cpu"), torch.Generator().manual_seed(0))
     V = info["V"]
     assert V.shape == (30, 8) and set(V.unique().tolist()) <= {-1.0, 1.0}
     f, z = hasher.embed((x * 255).to(torch.uint8))
@@ -475,7 +481,7 @@ def _expected_grad(policy, h, r_keep, baseline_fn, scale=1.0):
         pa = float(torch.prod(probs[torch.arange(n), a]))
         policy.zero_grad()
         rewards = torch.where(a == KEEP, r_keep, torch.zeros_like(r_keep))
-        M.policy_gradient_loss(policy(h), a, rewards, baseline_fn(rewards), scale).backward()
+        policy_gradient_loss(policy(h), a, rewards, baseline_fn(rewards), scale).backward()
         for t, p in zip(total, policy.parameters()):
             t += pa * p.grad
     return total
@@ -504,11 +510,11 @@ def test_baseline_leaves_expected_gradient_unchanged():
     probs = policy(h)
     a = torch.tensor([0, 1, 0, 1])
     probs = probs.detach()
-    l0 = M.policy_gradient_loss(probs, a, r_keep)
-    l1 = M.policy_gradient_loss(probs, a, r_keep, entropy=0.5)
+    l0 = policy_gradient_loss(probs, a, r_keep)
+    l1 = policy_gradient_loss(probs, a, r_keep, entropy=0.5)
     assert l1.item() < l0.item()
     with pytest.raises(ValueError):
-        M.policy_gradient_loss(probs, a, r_keep, scale=0.0)
+        policy_gradient_loss(probs, a, r_keep, scale=0.0)
 
 
 class _TwoTypeHasher:
@@ -550,12 +556,12 @@ def test_agent_learns_to_keep_positive_reward_crops(baseline):
     hasher = _TwoTypeHasher(q)
     f, _ = hasher.embed(imgs)
     cfg = M.Config.for_scale("smoke", bits=q, agent_iters=60, agent_batch=64, agent_baseline=baseline)
-    res = M.train_agent(cfg, hasher, P.KSHLoss(q), imgs, f, z, torch.from_numpy(z), y, torch.device("cpu"), 0)
+    res = train_agent(cfg, hasher, P.KSHLoss(q), imgs, f, z, torch.from_numpy(z), y, torch.device("cpu"), 0)
     assert 0.1 < np.mean(res.oracle_keep) < 0.25  # the AB crops: the only positive rewards
-    zc, pk = M.crop_keep_probabilities(hasher, res.policy, imgs, f, z, 0.5, torch.device("cpu"))
+    zc, pk = crop_keep_probabilities(hasher, res.policy, imgs, f, z, 0.5, torch.device("cpu"))
     p = pk.mean(1)
     assert p[kind == 1].min() > 0.5 > p[kind == 0].max()
-    codes, owners, _ = M.extend((z >= 0).astype(np.uint8), zc, pk, 0.5)
+    codes, owners, _ = extend((z >= 0).astype(np.uint8), zc, pk, 0.5)
     anhc = len(codes) / len(z)
     assert 1.0 < anhc < 1.0 + (kind == 1).mean() + (kind == 2).mean() + 1e-9
 

@@ -14,7 +14,9 @@ import torch.nn.functional as F
 
 from hashrepro import crop_features as CF
 from hashrepro.data.base import Dataset
+from hashrepro.data.crops import CropBank, crop_boxes
 from hashrepro.methods import mch as M
+from hashrepro.models.mch_hashers import FeatureHasher
 
 
 class _TinyFeatures(torch.nn.Module):
@@ -93,11 +95,11 @@ def test_crop_features_match_per_crop_computation(tiny_backbone):
 
 def test_crop_cache_key_names_everything_that_changes_the_features():
     ds = _dataset(_images(6))
-    b5 = M.crop_boxes(16, 16, 0.5)
+    b5 = crop_boxes(16, 16, 0.5)
     base = CF.crop_cache_key(ds, b5, np.arange(6), input_size=32)
     assert CF.crop_cache_key(ds, b5, np.arange(6), input_size=32) == base  # deterministic
     variants = [
-        CF.crop_cache_key(ds, M.crop_boxes(16, 16, 0.3), np.arange(6), input_size=32),   # other boxes
+        CF.crop_cache_key(ds, crop_boxes(16, 16, 0.3), np.arange(6), input_size=32),   # other boxes
         CF.crop_cache_key(ds, b5, np.arange(5), input_size=32),                           # other rows
         CF.crop_cache_key(ds, b5, np.array([0, 2, 1, 3, 4, 5]), input_size=32),           # other row order
         CF.crop_cache_key(ds, b5, np.arange(6), input_size=48),                           # input size
@@ -117,7 +119,7 @@ def test_crop_cache_is_read_back_and_resumes(tiny_backbone, tmp_path, monkeypatc
 
     monkeypatch.setenv("HASHREPRO_CACHE", str(tmp_path))
     ds = _dataset(_images(7))
-    boxes = M.crop_boxes(16, 16, 0.5)
+    boxes = crop_boxes(16, 16, 0.5)
     rows = np.array([0, 2, 3, 5, 6])
     kw = dict(input_size=24, batch_size=2, device="cpu", progress=False, checkpoint_every=2)
     # an extraction interrupted after its first checkpoint ...
@@ -163,7 +165,7 @@ def test_crop_bank_lookup_and_random_crops():
     rows = np.array([1, 3, 4, 8])
     g5 = rng.standard_normal((4, 5, 4)).astype(np.float32)
     g3 = rng.standard_normal((4, 5, 4)).astype(np.float32)
-    bank = M.CropBank(whole, {0.5: (rows, g5), 0.3: (rows, g3)})
+    bank = CropBank(whole, {0.5: (rows, g5), 0.3: (rows, g3)})
     np.testing.assert_array_equal(bank.whole([8, 1]), whole[[8, 1]])
     np.testing.assert_array_equal(bank.crop([4, 1], 0.5, [2, 0]), np.stack([g5[2, 2], g5[0, 0]]))
     np.testing.assert_array_equal(bank.crop([3], 1.0, 4), whole[[3]])  # σ = 1 is the whole image
@@ -177,7 +179,7 @@ def test_crop_bank_lookup_and_random_crops():
             return x, x[:, :2]
 
     cfg = M.Config.for_scale("smoke", backbone="efficientnet_lite0", crop_ratios=(0.3, 0.5, 0.9))
-    h = M.FeatureHasher(Ident(), bank, torch.device("cpu"))
+    h = FeatureHasher(Ident(), bank, torch.device("cpu"))
     f, z = h.embed_random_crops(torch.tensor([1, 3, 4, 8, 1, 3]), cfg, np.random.default_rng(1))
     pool = np.concatenate([g5.reshape(-1, 4), g3.reshape(-1, 4)])
     assert f.shape == (6, 4) and z.shape == (6, 2)

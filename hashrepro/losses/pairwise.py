@@ -8,7 +8,7 @@ therefore exposes two things:
 ``pair_loss(d, s)``
     the element-wise ``L(d, s)`` of Table 1 (no weight, no regulariser), valid both for relaxed
     distances and for exact Hamming distances of binary codes. MCH's reward (eq. 6) evaluates
-    the base model's own ``L`` on binary codes, so :mod:`hashrepro.methods.mch` calls this.
+    the base model's own ``L`` on binary codes, so :mod:`hashrepro.losses.mch_reward` calls this.
 ``forward(u, v, s, w=None)``
     the training objective on relaxed codes ``u`` (n, Q) against ``v`` (m, Q) (``v = u`` for the
     symmetric methods; for ADSH ``v`` are the learned database codes), the similarity ``s``

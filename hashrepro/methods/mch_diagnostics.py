@@ -5,7 +5,7 @@ as :func:`hashrepro.methods.mch.run` does (same seeds, so the same X as the run 
 config), codes the 5 crops of ratio σ of a sample of database images (§4.3) and reports:
 
 * the eq.-6 reward of keeping each crop, computed against the training images as the oracle of
-  :func:`~hashrepro.methods.mch.oracle_rewards` does: the fraction of positive rewards, the sum of
+  :func:`~hashrepro.losses.mch_reward.oracle_rewards` does: the fraction of positive rewards, the sum of
   the positive and of the negative rewards per image, both by number of objects in the mosaic;
 * how well a crop that shows exactly one object (the four corner crops at σ = 0.5 are the mosaic
   tiles) is coded: the median Hamming distance of its code to the whole-image codes of the
@@ -22,8 +22,14 @@ import time
 import numpy as np
 import torch
 
+from ..codes import binarize
+from ..crop_features import crop_resize
+from ..data.crops import crop_boxes, images_tensor, mosaic_tiles
+from ..losses.mch_reward import codes_pm1, oracle_rewards
 from ..losses.pairwise import hamming_distance_pm1, make_loss
 from . import mch as M
+from .mch_data import load_data
+from .mch_train import pretrain_backbone, train_base
 
 __all__ = ["crop_diagnostic"]
 
@@ -48,19 +54,19 @@ def crop_diagnostic(cfg: M.Config | None = None, n_items: int = 600, **overrides
     t0 = time.perf_counter()
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
-    ds, sp = M.load_data(cfg)
+    ds, sp = load_data(cfg)
     tiles_all = ds.meta.get("tiles") if isinstance(ds.meta, dict) else None
     if tiles_all is None or cfg.grid != 2:
         raise ValueError("crop_diagnostic needs a 2x2 mosaic data set (its corner crops at σ = 0.5 are the tiles)")
-    u8 = M._images_tensor(ds.images)
+    u8 = images_tensor(ds.images)
     Y = ds.label_matrix()
     y_tr, y_db = Y[sp.train], Y[sp.database]
-    x_train = M.crop_resize(u8[sp.train], None, cfg.input_size)
-    xt, yt = M.mosaic_tiles(ds, sp.train, cfg.input_size) if cfg.pretrain_tiles else (None, None)
-    backbone_state, _, _ = M.pretrain_backbone(cfg, x_train, y_tr, device,
-                                               torch.Generator().manual_seed(cfg.seed + 1), xt, yt)
+    x_train = crop_resize(u8[sp.train], None, cfg.input_size)
+    xt, yt = mosaic_tiles(ds, sp.train, cfg.input_size) if cfg.pretrain_tiles else (None, None)
+    backbone_state, _, _ = pretrain_backbone(cfg, x_train, y_tr, device,
+                                             torch.Generator().manual_seed(cfg.seed + 1), xt, yt)
     torch.manual_seed(cfg.seed + 2)
-    hasher, _ = M.train_base(cfg, backbone_state, x_train, y_tr, device, torch.Generator().manual_seed(cfg.seed + 3))
+    hasher, _ = train_base(cfg, backbone_state, x_train, y_tr, device, torch.Generator().manual_seed(cfg.seed + 3))
     loss_fn = make_loss(cfg.base, cfg.bits)
 
     rng = np.random.default_rng(cfg.seed + 5)
@@ -69,7 +75,7 @@ def crop_diagnostic(cfg: M.Config | None = None, n_items: int = 600, **overrides
     f_tr, z_tr = hasher.embed(u8[sp.train])
     f_db, z_db = hasher.embed(u8[db_idx])
     zc, _ = _crop_codes(hasher, u8[db_idx], 0.5)
-    r = M.oracle_rewards(loss_fn, M._bits01(z_db), zc, z_tr, y_db[sub], y_tr, db_idx, sp.train)
+    r = oracle_rewards(loss_fn, binarize(z_db), zc, z_tr, y_db[sub], y_tr, db_idx, sp.train)
 
     tiles = np.asarray(tiles_all)[db_idx]  # (n, 2, 2): class or -1
     corner = np.stack([tiles[:, 0, 0], tiles[:, 0, 1], tiles[:, 1, 0], tiles[:, 1, 1]], 1)  # crop order
@@ -87,7 +93,7 @@ def crop_diagnostic(cfg: M.Config | None = None, n_items: int = 600, **overrides
             m[f"reward_neg_per_item_objects{k}"] = float(rc.clip(max=0).sum() / max(sel.sum(), 1))
 
     # codes of single-object crops against the single-object training mosaics
-    b_tr = M._pm1(z_tr)
+    b_tr = codes_pm1(z_tr)
     single_tr = y_tr.sum(1) == 1
     cls_tr = np.where(single_tr, y_tr.argmax(1), -1)
     d_same, d_other = [], []
@@ -95,7 +101,7 @@ def crop_diagnostic(cfg: M.Config | None = None, n_items: int = 600, **overrides
         occ = np.flatnonzero(corner[:, c] >= 0)
         if not len(occ):
             continue
-        d = hamming_distance_pm1(M._pm1(zc[occ, c]), b_tr[torch.from_numpy(single_tr)]).numpy()
+        d = hamming_distance_pm1(codes_pm1(zc[occ, c]), b_tr[torch.from_numpy(single_tr)]).numpy()
         cl = cls_tr[single_tr]
         for row, i in zip(d, occ):
             if (cl == corner[i, c]).any() and (cl != corner[i, c]).any():
@@ -104,7 +110,7 @@ def crop_diagnostic(cfg: M.Config | None = None, n_items: int = 600, **overrides
     single_db = np.flatnonzero(y_db[sub].sum(1) == 1)
     w_same, w_other = [], []
     if len(single_db):
-        d = hamming_distance_pm1(M._pm1(z_db[single_db]), b_tr[torch.from_numpy(single_tr)]).numpy()
+        d = hamming_distance_pm1(codes_pm1(z_db[single_db]), b_tr[torch.from_numpy(single_tr)]).numpy()
         cl = cls_tr[single_tr]
         for row, i in zip(d, single_db):
             c_i = int(y_db[sub][i].argmax())
@@ -132,7 +138,7 @@ def crop_diagnostic(cfg: M.Config | None = None, n_items: int = 600, **overrides
 def _crop_codes(hasher, images_u8: torch.Tensor, sigma: float):
     """(z (N, 5, Q), f (N, 5, D)) of the 5 crops of §4.3."""
     n, _, h, w = images_u8.shape
-    boxes = M.crop_boxes(h, w, sigma)
+    boxes = crop_boxes(h, w, sigma)
     zs, fs = [], []
     for c in range(5):
         f, z = hasher.embed(images_u8, np.repeat(boxes[c:c + 1], n, axis=0))

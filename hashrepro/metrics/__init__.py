@@ -9,7 +9,7 @@ with no relevant item counts as (``empty="zero"`` or ``"skip"``).
 Relevance: int labels (n,) -> same label; multi-hot (n, C) -> share >= 1 label.
 """
 from ._core import relevance
-from .bucket import anhc, bucket_rank, f1_bucket_curve
+from .bucket import anhc, bucket_rank, buckets_at_f1, evaluate_codes, f1_bucket_curve, search_cost
 from .evaluate import evaluate
 from .ranking import (
     average_precision,
@@ -32,6 +32,9 @@ __all__ = [
     "f1_bucket_curve",
     "bucket_rank",
     "anhc",
+    "buckets_at_f1",
+    "evaluate_codes",
+    "search_cost",
     "cmc",
     "evaluate",
 ]

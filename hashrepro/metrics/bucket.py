@@ -1,12 +1,18 @@
-"""Hash bucket search metrics of the MCH paper: F1-bucket curves (§5.2.1) and ANHC (eq. 8)."""
+"""Hash bucket search metrics of the MCH paper: F1-bucket curves (§5.2.1), ANHC (eq. 8), the
+buckets needed to reach an F1 (:func:`buckets_at_f1`), one code set's retrieval and bucket metrics
+(:func:`evaluate_codes`, single or multiple codes per item) and the cost of bucket search against a
+linear scan (:func:`search_cost`)."""
 from __future__ import annotations
+
+import math
+import time
 
 import numpy as np
 
 from ..codes import MultiCodes, as_numpy, check_bits01
 from ._core import EMPTY, Relevance, check_choice, check_dist, check_rel, comb_table, integer_dist
 
-__all__ = ["f1_bucket_curve", "anhc", "bucket_rank"]
+__all__ = ["f1_bucket_curve", "anhc", "bucket_rank", "buckets_at_f1", "evaluate_codes", "search_cost"]
 
 
 def bucket_rank(xor_bits01, C=None) -> np.ndarray:
@@ -258,3 +264,99 @@ def anhc(keep_prob=None, xi=0.5, include_whole_image=True, codes=None) -> float:
     if N == 0:
         raise ValueError("keep_prob is empty (N = 0)")
     return total / N + (1.0 if include_whole_image else 0.0)
+
+
+def buckets_at_f1(curve: dict, target: float) -> float:
+    """Buckets visited to reach F1 = ``target`` on an F1–bucket curve (log-linear interpolation
+    between the two K points around it); NaN when the curve never reaches ``target``.
+
+    curve : dict with "f1" and "buckets" arrays over increasing K (:func:`f1_bucket_curve`).
+    """
+    f1 = np.asarray(curve["f1"], dtype=float)
+    b = np.asarray(curve["buckets"], dtype=float)
+    hit = np.flatnonzero(f1 >= target)
+    if hit.size == 0:
+        return float("nan")
+    j = int(hit[0])
+    if j == 0 or f1[j] == f1[j - 1]:
+        return float(b[j])
+    t = (target - f1[j - 1]) / (f1[j] - f1[j - 1])
+    lb0, lb1 = math.log(max(b[j - 1], 1.0)), math.log(max(b[j], 1.0))
+    return float(math.exp(lb0 + t * (lb1 - lb0)))
+
+
+def evaluate_codes(query01: np.ndarray, db, y_query: np.ndarray, y_db: np.ndarray, ks, f1_targets=(0.3, 0.5)):
+    """Retrieval metrics of one code set (single codes (n, Q) or a ``MultiCodes`` database), as MCH reports them.
+
+    query01 : (nq, Q) {0,1} query codes (one per query); db : (n, Q) {0,1} or :class:`MultiCodes`;
+    y_query, y_db : labels (relevance: share >= 1 label); ks : the K values of the F1–bucket curve
+    (those in 1..n_items are used).
+
+    Returns (metrics: dict of floats, curves: dict). Metrics: ``map`` (whole database, ties by
+    index), ``precision_radius0`` / ``recall_radius0`` (P@H=0, R@H=0: MCH Figs. 3–4),
+    ``precision_radius2`` / ``recall_radius2``, ``f1_max`` and ``buckets_at_f1_<t>`` (buckets
+    visited to reach F1 = t on the F1–bucket curve, NaN if never reached). Curves: ``pr_radius``,
+    ``f1_bucket`` (Algorithm 1 at every K: "K", "f1", "precision", "recall", "buckets", "radius").
+    """
+    from .evaluate import evaluate
+
+    ev = evaluate(query01, db, y_query, y_db, radius=2, ks=(10, 100))
+    pr = ev["curves"]["pr_radius"]
+    n_items = db.n_items if isinstance(db, MultiCodes) else len(db)
+    kk = sorted({int(k) for k in ks if 1 <= int(k) <= n_items})
+    f1b = f1_bucket_curve(query01, db, y_query, y_db, ks=kk)
+    f1b = {k: np.asarray(v).tolist() for k, v in f1b.items()}
+    m = {
+        "map": float(ev["map"]),
+        "map_tie_aware": float(ev.get("map_tie_aware", float("nan"))),
+        "precision_radius0": float(pr["precision"][0]),
+        "recall_radius0": float(pr["recall"][0]),
+        "precision_radius2": float(ev["precision_radius2"]),
+        "recall_radius2": float(ev["recall_radius2"]),
+        "f1_max": float(np.max(f1b["f1"])),
+    }
+    for t in f1_targets:
+        m[f"buckets_at_f1_{t:g}"] = buckets_at_f1(f1b, t)
+    return m, {"pr_radius": {k: list(map(float, v)) for k, v in pr.items()}, "f1_bucket": f1b}
+
+
+def search_cost(query01: np.ndarray, db, k: int, repeat: int = 1) -> dict:
+    """Bucket search (MCH Algorithm 1, :class:`hashrepro.index.BucketIndex`) against a linear scan.
+
+    query01 : (nq, Q) {0,1}; db : (n, Q) {0,1} or :class:`MultiCodes` (an item's distance is the
+    minimum over its codes, MCH eq. 5); k : items returned per query.
+
+    Returns floats: ``bucket_search_ms`` and ``linear_scan_ms`` (per query, best of ``repeat``),
+    ``buckets_visited`` and ``buckets_nonempty`` (mean per query), ``codes_per_query_scan``
+    (codes a linear scan compares: all of them), ``n_codes`` / ``n_buckets`` of the index and
+    ``search_k``.
+    """
+    from ..codes import hamming
+    from ..index import BucketIndex
+
+    if isinstance(db, MultiCodes):
+        codes, owners, n_items = db.codes, db.owners, db.n_items
+    else:
+        codes, owners, n_items = db, np.arange(len(db)), len(db)
+    k = int(min(k, n_items))
+    idx = BucketIndex(codes, owners)
+    best_b = best_l = float("inf")
+    res = None
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        res = idx.search_detailed(query01, k)
+        best_b = min(best_b, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        d = hamming(query01, codes)
+        if len(codes) != n_items:  # min over each item's codes (eq. 5)
+            dm = np.full((len(query01), n_items), np.iinfo(np.uint16).max, dtype=np.uint16)
+            np.minimum.at(dm.T, owners, d.T)
+            d = dm
+        np.argsort(d, axis=1, kind="stable")[:, :k]
+        best_l = min(best_l, time.perf_counter() - t0)
+    nq = max(len(query01), 1)
+    return {"bucket_search_ms": 1e3 * best_b / nq, "linear_scan_ms": 1e3 * best_l / nq,
+            "buckets_visited": float(np.mean(np.asarray(res.buckets_visited, dtype=float))),
+            "buckets_nonempty": float(np.mean(res.buckets_nonempty)),
+            "codes_per_query_scan": float(len(codes)), "n_codes": float(len(codes)),
+            "n_buckets": float(idx.n_buckets), "search_k": float(k)}

@@ -5,16 +5,19 @@ With the backbone frozen and the pooled feature of every crop cached
 the network after the backbone. :class:`FeatureBackbone` takes the backbone's place in
 :class:`hashrepro.models.small_cnn.HashModel` (which adds the hash layer and the Table-1
 relaxation), so the deep base models (HashNet, ADSH, DCH, MMHH) train the same code on features
-instead of images; :class:`KSHOnFeatures` wraps KSH's kernel map the same way.
+instead of images; :class:`KSHOnFeatures` wraps KSH's kernel map (:class:`KSHModel`, the shallow
+base model of both regimes) the same way.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
 from .heads import FeatureMLP
 
-__all__ = ["FeatureBackbone", "KSHOnFeatures"]
+__all__ = ["FeatureBackbone", "KSHModel", "KSHOnFeatures"]
 
 
 class FeatureBackbone(nn.Module):
@@ -54,10 +57,38 @@ class FeatureBackbone(nn.Module):
         return self.mlp((x - self.mean) / self.std)
 
 
+class KSHModel(nn.Module):
+    """KSH's hash function on backbone features (Liu et al. 2012; KSH_demo.m):
+    ``z = Aᵀ k̄(f)``, ``k(f, a) = exp(-||f - a||² / (2 σ_k))`` over ``m`` random anchors, kernel
+    columns centred with the training means; ``σ_k`` = mean squared feature–anchor distance.
+    Relaxation (MCH Table 1): sigmoid smoothing ``φ(z) = 2/(1 + e^{-z}) - 1``.
+
+    anchors : (m, D) anchor features; n_bits : Q; train_feats : (N, D) training features (for
+    ``σ_k`` and the kernel means). ``A`` (m, Q) is the learned projection.
+    """
+
+    def __init__(self, anchors: torch.Tensor, n_bits: int, train_feats: torch.Tensor):
+        super().__init__()
+        self.register_buffer("anchors", anchors)
+        d2 = torch.cdist(train_feats, anchors).pow(2)
+        self.register_buffer("sigma_k", d2.mean().clamp_min(1e-12))
+        k = torch.exp(-d2 / (2 * self.sigma_k))
+        self.register_buffer("mean", k.mean(0))
+        self.A = nn.Parameter(torch.randn(anchors.shape[0], n_bits) / math.sqrt(anchors.shape[0]))
+
+    def kernel(self, f: torch.Tensor) -> torch.Tensor:
+        """(N, D) -> centred kernel features (N, m)."""
+        return torch.exp(-torch.cdist(f, self.anchors).pow(2) / (2 * self.sigma_k)) - self.mean
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        """(N, D) features -> pre-activations z (N, Q)."""
+        return self.kernel(f) @ self.A
+
+
 class KSHOnFeatures(nn.Module):
     """KSH on pre-computed features: ``features_and_codes(x) = (f, ksh(f))`` with ``f = backbone(x)``.
 
-    ``ksh`` maps (N, feat_dim) → pre-activations (N, Q) (:class:`hashrepro.methods.mch.KSHModel`)."""
+    ``ksh`` maps (N, feat_dim) → pre-activations (N, Q) (:class:`KSHModel`)."""
 
     def __init__(self, backbone: nn.Module, ksh: nn.Module):
         super().__init__()

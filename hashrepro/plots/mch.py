@@ -23,6 +23,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from ..metrics import buckets_at_f1
+
 __all__ = [
     "STYLE",
     "as_records",
@@ -303,11 +305,9 @@ def bucket_ratio(base: dict, mch: dict, target: float | None = None, curve: str 
 
     ``target``: the F1 level (default 0.5, lowered to the highest F1 both curves reach when one
     stays below it). Buckets at a level are interpolated log-linearly between the K points around
-    it (:func:`hashrepro.methods.mch.buckets_at_f1`). Returns ``{"f1", "buckets_base",
+    it (:func:`hashrepro.metrics.buckets_at_f1`). Returns ``{"f1", "buckets_base",
     "buckets_mch", "ratio"}``.
     """
-    from ..methods.mch import buckets_at_f1
-
     cb, cm = base["curves"]["f1_bucket"], mch["curves"][curve]
     reach = min(max(cb["f1"]), max(cm["f1"]))
     t = 0.5 if target is None else float(target)
@@ -359,8 +359,6 @@ def xi_table(records, target: float = 0.5) -> pd.DataFrame:
     F1 = ``target`` (or the highest F1 both reach) for each σ (ξ fixed) and each ξ (σ fixed).
 
     Returns one row per (dataset, bits, base, vary, value)."""
-    from ..methods.mch import buckets_at_f1
-
     rows = []
     for xb, xm in pairs(records):
         if "sensitivity" not in xm.get("curves", {}):
