@@ -179,7 +179,9 @@ def papers_dir(tmp_path, monkeypatch):
     d.mkdir()
     (d / "toy_table9.csv").write_text(TOY_CSV)
     (d / "toy_table10.csv").write_text("source,method,dataset,bits,metric,value\nTable 10,toy-a,digits,8,map,55\n")
-    monkeypatch.setattr(R, "PAPERS_DIR", d)
+    import hashrepro.paper_vs_ours as PV
+
+    monkeypatch.setattr(PV, "PAPERS_DIR", d)  # paper tables live in hashrepro.paper_vs_ours
     return d
 
 
