@@ -45,6 +45,7 @@ __all__ = [
     "resumable_cache",
 ]
 
+from .atomic import atomic_write
 from .handcrafted import _check_images, _progress, gabor_transfer_functions, gist, hog, pixels  # noqa: F401
 
 
@@ -229,12 +230,6 @@ def features_cache_dir(root=None) -> Path:
     return d
 
 
-def _atomic_save(path: Path, arr: np.ndarray) -> None:
-    """``np.save`` to ``path`` atomically (:func:`hashrepro.atomic.atomic_write`)."""
-    from hashrepro.atomic import atomic_write
-    atomic_write(path, lambda f: np.save(f, arr))
-
-
 def dataset_features(dataset, feature: str = "gist", indices=None, cache: bool = True,
                      root=None, **kw) -> np.ndarray:
     """Features of a :class:`hashrepro.data.Dataset`, cached, optionally restricted to rows.
@@ -270,7 +265,7 @@ def dataset_features(dataset, feature: str = "gist", indices=None, cache: bool =
     if feats is None:
         feats = extract(images, feature, **kw)
         if cache:
-            _atomic_save(path, feats)
+            atomic_write(path, lambda f: np.save(f, feats))
     if indices is None:
         return np.asarray(feats)
     return np.asarray(feats[np.asarray(indices)])
@@ -316,11 +311,6 @@ def backbone_cache_key(dataset, feature: str, pretrained: str | None = "imagenet
     key["stem"] = (f"{dataset.name}_{feature}-{pretrained or 'random'}-{wsha[:8]}_{size}px_{norm}"
                    f"_{key['dataset_fingerprint'][:12]}")
     return key
-
-
-def _write_json_atomic(path: Path, obj) -> None:
-    from hashrepro.atomic import atomic_write
-    atomic_write(path, json.dumps(obj, indent=1, sort_keys=True))
 
 
 def _cached_backbone_features(dataset, feature: str, cache: bool = True, root=None, pretrained="imagenet",
@@ -395,7 +385,7 @@ def resumable_cache(directory: Path, stem: str, key: dict, shape: tuple, fill: C
     def on_batch(rows: int) -> None:
         if rows - last[0] >= checkpoint_every or rows == n:
             mm.flush()
-            _write_json_atomic(part_meta, {"key": key_only, "done": rows})
+            atomic_write(part_meta, json.dumps({"key": key_only, "done": rows}, indent=1, sort_keys=True))
             last[0] = rows
 
     fill(mm, done, on_batch)
@@ -406,7 +396,7 @@ def resumable_cache(directory: Path, stem: str, key: dict, shape: tuple, fill: C
     info = dict(key_only, images_per_s=(n - start) / secs if secs > 0 and n > start else None,
                 extraction_s=secs, resumed_from=start, threads=torch.get_num_threads(), finished=time.time())
     os.replace(part, final)
-    _write_json_atomic(meta, info)
+    atomic_write(meta, json.dumps(info, indent=1, sort_keys=True))
     part_meta.unlink(missing_ok=True)
     return np.load(final, mmap_mode="r")
 

@@ -39,15 +39,14 @@ run records: paper value, ours (mean ± sample std over seeds), number of seeds,
 Layout: this module holds the records themselves (:func:`make_record`, :func:`save_run`,
 :func:`load_records`, ...); provenance (:func:`start_run`, :func:`git_state`,
 :func:`reproduce_command`, :func:`provenance_status`) lives in :mod:`hashrepro.provenance`, the
-paper tables and paper-vs-ours tables in :mod:`hashrepro.paper_vs_ours`; every public name is
-re-exported here.
+paper tables and paper-vs-ours tables in :mod:`hashrepro.paper_vs_ours`, run names in
+:mod:`hashrepro.run_names`; every public name is re-exported here.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Mapping
@@ -55,6 +54,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from .atomic import atomic_write
 from .jsonable import to_jsonable
 # re-exported: the public names of the pieces that moved out of this module
 from .paper_vs_ours import PAPERS_DIR, SCALES  # noqa: F401
@@ -62,6 +62,7 @@ from .paper_vs_ours import companion_column, compare, format_mean_std, paper_tab
 from .provenance import GIT_EXCLUDE  # noqa: F401
 from .provenance import (PATCH_DIR, RunStart, _now, git_info, git_state, package_versions, provenance_status,
                          reproduce_command, start_run)
+from .run_names import run_name
 
 __all__ = [
     "SCHEMA",
@@ -214,28 +215,6 @@ def make_record(paper: str, method: str, dataset: str, bits: int, seed: int, sca
     }
 
 
-def _fmt_part(value: Any) -> str:
-    if isinstance(value, float):
-        s = f"{value:g}"
-    else:
-        s = str(value)
-    return re.sub(r"[^A-Za-z0-9.+=-]+", "-", s).strip("-") or "x"
-
-
-def run_name(method: str, dataset: str, bits: int, seed: int, scale: str, **extra: Any) -> str:
-    """Deterministic file stem of a run: ``<method>_<dataset>_<bits>b_seed<seed>_<scale>``, then
-    ``_<key>-<value>`` for each extra parameter in sorted key order (as ``hashrepro.sweep`` does).
-
-    >>> run_name("dnnh-dem", "cifar10", 48, 0, "default")
-    'dnnh-dem_cifar10_48b_seed0_default'
-    >>> run_name("mch-dch", "mosaic", 32, 1, "smoke", sigma=0.5)
-    'mch-dch_mosaic_32b_seed1_smoke_sigma-0.5'
-    """
-    parts = [_fmt_part(method), _fmt_part(dataset), f"{int(bits)}b", f"seed{int(seed)}", _fmt_part(scale)]
-    parts += [f"{_fmt_part(k)}-{_fmt_part(extra[k])}" for k in sorted(extra)]
-    return "_".join(parts)
-
-
 _run_name = run_name  # save_run's parameter shadows the function
 
 
@@ -292,16 +271,10 @@ def save_run(record: Mapping, results_dir: str | os.PathLike, run_name: str | No
         record["git_diff_sha256"] = digest
         rel = f"{PATCH_DIR}/{digest}.patch"
         if not (folder.parent / rel).is_file():
-            _atomic_write_text(folder.parent / rel, patch)
+            atomic_write(folder.parent / rel, patch)
         record["git_patch"] = rel
-    _atomic_write_text(path, json.dumps(to_jsonable(record), indent=1, sort_keys=False) + "\n")
+    atomic_write(path, json.dumps(to_jsonable(record), indent=1, sort_keys=False) + "\n")
     return path
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (:func:`hashrepro.atomic.atomic_write`)."""
-    from .atomic import atomic_write
-    atomic_write(path, text)
 
 
 def load_run(path: str | os.PathLike) -> dict:

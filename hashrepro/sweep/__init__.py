@@ -40,7 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from ..atomic import atomic_write
 from ..paths import PAPERS, notebooks_root, repo_root
+from ..run_names import run_name_for
 from .engines import _DaskEngine, _InlineEngine, _PoolEngine
 from .errors import SweepError, _one_line
 from .git_tree import check_git_tree
@@ -165,36 +167,6 @@ def _literal(text: Any) -> Any:
         return text
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value).replace("/", "-").replace(" ", "")
-
-
-def run_name_for(paper: str, parameters: dict) -> str:
-    """Deterministic run name from the grid parameters.
-
-    ``<paper>_<dataset>_<bits>b_seed<seed>_<scale>`` followed by ``_<key>-<value>`` for every other
-    parameter in sorted order (``results_dir`` and ``run_name`` excluded), e.g.
-    ``dnnh_cifar10_48b_seed0_default_variant-fc``.
-    """
-    p = dict(parameters)
-    parts = [paper]
-    if "dataset" in p:
-        parts.append(_fmt(p.pop("dataset")))
-    if "bits" in p:
-        parts.append(f"{_fmt(p.pop('bits'))}b")
-    if "seed" in p:
-        parts.append(f"seed{_fmt(p.pop('seed'))}")
-    if "scale" in p:
-        parts.append(_fmt(p.pop("scale")))
-    for k in sorted(p):
-        if k in REQUIRED_PARAMETERS or k == "device":
-            continue
-        parts.append(f"{k}-{_fmt(p[k])}")
-    return "_".join(parts)
-
-
 def _check_parameters(paper: str, names: Iterable[str]) -> dict[str, Any]:
     declared = notebook_parameters(paper)
     missing_required = [r for r in REQUIRED_PARAMETERS if r not in declared]
@@ -297,12 +269,6 @@ def is_done(task: Task, root: Path | None = None) -> bool:
     return _record_complete(root / task.record_path) and (root / task.notebook_path).is_file()
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (:func:`hashrepro.atomic.atomic_write`)."""
-    from ..atomic import atomic_write
-    atomic_write(path, text)
-
-
 def describe_failure(exc: BaseException, timeout: float | None = None) -> str:
     """One line saying why a notebook run failed (the reason, not a traceback's last line).
 
@@ -388,10 +354,10 @@ def _store_locally(result: TaskResult, root: Path) -> None:
         return
     rec = root / result.task.record_path
     if not _record_complete(rec) and result.record is not None:
-        _atomic_write_text(rec, json.dumps(result.record, indent=1))
+        atomic_write(rec, json.dumps(result.record, indent=1))
     nb = root / result.task.notebook_path
     if not nb.is_file() and result.notebook_json is not None:
-        _atomic_write_text(nb, result.notebook_json)
+        atomic_write(nb, result.notebook_json)
 
 
 def _lock_for(task: Task, root: Path) -> TaskLock:
