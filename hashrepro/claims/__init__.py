@@ -16,12 +16,12 @@ from .ddh import DDH
 from .dnnh import DNNH
 from .drsch import DRSCH
 from .evaluator import (CLAIMS, MIN_SEEDS, RANDOM_SUBSET_KEY, RULE, VERDICTS, Claim, Compare, Side, Verdict,
-                        checks_table, claims_table, decide, evaluate, evaluate_paper, load_paper_records,
+                        checks_table, claims_table, decide, evaluate, evaluate_paper, is_legacy, load_paper_records,
                         paper_value, prepare_records, seed_counts, summary_table)
 from .mch import MCH
 
 __all__ = ["VERDICTS", "MIN_SEEDS", "RULE", "Side", "Compare", "Claim", "Verdict", "CLAIMS", "paper_value",
-           "decide", "evaluate", "evaluate_paper", "claims_table", "checks_table", "summary_table", "prepare_records",
-           "load_paper_records", "seed_counts", "RANDOM_SUBSET_KEY", "DNNH", "DRSCH", "DDH", "MCH"]
+           "is_legacy", "decide", "evaluate", "evaluate_paper", "claims_table", "checks_table", "summary_table",
+           "prepare_records", "load_paper_records", "seed_counts", "RANDOM_SUBSET_KEY", "DNNH", "DRSCH", "DDH", "MCH"]
 
 CLAIMS.update({"drsch": DRSCH, "dnnh": DNNH, "ddh": DDH, "mch": MCH})

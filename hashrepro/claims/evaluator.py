@@ -21,7 +21,11 @@ The rule (:data:`RULE`), one vocabulary for every chapter (:data:`VERDICTS`):
   metric the records do not carry; the reason is given).
 
 Records flagged as degenerate (``record["flags"]`` non-empty, e.g. codes collapsed to one
-bucket) are left out before pairing; the evidence says how many.
+bucket) are left out before pairing; the evidence says how many. So are records not tied to
+clean code (:func:`is_legacy`: ``git_dirty`` true or unknown, no commit, or no command): "a
+record whose git_dirty is true does not count for any target". The evidence says how many of
+them the claim's comparisons would have used; ``include_legacy=True`` (every evaluating
+function takes it) counts them again, for pages that want to show what they say.
 
 Statements that hold by construction (ANHC cannot fall as ξ falls; σ = 1 crops are the whole
 image) are :class:`Claim` objects with ``kind="check"``: they are evaluated per record
@@ -47,7 +51,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["VERDICTS", "MIN_SEEDS", "RULE", "Side", "Compare", "Claim", "Verdict", "CLAIMS", "paper_value",
+__all__ = ["VERDICTS", "MIN_SEEDS", "RULE", "Side", "Compare", "Claim", "Verdict", "CLAIMS", "paper_value", "is_legacy",
            "decide", "evaluate", "evaluate_paper", "claims_table", "checks_table", "summary_table", "prepare_records",
            "load_paper_records", "seed_counts", "RANDOM_SUBSET_KEY"]
 
@@ -57,7 +61,9 @@ RULE = ("A claim is *reproduced* when, in every setting it covers, the claimed s
         "the mean paired difference exceeds twice its standard error; *not reproduced* when, in at least one "
         "setting, the opposite sign holds in every paired seed with the same strength; *inconclusive* otherwise "
         f"(*inconclusive (n<3)* where fewer than {MIN_SEEDS} seeds are paired); *not testable here* when no record "
-        "can test it. Records flagged as degenerate are left out.")
+        "can test it. Records flagged as degenerate are left out, and so are records not tied to clean code "
+        "(a dirty or unknown work tree, no commit or no command: dirty or legacy records); the evidence says how "
+        "many.")
 #: The BS-DRSCH control the truncation claim needs: in ``curves["bit_scalable"]``, a list aligned
 #: with ``bits``: Precision@500 of ``n`` bits drawn at random (mean over draws) instead of the
 #: ``n`` bits with the largest |w|.
@@ -144,6 +150,7 @@ class Verdict:
     cells: list = field(default_factory=list)
     n_min: int = 0
     excluded: int = 0
+    legacy: int = 0
 
 
 def paper_value(table: str, method: str | Iterable[str], dataset: str, metric: str = "map", factor: float = 1.0,
@@ -339,16 +346,40 @@ def _flagged(r: Mapping) -> bool:
     return bool(r.get("flags"))
 
 
-def evaluate(claim: Claim, records) -> Verdict:
-    """Judge one claim on run records (list of dicts or a ``load_records`` DataFrame)."""
+def is_legacy(r: Mapping) -> bool:
+    """True for a record that counts for no claim: its work tree was dirty (or its state is
+    unknown), or it names no commit, or it has no command (records made before runs were tied to
+    their code)."""
+    return r.get("git_dirty") is not False or not r.get("git_commit") or not r.get("command")
+
+
+def _uses(claim: Claim, r: Mapping) -> bool:
+    """Whether a record matches a record side of one of the claim's comparisons."""
+    return any(side.const is None and _matches(r, side) for cmp in claim.comparisons for side in (cmp.a, cmp.b))
+
+
+def evaluate(claim: Claim, records, *, include_legacy: bool = False) -> Verdict:
+    """Judge one claim on run records (list of dicts or a ``load_records`` DataFrame).
+
+    Flagged records are left out; so are dirty or legacy records (:func:`is_legacy`) unless
+    ``include_legacy``. The evidence says how many of each were left out (legacy: those a
+    comparison of the claim would have used)."""
     recs = _as_records(records)
     excluded = sum(_flagged(r) for r in recs)
     recs = [r for r in recs if not _flagged(r)]
     note = f"; {excluded} flagged record(s) left out" if excluded else ""
     if claim.untestable:
         return Verdict(claim, "not testable here", claim.untestable, excluded=excluded)
+    legacy = sum(1 for r in recs if is_legacy(r) and _uses(claim, r))
+    if include_legacy:
+        note += f"; {legacy} dirty or legacy record(s) counted (include_legacy=True)" if legacy else ""
+    else:
+        recs = [r for r in recs if not is_legacy(r)]
+        note += f"; {legacy} dirty or legacy record(s) left out" if legacy else ""
     if claim.kind == "check":
-        return _evaluate_check(claim, recs, note, excluded)
+        v = _evaluate_check(claim, recs, note, excluded)
+        v.legacy = legacy
+        return v
     cells = []
     for cmp in claim.comparisons:
         for (ds, b, scale), diffs in sorted(_scale_pick(_pairs(recs, cmp)).items(),
@@ -357,8 +388,9 @@ def evaluate(claim: Claim, records) -> Verdict:
             cells.append({"label": _cell_label(cmp, ds, b), "dataset": ds, "bits": b, "scale": scale, "n": n,
                           "mean": mean, "se": se, "verdict": v})
     if not cells:
-        return Verdict(claim, "not testable here", (claim.missing or "no run records test it") + note,
-                       excluded=excluded)
+        why = ("no clean run record tests it" if legacy and not include_legacy
+               else claim.missing or "no run records test it")
+        return Verdict(claim, "not testable here", why + note, excluded=excluded, legacy=legacy)
     verdict = _combine([c["verdict"] for c in cells])
     counts = pd.Series([c["verdict"] for c in cells]).value_counts()
     head = (f"{len(cells)} setting(s): " + ", ".join(f"{k} {v}" for k, v in counts.items())
@@ -367,7 +399,7 @@ def evaluate(claim: Claim, records) -> Verdict:
     more = "" if len(shown) == len(cells) else f"; … ({len(cells) - len(shown)} more)"
     evidence = (head + ("; " if head else "") + "; ".join(_fmt_cell(c) for c in shown) + more
                 + ("" if not claim.note else f". {claim.note}") + note)
-    return Verdict(claim, verdict, evidence, cells, min(c["n"] for c in cells), excluded)
+    return Verdict(claim, verdict, evidence, cells, min(c["n"] for c in cells), excluded, legacy)
 
 
 def _evaluate_check(claim: Claim, recs: list[dict], note: str, excluded: int) -> Verdict:
@@ -387,14 +419,16 @@ def _evaluate_check(claim: Claim, recs: list[dict], note: str, excluded: int) ->
     return Verdict(claim, verdict, evidence, [], len(vals), excluded)
 
 
-def evaluate_paper(paper: str, records=None, kind: str | None = "claim", **prepare_kw) -> list[Verdict]:
+def evaluate_paper(paper: str, records=None, kind: str | None = "claim", *, include_legacy: bool = False,
+                   **prepare_kw) -> list[Verdict]:
     """Every claim (``kind="claim"``), check (``"check"``) or both (None) of one chapter.
-    ``records`` default: the committed records (:func:`load_paper_records`)."""
+    ``records`` default: the committed records (:func:`load_paper_records`); ``include_legacy``:
+    count dirty and legacy records too (:func:`evaluate`)."""
     if paper not in CLAIMS:
         raise ValueError(f"no claims for paper {paper!r}; papers: {', '.join(CLAIMS)}")
     recs = load_paper_records(paper, **prepare_kw) if records is None else prepare_records(
         paper, records, **prepare_kw)
-    return [evaluate(c, recs) for c in CLAIMS[paper] if kind is None or c.kind == kind]
+    return [evaluate(c, recs, include_legacy=include_legacy) for c in CLAIMS[paper] if kind is None or c.kind == kind]
 
 
 def _frame(verdicts: list[Verdict]) -> pd.DataFrame:
@@ -402,25 +436,27 @@ def _frame(verdicts: list[Verdict]) -> pd.DataFrame:
                         columns=["claim", "verdict", "evidence"])
 
 
-def claims_table(paper: str, records=None, **prepare_kw) -> pd.DataFrame:
-    """One row per claim of ``paper``: ``claim, verdict, evidence``."""
-    return _frame(evaluate_paper(paper, records, "claim", **prepare_kw))
+def claims_table(paper: str, records=None, *, include_legacy: bool = False, **prepare_kw) -> pd.DataFrame:
+    """One row per claim of ``paper``: ``claim, verdict, evidence`` (clean records only unless
+    ``include_legacy``)."""
+    return _frame(evaluate_paper(paper, records, "claim", include_legacy=include_legacy, **prepare_kw))
 
 
-def checks_table(paper: str, records=None, **prepare_kw) -> pd.DataFrame:
+def checks_table(paper: str, records=None, *, include_legacy: bool = False, **prepare_kw) -> pd.DataFrame:
     """One row per check (holds by construction) of ``paper``: ``claim, verdict, evidence``."""
-    return _frame(evaluate_paper(paper, records, "check", **prepare_kw))
+    return _frame(evaluate_paper(paper, records, "check", include_legacy=include_legacy, **prepare_kw))
 
 
-def summary_table(records_by_paper: Mapping[str, Any] | None = None) -> pd.DataFrame:
+def summary_table(records_by_paper: Mapping[str, Any] | None = None, *, include_legacy: bool = False) -> pd.DataFrame:
     """Every chapter's claims (not the checks): ``chapter, claim, verdict, seeds, evidence``
-    (``seeds``: the fewest paired seeds of any setting; 0 when not testable)."""
+    (``seeds``: the fewest paired seeds of any setting; 0 when not testable). Clean records only
+    unless ``include_legacy``."""
     from ..paths import PAPERS
 
     rows = []
     for paper in PAPERS:
         recs = None if records_by_paper is None else records_by_paper.get(paper)
-        for v in evaluate_paper(paper, recs):
+        for v in evaluate_paper(paper, recs, include_legacy=include_legacy):
             rows.append({"chapter": paper, "claim": v.claim.text, "verdict": v.verdict, "seeds": v.n_min,
                          "evidence": v.evidence})
     return pd.DataFrame(rows, columns=["chapter", "claim", "verdict", "seeds", "evidence"])
