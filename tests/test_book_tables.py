@@ -17,7 +17,8 @@ def test_claims_table_from_records(tmp_path):
         for seed, offset in ((0, -0.01), (1, 0.01), (2, 0.0)):
             value = float(ref[ref.bits == b].value.iloc[0]) + offset - 0.05
             rec = make_record("dnnh", "dnnh-dem", "cifar10", int(b), seed, "default", {}, {"split": "per_class"},
-                              {"map": value}, {}, 1.0, "cpu")
+                              {"map": value}, {}, 1.0, "cpu",  # a clean tree: only those count for claims
+                              git={"commit": "0123abcd", "dirty": False, "diff_sha256": None, "patch": None})
             save_run(rec, tmp_path, f"r{b}_{seed}")
     records = load_records(tmp_path)
     table = book.claims_table(records)

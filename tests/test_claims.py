@@ -10,9 +10,13 @@ from hashrepro import claims as C
 from hashrepro.claims import Claim, Compare, Side, decide, evaluate
 
 
+#: A record tied to clean code (only those count for a claim; see test_dirty_and_legacy_records_...).
+CLEAN = {"git_commit": "0123abcd", "git_dirty": False, "command": "papermill notebooks/toy.ipynb out.ipynb"}
+
+
 def rec(method, seed, value, bits=16, dataset="toy", metric="map", flags=None, finished="2026-01-01", **extra):
     r = {"paper": "toy", "method": method, "dataset": dataset, "bits": bits, "seed": seed, "scale": "default",
-         "metrics": {metric: value}, "config": {}, "finished": finished, **extra}
+         "metrics": {metric: value}, "config": {}, "finished": finished, **CLEAN, **extra}
     if flags is not None:
         r["flags"] = flags
     return r
@@ -57,6 +61,35 @@ def test_pairing_is_by_seed_not_by_order():
     recs = [rec("a", 0, 0.50), rec("a", 1, 0.70), rec("a", 2, 0.60),
             rec("b", 0, 0.45), rec("b", 1, 0.65), rec("b", 2, 0.55)]
     assert evaluate(A_BEATS_B, recs).verdict == "reproduced"
+
+
+def test_dirty_and_legacy_records_do_not_change_a_verdict_and_the_evidence_counts_them():
+    clean = paired([0.60, 0.61, 0.62], [0.50, 0.52, 0.51])
+    base = evaluate(A_BEATS_B, clean)
+    assert base.verdict == "reproduced" and base.legacy == 0 and "legacy" not in base.evidence
+    # a dirty run that would turn the verdict (a loses badly in a fourth seed), a run of an unknown
+    # tree, and legacy runs without a commit or a command: none of them counts
+    dirty = [rec("a", 3, 0.10, git_dirty=True), rec("b", 3, 0.90, git_dirty=True)]
+    legacy = [rec("a", 4, 0.10, git_dirty=None), rec("b", 4, 0.90, git_commit=None),
+              rec("a", 5, 0.10, command=None), rec("b", 5, 0.90, command="")]
+    unrelated = [rec("c", 0, 0.3, git_dirty=True)]             # matches no side of the claim: not counted
+    v = evaluate(A_BEATS_B, clean + dirty + legacy + unrelated)
+    assert (v.verdict, v.n_min, v.cells[0]["mean"]) == (base.verdict, base.n_min, base.cells[0]["mean"])
+    assert v.legacy == 6 and "6 dirty or legacy record(s) left out" in v.evidence
+    assert all(C.is_legacy(r) for r in dirty + legacy) and not any(C.is_legacy(r) for r in clean)
+    # a dirty record that replaces a clean one of the same seed (finished later) does not win either
+    v = evaluate(A_BEATS_B, clean + [rec("a", 0, 0.10, git_dirty=True, finished="2026-02-01")])
+    assert v.verdict == "reproduced" and v.cells[0]["mean"] == base.cells[0]["mean"] and v.legacy == 1
+    # only dirty records: nothing to judge, and the evidence says why
+    v = evaluate(A_BEATS_B, [{**r, "git_dirty": True} for r in clean])
+    assert v.verdict == "not testable here" and v.evidence.startswith("no clean run record tests it")
+    assert "6 dirty or legacy record(s) left out" in v.evidence
+    # the explicit opt-in counts them again (and says so)
+    v = evaluate(A_BEATS_B, clean + dirty + legacy, include_legacy=True)
+    assert v.verdict == "inconclusive" and v.cells[0]["n"] == 6 and "6 dirty or legacy record(s) counted" in v.evidence
+    t = C.claims_table("dnnh", [{**r, "paper": "dnnh", "method": "dnnh-dem", "dataset": "cifar10"} for r in dirty],
+                       include_legacy=True)
+    assert len(t) and "legacy" in C.RULE
 
 
 def test_flagged_records_are_left_out():
@@ -134,7 +167,7 @@ def test_truncation_claim_needs_the_random_subset_control():
             curve[C.RANDOM_SUBSET_KEY] = random
         return {"paper": "drsch", "method": "bs-drsch", "dataset": "mnist", "bits": 64, "seed": seed,
                 "scale": "default", "metrics": {}, "config": {}, "protocol": {"bits_trained": 64},
-                "curves": {"bit_scalable": curve}, "finished": "x"}
+                "curves": {"bit_scalable": curve}, "finished": "x", **CLEAN}
 
     claim = next(c for c in C.CLAIMS["drsch"] if c.id == "bs-drsch-weights")
     v = evaluate(claim, [bs(s) for s in range(3)])

@@ -325,7 +325,7 @@ def test_plots_and_tables_from_records():
     t4 = pd.read_csv(ROOT / "hashrepro" / "papers" / "dnnh_table4.csv")
     rec = {"method": "dnnh-dem", "dataset": "cifar10", "bits": 48, "seed": 0, "scale": "default",
            "metrics": {"map": 0.5, "precision_radius2": 0.4}, "wall_time_s": 10.0, "device": "cpu",
-           "config": {"iterations": 100},
+           "config": {"iterations": 100}, "git_commit": "0123abcd", "git_dirty": False, "command": "papermill",
            "curves": {"pr_radius": {"radius": [0, 1], "precision": [0.9, 0.5], "recall": [0.1, 0.6]},
                       "precision_at_k": {"k": [100, 200], "precision": [0.6, 0.55]},
                       "train_loss": {"iteration": [1, 2], "loss": [1.0, 0.5]}}}

@@ -117,7 +117,8 @@ def test_dsrh_smoke_run_in_each_regime(backbone):
 
 def _rec(method, seed, value):
     return {"paper": "drsch", "method": method, "dataset": "cifar10", "bits": 32, "seed": seed, "scale": "default",
-            "metrics": {"map": value}, "config": {}}
+            "metrics": {"map": value}, "config": {},
+            "git_commit": "0123abcd", "git_dirty": False, "command": "papermill"}  # clean: claims count it
 
 
 def test_drsch_vs_dsrh_claims_in_both_regimes():

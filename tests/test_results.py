@@ -179,7 +179,9 @@ def papers_dir(tmp_path, monkeypatch):
     d.mkdir()
     (d / "toy_table9.csv").write_text(TOY_CSV)
     (d / "toy_table10.csv").write_text("source,method,dataset,bits,metric,value\nTable 10,toy-a,digits,8,map,55\n")
-    monkeypatch.setattr(R, "PAPERS_DIR", d)
+    import hashrepro.paper_vs_ours as PV
+
+    monkeypatch.setattr(PV, "PAPERS_DIR", d)  # paper tables live in hashrepro.paper_vs_ours
     return d
 
 
@@ -417,3 +419,54 @@ def test_provenance_status():
     assert R.provenance_status({"started": "2026-06-01"}) == "legacy: no command, commit unknown"
     with pytest.raises(ValueError, match="record must be a run record"):
         R.provenance_status(["not", "a", "record"])
+
+
+# --------------------------------------------------------------------------- one run-name builder
+def _names_of(rec: dict, stem: str) -> list[str]:
+    """The names the builders give ``rec``: the sweep's (head = paper, or the method for the
+    baselines runner) and the record's (head = method), with the extra parameters the stem names."""
+    from hashrepro.run_names import _record_part, build_run_name, run_name_for
+
+    cfg = rec.get("config") or {}
+    out = []
+    for src in (cfg, rec):
+        axes = {k: src.get(k, rec.get(k)) for k in ("dataset", "bits", "seed", "scale")}
+        pool = {k: v for k, v in rec.items() if k not in ("method", "paper")}
+        pool.update(cfg.get("overrides") or {})
+        pool.update(cfg)
+        pool = {k: v for k, v in pool.items() if k not in axes}
+        sweep_keys = [k for k in pool if f"_{k}-" in stem]
+        record_keys = [k for k in pool if f"_{_record_part(k)}-" in stem]
+        head = rec["method"] if rec["paper"] == "baselines" else rec["paper"]
+        out.append(run_name_for(head, {**axes, **{k: pool[k] for k in sweep_keys}}))
+        out.append(build_run_name(rec["method"], axes, {k: pool[k] for k in record_keys}))
+    return out
+
+
+def test_every_committed_record_maps_to_its_own_file_name():
+    """The one run-name builder (hashrepro.run_names) gives every committed record under results/
+    the name of its own file (results.run_name, sweep.run_name_for and the callers built on them:
+    the baselines runner, paper_grid, convergence)."""
+    from hashrepro.paths import results_root
+
+    files = sorted(p for p in results_root().glob("*/*.json") if not p.name.startswith("."))
+    assert len(files) > 500
+    wrong = []
+    for p in files:
+        rec = json.loads(p.read_text())
+        if p.stem not in _names_of(rec, p.stem):
+            wrong.append(p.relative_to(results_root()).as_posix())
+    assert not wrong, f"{len(wrong)} record(s) no longer map to their file name: {wrong[:5]}"
+
+
+def test_run_name_styles_and_bad_style():
+    from hashrepro.run_names import build_run_name, run_name, run_name_for
+
+    assert run_name("adsh-efficientnet_lite0", "mosaic-cifar10", 32, 0, "default") == \
+        "adsh-efficientnet-lite0_mosaic-cifar10_32b_seed0_default"
+    assert run_name_for("dnnh", {"seed": 0, "bits": 12, "dataset": "cifar10", "scale": "default",
+                                 "backbone": "efficientnet_lite0", "results_dir": "r", "run_name": None,
+                                 "device": "cpu"}) == "dnnh_cifar10_12b_seed0_default_backbone-efficientnet_lite0"
+    assert R.run_name is run_name and R.run_name("m", "d", 8, 1, "smoke", lr=0.5) == "m_d_8b_seed1_smoke_lr-0.5"
+    with pytest.raises(ValueError, match="style must be one of"):
+        build_run_name("x", {}, style="other")

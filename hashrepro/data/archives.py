@@ -89,17 +89,10 @@ def source_stamp(path: str | os.PathLike) -> dict:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` to ``path`` atomically (:func:`hashrepro.atomic.atomic_write`)."""
+    from ..atomic import atomic_write
+
+    atomic_write(path, data)
 
 
 def _expected_digest(path: Path, data_root: Path | None) -> str | None:

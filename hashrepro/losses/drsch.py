@@ -36,6 +36,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .labels import label_similarity, triplet_mask
+
 __all__ = [
     "same_label_matrix",
     "similarity_matrix",
@@ -51,27 +53,20 @@ __all__ = [
 
 
 def same_label_matrix(labels: torch.Tensor) -> torch.Tensor:
-    """Boolean (N, N): True where items i and j are similar.
+    """Boolean (N, N): True where items i and j are similar (:func:`hashrepro.losses.labels.label_similarity`).
 
     ``labels`` is int (N,) (same class) or multi-hot (N, C) (share at least one label).
     """
-    if labels.ndim == 1:
-        return labels[:, None] == labels[None, :]
-    if labels.ndim == 2:
-        lab = labels.float()
-        return (lab @ lab.T) > 0
-    raise ValueError(f"labels must be int (N,) or multi-hot (N, C), got shape {tuple(labels.shape)}")
+    return label_similarity(labels)
 
 
 def similarity_matrix(labels: torch.Tensor, same: float = 1.0, diff: float = 0.001) -> torch.Tensor:
     """Label adjacency S (N, N): ``same`` for similar pairs, ``diff`` otherwise, 0 on the diagonal.
 
-    The values are the released code's ``SAME_CLASS_VAL = 1`` and ``DIFF_CLASS_VAL = 0.001``.
+    The values are the released code's ``SAME_CLASS_VAL = 1`` and ``DIFF_CLASS_VAL = 0.001``; the
+    weighted form of the one label similarity (:func:`hashrepro.losses.labels.label_similarity`).
     """
-    sim = same_label_matrix(labels)
-    s = sim.float() * (float(same) - float(diff)) + float(diff)
-    s.fill_diagonal_(0.0)
-    return s
+    return label_similarity(labels, same=same, diff=diff, zero_diagonal=True)
 
 
 def label_laplacian(labels: torch.Tensor, same: float = 1.0, diff: float = 0.001) -> torch.Tensor:
@@ -85,16 +80,6 @@ def code_faithful_matrix(labels: torch.Tensor, same: float = 1.0, diff: float = 
     s = similarity_matrix(labels, same, diff)
     n = s.shape[0]
     return -(torch.diag(s.sum(dim=1)) + s + 3.0 * torch.eye(n, device=s.device))
-
-
-def triplet_mask(labels: torch.Tensor) -> torch.Tensor:
-    """Boolean (N, N, N) mask of valid triplets [a, p, n]: p ≠ a similar to a, n dissimilar to a."""
-    sim = same_label_matrix(labels)
-    n = sim.shape[0]
-    eye = torch.eye(n, dtype=torch.bool, device=sim.device)
-    pos = sim & ~eye          # (a, p)
-    neg = ~sim                # (a, n)
-    return pos[:, :, None] & neg[:, None, :]
 
 
 def weighted_affinity(h: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .labels import label_similarity
+
 __all__ = [
     "similarity",
     "pair_weights",
@@ -50,7 +52,8 @@ __all__ = [
 
 # --------------------------------------------------------------------------- helpers
 def similarity(labels_a, labels_b=None) -> torch.Tensor:
-    """Pairwise labels ``s_ij`` (MCH §3.2, §5.1): 1 when the items share at least one label.
+    """Pairwise labels ``s_ij`` (MCH §3.2, §5.1): 1 when the items share at least one label
+    (the one label similarity, :func:`hashrepro.losses.labels.label_similarity`, as float).
 
     Parameters
     ----------
@@ -61,17 +64,7 @@ def similarity(labels_a, labels_b=None) -> torch.Tensor:
     -------
     float32 tensor (n, m) with values in {0, 1}.
     """
-    a = torch.as_tensor(np.asarray(labels_a) if not torch.is_tensor(labels_a) else labels_a)
-    b = a if labels_b is None else torch.as_tensor(
-        np.asarray(labels_b) if not torch.is_tensor(labels_b) else labels_b)
-    if a.dim() != b.dim() or a.dim() not in (1, 2):
-        raise ValueError(f"labels must both be (n,) class ids or both (n, C) multi-hot, got shapes "
-                         f"{tuple(a.shape)} and {tuple(b.shape)}")
-    if a.dim() == 1:
-        return (a[:, None] == b[None, :]).float()
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"multi-hot labels need the same number of classes, got {a.shape[1]} and {b.shape[1]}")
-    return ((a.float() @ b.float().T) > 0).float()
+    return label_similarity(labels_a, labels_b).float()
 
 
 def pair_weights(s: torch.Tensor, scheme: str = "balanced", n_pos: float | None = None,

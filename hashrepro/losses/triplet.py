@@ -8,12 +8,17 @@ eq. 3; autograd gives exactly those (tested).
 Triplets are built from labels inside a mini-batch with tensor masks, so one forward pass
 over B images gives up to B·P·N triplets: (a, p, n) is valid when a ≠ p, a and p are similar
 and a and n are not. Similar means "same class" for integer labels (B,) and "share at least
-one label" for multi-hot labels (B, C) (the NUS-WIDE convention, §4.1).
+one label" for multi-hot labels (B, C) (the NUS-WIDE convention, §4.1). Both, and the triplet
+mask, are the shared definitions of :mod:`hashrepro.losses.labels` (``similarity_matrix`` here is
+:func:`~hashrepro.losses.labels.label_similarity`).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from .labels import triplet_mask
+from .labels import label_similarity as similarity_matrix  # bool (B, B'): the one label similarity
 
 __all__ = ["triplet_ranking_loss", "similarity_matrix", "triplet_mask", "TripletRankingLoss"]
 
@@ -38,25 +43,6 @@ def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "none":
         return loss
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-
-
-def similarity_matrix(labels: torch.Tensor, labels_other: torch.Tensor | None = None) -> torch.Tensor:
-    """Bool (B, B') similarity: same class (int labels (B,)) or ≥ 1 shared label (multi-hot (B, C))."""
-    other = labels if labels_other is None else labels_other
-    if labels.ndim == 1:
-        return labels[:, None] == other[None, :]
-    if labels.ndim == 2:
-        return (labels.float() @ other.float().T) > 0
-    raise ValueError(f"labels must be int (B,) or multi-hot (B, C), got shape {tuple(labels.shape)}")
-
-
-def triplet_mask(labels: torch.Tensor) -> torch.Tensor:
-    """Bool (B, B, B) mask of valid in-batch triplets [a, p, n]: a ≠ p, sim(a, p), not sim(a, n)."""
-    sim = similarity_matrix(labels)
-    eye = torch.eye(len(sim), dtype=torch.bool, device=sim.device)
-    pos = sim & ~eye
-    neg = ~sim
-    return pos[:, :, None] & neg[:, None, :]
 
 
 class TripletRankingLoss(nn.Module):

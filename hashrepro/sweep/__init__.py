@@ -22,27 +22,31 @@ Example
 >>> from hashrepro.sweep import build_grid, run_sweep           # doctest: +SKIP
 >>> tasks = build_grid("dnnh", dataset=["cifar10"], bits=[12, 24], seed=[0], scale=["default"])
 >>> summary = run_sweep(tasks, jobs=2)
+
+Layout: the grid, the task runner and :func:`run_sweep` here; lock files in
+:mod:`hashrepro.sweep.locks`, the dirty-tree check in :mod:`hashrepro.sweep.git_tree`, the
+engines (inline, process pool, Dask) in :mod:`hashrepro.sweep.engines`.
 """
 from __future__ import annotations
 
 import ast
-import hashlib
 import itertools
 import json
 import os
-import re
 import shutil
-import socket
-import subprocess
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
-from concurrent.futures import wait as futures_wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .paths import PAPERS, notebooks_root, repo_root
+from ..atomic import atomic_write
+from ..paths import PAPERS, notebooks_root, repo_root
+from ..run_names import run_name_for
+from .engines import _DaskEngine, _InlineEngine, _PoolEngine
+from .errors import SweepError, _one_line
+from .git_tree import check_git_tree
+from .locks import TaskLock
 
 __all__ = [
     "Task",
@@ -60,10 +64,6 @@ __all__ = [
     "describe_failure",
     "check_git_tree",
 ]
-
-
-class SweepError(ValueError):
-    """A sweep that cannot start: bad options, a dirty tree, an unreachable scheduler."""
 
 #: Order of the grid axes in run names.
 GRID_AXES = ("dataset", "bits", "seed", "scale")
@@ -167,36 +167,6 @@ def _literal(text: Any) -> Any:
         return text
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value).replace("/", "-").replace(" ", "")
-
-
-def run_name_for(paper: str, parameters: dict) -> str:
-    """Deterministic run name from the grid parameters.
-
-    ``<paper>_<dataset>_<bits>b_seed<seed>_<scale>`` followed by ``_<key>-<value>`` for every other
-    parameter in sorted order (``results_dir`` and ``run_name`` excluded), e.g.
-    ``dnnh_cifar10_48b_seed0_default_variant-fc``.
-    """
-    p = dict(parameters)
-    parts = [paper]
-    if "dataset" in p:
-        parts.append(_fmt(p.pop("dataset")))
-    if "bits" in p:
-        parts.append(f"{_fmt(p.pop('bits'))}b")
-    if "seed" in p:
-        parts.append(f"seed{_fmt(p.pop('seed'))}")
-    if "scale" in p:
-        parts.append(_fmt(p.pop("scale")))
-    for k in sorted(p):
-        if k in REQUIRED_PARAMETERS or k == "device":
-            continue
-        parts.append(f"{k}-{_fmt(p[k])}")
-    return "_".join(parts)
-
-
 def _check_parameters(paper: str, names: Iterable[str]) -> dict[str, Any]:
     declared = notebook_parameters(paper)
     missing_required = [r for r in REQUIRED_PARAMETERS if r not in declared]
@@ -214,7 +184,7 @@ def _validate_task_parameters(paper: str, params: dict) -> None:
     """The chapter's own parameter check (``hashrepro.params.validate_task_parameters``), when the
     package has one: wrong types or values fail here, before any notebook starts (ValueError)."""
     try:
-        from .params import validate_task_parameters
+        from ..params import validate_task_parameters
     except ImportError:  # older checkouts have no hashrepro.params
         return
     validate_task_parameters(paper, params)
@@ -288,7 +258,7 @@ def defaults_tasks(papers: str | Sequence[str] = "all", results_dir: str = "resu
 
 
 def _record_complete(path: Path) -> bool:
-    from .results import is_complete
+    from ..results import is_complete
 
     return is_complete(path)
 
@@ -297,22 +267,6 @@ def is_done(task: Task, root: Path | None = None) -> bool:
     """True when the task's record is complete and its executed notebook exists."""
     root = root or repo_root()
     return _record_complete(root / task.record_path) and (root / task.notebook_path).is_file()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (:func:`hashrepro.atomic.atomic_write`)."""
-    from .atomic import atomic_write
-    atomic_write(path, text)
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def _one_line(text: str, limit: int = 400) -> str:
-    """``text`` without colour codes and with its non-blank lines joined, cut at ``limit``."""
-    text = _ANSI.sub("", str(text))
-    out = " ".join(line.strip() for line in text.splitlines() if line.strip())
-    return out if len(out) <= limit else out[: limit - 1] + "…"
 
 
 def describe_failure(exc: BaseException, timeout: float | None = None) -> str:
@@ -350,7 +304,7 @@ def execute_task(task: Task, root: str | None = None, threads: int | None = None
     """
     import papermill
 
-    from .book import finish_run_notebook
+    from ..book import finish_run_notebook
 
     root_p = Path(root) if root else repo_root()
     if threads:
@@ -400,236 +354,14 @@ def _store_locally(result: TaskResult, root: Path) -> None:
         return
     rec = root / result.task.record_path
     if not _record_complete(rec) and result.record is not None:
-        _atomic_write_text(rec, json.dumps(result.record, indent=1))
+        atomic_write(rec, json.dumps(result.record, indent=1))
     nb = root / result.task.notebook_path
     if not nb.is_file() and result.notebook_json is not None:
-        _atomic_write_text(nb, result.notebook_json)
-
-
-# --------------------------------------------------------------------------- per-task locks
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    except (OverflowError, ValueError):
-        return False
-    return True
-
-
-class TaskLock:
-    """A lock file claiming one task for one sweep: ``<record>.json.lock`` holding JSON
-    ``{"pid", "host", "started", "run"}``.
-
-    :meth:`acquire` creates the file atomically (``O_CREAT | O_EXCL``), so of two sweeps racing
-    for a task exactly one wins. A lock whose pid is dead on this host, or an unreadable lock
-    older than ``stale_after_s`` (a sweep killed while writing it), is stale and is taken over.
-    A lock from another host is never judged stale (its pid means nothing here): delete it by
-    hand if that sweep is gone.
-    """
-
-    stale_after_s = 60.0
-
-    def __init__(self, path: str | os.PathLike, run: str = ""):
-        self.path = Path(path)
-        self.run = run
-        self.held = False
-
-    def _info(self) -> dict:
-        return {"pid": os.getpid(), "host": socket.gethostname(),
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "run": self.run}
-
-    def owner(self) -> dict | None:
-        """The lock's content (``{}`` when unreadable), or None when there is no lock."""
-        try:
-            text = self.path.read_text()
-        except FileNotFoundError:
-            return None
-        except OSError:
-            return {}
-        try:
-            info = json.loads(text)
-            return info if isinstance(info, dict) else {}
-        except ValueError:
-            return {}
-
-    def is_stale(self, info: dict) -> bool:
-        """True when ``info`` (from :meth:`owner`) names no live owner."""
-        pid, host = info.get("pid"), info.get("host")
-        if isinstance(pid, int) and host:
-            return host == socket.gethostname() and not _pid_alive(pid)
-        try:  # unreadable or half-written: stale once it is old
-            return time.time() - self.path.stat().st_mtime > self.stale_after_s
-        except FileNotFoundError:
-            return True
-
-    def acquire(self) -> dict | None:
-        """Take the lock: None on success, else the live owner's info (``pid``, ``host``, ...)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(5):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                info = self.owner()
-                if info is None:
-                    continue  # released meanwhile: try again
-                if not self.is_stale(info):
-                    return info
-                # Take a stale lock over, unless it changed since we judged it (then judge again).
-                if self.owner() == info:
-                    self.path.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(self._info(), f)
-                f.flush()
-                os.fsync(f.fileno())
-            self.held = True
-            return None
-        return self.owner() or {"pid": None, "host": None}
-
-    def release(self) -> None:
-        """Remove the lock if this process holds it (never another sweep's lock)."""
-        if not self.held:
-            return
-        self.held = False
-        info = self.owner()
-        if info is not None and info.get("pid") == os.getpid() and info.get("host") == socket.gethostname():
-            self.path.unlink(missing_ok=True)
+        atomic_write(nb, result.notebook_json)
 
 
 def _lock_for(task: Task, root: Path) -> TaskLock:
     return TaskLock(root / f"{task.record_path}.lock", run=f"{task.paper}/{task.run_name}")
-
-
-# --------------------------------------------------------------------------- records tied to code
-
-def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=60)
-
-
-def _git_state(root: Path) -> dict:
-    """``hashrepro.results.git_state`` when the package has it, else the same fields from git here:
-    ``{"commit", "dirty", "diff_sha256", "patch"}`` (all None outside a git work tree)."""
-    try:
-        from .results import git_state
-    except ImportError:
-        git_state = None
-    if git_state is not None:
-        return dict(git_state(root))
-    none = {"commit": None, "dirty": None, "diff_sha256": None, "patch": None}
-    try:
-        head = _git(root, "rev-parse", "HEAD")
-    except (OSError, subprocess.SubprocessError):
-        return none
-    if head.returncode != 0:
-        return none
-    dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no").stdout.strip())
-    patch = _git(root, "diff", "HEAD", "--binary").stdout if dirty else None
-    return {"commit": head.stdout.strip(), "dirty": dirty,
-            "diff_sha256": hashlib.sha256(patch.encode()).hexdigest() if patch else None, "patch": patch}
-
-
-def check_git_tree(root: Path, allow_dirty: bool = False, results_dirs: Iterable[str] = ("results",)) -> dict:
-    """Refuse a git tree with uncommitted changes to tracked files unless ``allow_dirty``.
-
-    Returns the git state (``commit``, ``dirty``, ``diff_sha256``, ``patch``). With
-    ``allow_dirty`` and a dirty tree the diff is saved as ``<results_dir>/patches/<diff_sha256>.patch``
-    under each results folder, the name the run records give as their ``diff_sha256``.
-    Raises :class:`SweepError` (one line: what is dirty and how to go on) otherwise.
-    Outside a git work tree nothing is checked.
-    """
-    state = _git_state(root)
-    if not state.get("dirty"):
-        return state
-    if not allow_dirty:
-        files = re.findall(r"^diff --git a/(.+?) b/", state.get("patch") or "", flags=re.M)
-        shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
-        raise SweepError(
-            f"refusing to sweep: the git tree {root} has uncommitted changes"
-            + (f" to {len(files)} tracked file(s) ({shown})" if files else "")
-            + "; commit them so that the records name the code they ran, or pass --allow-dirty "
-              "to run anyway and save the diff as <results_dir>/patches/<sha256>.patch")
-    patch, sha = state.get("patch"), state.get("diff_sha256")
-    if patch and sha:
-        for rd in sorted(set(results_dirs)):
-            target = root / rd / "patches" / f"{sha}.patch"
-            if not target.is_file():
-                _atomic_write_text(target, patch)
-    return state
-
-
-# --------------------------------------------------------------------------- engines
-
-class _InlineEngine:
-    """Runs each task in this process as it is submitted (``jobs=1``)."""
-
-    remote = False
-
-    def submit(self, fn, *args) -> Future:
-        fut: Future = Future()
-        try:
-            fut.set_result(fn(*args))
-        except Exception as exc:  # noqa: BLE001 - delivered through the future
-            fut.set_exception(exc)
-        return fut
-
-    @staticmethod
-    def wait_first(futs):
-        return futures_wait(futs, return_when=FIRST_COMPLETED).done
-
-    def close(self):
-        pass
-
-
-class _PoolEngine(_InlineEngine):
-    def __init__(self, jobs: int):
-        import multiprocessing as mp
-
-        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
-
-    def submit(self, fn, *args):
-        return self.pool.submit(fn, *args)
-
-    def close(self):
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-class _DaskEngine:
-    remote = True
-
-    def __init__(self, jobs: int, scheduler: str | None, connect_timeout: float):
-        from dask.distributed import Client, LocalCluster
-
-        self.cluster = None
-        if scheduler:
-            try:
-                self.client = Client(scheduler, timeout=connect_timeout)
-            except (OSError, TimeoutError, ValueError) as exc:
-                raise SweepError(
-                    f"cannot reach the Dask scheduler at {scheduler} within {connect_timeout:g} s "
-                    f"({_one_line(str(exc), 160)}); check the address (e.g. tcp://head:8786) and that "
-                    f"the scheduler runs, or leave out --scheduler for a local cluster") from None
-        else:
-            self.cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                        dashboard_address=None)
-            self.client = Client(self.cluster)
-
-    def submit(self, fn, *args):
-        return self.client.submit(fn, *args, pure=False)
-
-    @staticmethod
-    def wait_first(futs):
-        from dask.distributed import wait
-
-        return wait(futs, return_when="FIRST_COMPLETED").done
-
-    def close(self):
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
 
 
 def _positive(name: str, value: Any, kind=int, allow_none: bool = False) -> Any:

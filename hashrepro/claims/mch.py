@@ -1,0 +1,108 @@
+"""MCH's claims (Li, Jiang & Li) as data, with the ANHC and bucket quantities they read."""
+from __future__ import annotations
+
+import math
+
+from .evaluator import Claim, Compare, Side
+
+__all__ = ["MCH"]
+
+
+
+def _anhc_cell(record, sigma, xi):
+    g = (record.get("curves") or {}).get("anhc_grid")
+    if not g:
+        return None
+    for s, x, a in zip(g["sigma"], g["xi"], g["anhc"]):
+        if abs(float(s) - sigma) < 1e-9 and abs(float(x) - xi) < 1e-9:
+            return float(a)
+    return None
+
+
+def _anhc_xi_gap(record):
+    lo, hi = _anhc_cell(record, 0.5, 0.1), _anhc_cell(record, 0.5, 0.9)
+    return None if lo is None or hi is None else lo - hi
+
+
+def _anhc_sigma1(record):
+    g = (record.get("curves") or {}).get("anhc_grid")
+    if not g:
+        return None
+    vals = [float(a) for s, a in zip(g["sigma"], g["anhc"]) if abs(float(s) - 1.0) < 1e-9]
+    return -max(abs(a - 1.0) for a in vals) if vals else None
+
+
+def _anhc_peak(record):
+    """ANHC's peak over σ ∈ [0.3, 0.5] minus its peak over the other σ < 1 (ξ = 0.5)."""
+    g = (record.get("curves") or {}).get("anhc_grid")
+    if not g:
+        return None
+    col = {float(s): float(a) for s, x, a in zip(g["sigma"], g["xi"], g["anhc"]) if abs(float(x) - 0.5) < 1e-9}
+    inside = [a for s, a in col.items() if 0.3 - 1e-9 <= s <= 0.5 + 1e-9]
+    outside = [a for s, a in col.items() if (s < 0.3 - 1e-9 or s > 0.5 + 1e-9) and s < 1.0 - 1e-9]
+    return max(inside) - max(outside) if inside and outside else None
+
+
+def _fewer_buckets(mch_rec, base_rec):
+    """1 − (buckets MCH-X / buckets X) at equal F1 (:func:`hashrepro.plots.mch.bucket_ratio`)."""
+    from ..plots.mch import bucket_ratio
+
+    try:
+        return 1.0 - bucket_ratio(base_rec, mch_rec)["ratio"]
+    except (KeyError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _buckets(record):
+    """log10 of the buckets visited to reach F1 = 0.5 (differences are orders of magnitude);
+    None for a model whose codes fell into one bucket."""
+    m = record.get("metrics") or {}
+    b = m.get("buckets_at_f1_0.5")
+    if m.get("n_buckets", 2) <= 1 or b is None or not b > 0:
+        return None
+    return math.log10(b)
+
+
+_MCH_BASES = ("ksh", "hashnet", "adsh", "dch", "mmhh")
+_MID = {"config.sigma": 0.5, "config.xi": 0.5}
+
+MCH = (
+    Claim("mch-r0", "mch", "MCH raises R@H=0 over its base model (Fig. 3)",
+          tuple(Compare(Side(f"mch-{x}", metric="recall_radius0"), Side(x, metric="recall_radius0"),
+                        label=f"MCH-{x} − {x}") for x in _MCH_BASES)),
+    Claim("mch-map", "mch", "MCH does not lower mAP (Table 2; by more than 0.01)",
+          tuple(Compare(Side(f"mch-{x}"), Side(x), margin=-0.01, label=f"MCH-{x} − {x} + 0.01") for x in _MCH_BASES)),
+    Claim("mch-buckets", "mch", "MCH reaches the same F1 with fewer buckets (Figs. 5–7)",
+          tuple(Compare(Side(f"mch-{x}"), Side(x), diff=_fewer_buckets, label=f"1 − buckets MCH-{x} / {x}")
+                for x in _MCH_BASES)),
+    Claim("mch-anhc-range", "mch", "ANHC is between 1 and 2 at σ = ξ = 0.5 (Table 3: 1.54 for MCH-DCH)",
+          tuple(Compare(Side(f"mch-{x}", metric="anhc", where=_MID), Side(const=1.0), label=f"ANHC − 1, MCH-{x}")
+                for x in _MCH_BASES)
+          + tuple(Compare(Side(const=2.0), Side(f"mch-{x}", metric="anhc", where=_MID), label=f"2 − ANHC, MCH-{x}")
+                  for x in _MCH_BASES)),
+    Claim("mch-anhc-peak", "mch", "ANHC peaks near σ = 0.3–0.5 (Table 3)",
+          tuple(Compare(Side(f"mch-{x}", metric=_anhc_peak), Side(const=0.0),
+                        label=f"peak in [0.3, 0.5] − peak elsewhere, MCH-{x}") for x in _MCH_BASES)),
+    Claim("mch-unsupervised-buckets", "mch",
+          "Unsupervised LSH / ITQ need more buckets than the supervised models (§5.3 (1))",
+          tuple(Compare(Side(u, metric=_buckets), Side(s, metric=_buckets), label=f"{u} − {s} (log10 buckets at F1 0.5)")
+                for u in ("lsh", "itq") for s in _MCH_BASES),
+          note="models whose codes fell into one bucket are left out"),
+    Claim("mch-adsh-buckets", "mch", "ADSH (asymmetric) needs fewer buckets than the symmetric models (§5.3 (2))",
+          tuple(Compare(Side(s, metric=_buckets), Side("adsh", metric=_buckets),
+                        label=f"{s} − adsh (log10 buckets at F1 0.5)") for s in ("ksh", "hashnet", "dch", "mmhh")),
+          note="models whose codes fell into one bucket are left out"),
+    Claim("mch-offline", "mch", "results on NUS-WIDE, MS-COCO and MIRFLICKR (Tables 2–3, Figs. 3–9)",
+          untestable="not run: data not available offline (synthetic mosaics instead)"),
+    Claim("mch-anhc-xi", "mch", "ANHC grows as ξ falls (Table 3)",
+          tuple(Compare(Side(f"mch-{x}", metric=_anhc_xi_gap), Side(const=0.0), label=f"MCH-{x}")
+                for x in _MCH_BASES),
+          kind="check", note="ANHC(σ = 0.5, ξ = 0.1) ≥ ANHC(σ = 0.5, ξ = 0.9): a lower threshold keeps every crop a "
+                             "higher one keeps, so ANHC cannot fall"),
+    Claim("mch-anhc-sigma1", "mch", "ANHC is exactly 1 at σ = 1 (Table 3)",
+          tuple(Compare(Side(f"mch-{x}", metric=_anhc_sigma1), Side(const=0.0), label=f"MCH-{x}")
+                for x in _MCH_BASES),
+          kind="check", note="at σ = 1 the five crops are the whole image and equal codes are merged; MCH-ADSH "
+                             "stores the training images with ADSH's learned codes V, which differ from the "
+                             "network's code of the whole image for some, so it can exceed 1"),
+)
