@@ -92,6 +92,19 @@ def test_dirty_and_legacy_records_do_not_change_a_verdict_and_the_evidence_count
     assert len(t) and "legacy" in C.RULE
 
 
+def test_legacy_column_shows_what_the_older_records_would_say_without_deciding():
+    mk = lambda rs: [{**r, "paper": "dnnh", "method": "dnnh-dem", "dataset": "cifar10"} for r in rs]
+    clean = mk([rec("a", s, 0.5, bits=12) for s in range(2)])                  # too few seeds alone
+    dirty = mk([rec("a", s, 0.5, bits=12, git_dirty=True) for s in range(2, 5)])
+    plain = C.claims_table("dnnh", clean + dirty)
+    t = C.claims_table("dnnh", clean + dirty, legacy_column=True)
+    assert list(t.columns) == ["claim", "verdict", C.LEGACY_COLUMN, "evidence"]
+    assert list(t["verdict"]) == list(plain["verdict"])            # the column never changes a verdict
+    with_legacy = C.claims_table("dnnh", clean + dirty, include_legacy=True)["verdict"]
+    assert list(t[C.LEGACY_COLUMN]) == ["same" if a == b else b for a, b in zip(plain["verdict"], with_legacy)]
+    assert (t[C.LEGACY_COLUMN] != "same").any()
+
+
 def test_flagged_records_are_left_out():
     recs = paired([0.60, 0.61, 0.62], [0.50, 0.52, 0.51])
     recs[0]["flags"] = ["collapsed: one bucket"]

@@ -15,13 +15,13 @@ from __future__ import annotations
 from .ddh import DDH
 from .dnnh import DNNH
 from .drsch import DRSCH
-from .evaluator import (CLAIMS, MIN_SEEDS, RANDOM_SUBSET_KEY, RULE, VERDICTS, Claim, Compare, Side, Verdict,
+from .evaluator import (CLAIMS, LEGACY_COLUMN, MIN_SEEDS, RANDOM_SUBSET_KEY, RULE, VERDICTS, Claim, Compare, Side, Verdict,
                         checks_table, claims_table, decide, evaluate, evaluate_paper, is_legacy, load_paper_records,
                         paper_value, prepare_records, seed_counts, summary_table)
 from .mch import MCH
 
 __all__ = ["VERDICTS", "MIN_SEEDS", "RULE", "Side", "Compare", "Claim", "Verdict", "CLAIMS", "paper_value",
            "is_legacy", "decide", "evaluate", "evaluate_paper", "claims_table", "checks_table", "summary_table",
-           "prepare_records", "load_paper_records", "seed_counts", "RANDOM_SUBSET_KEY", "DNNH", "DRSCH", "DDH", "MCH"]
+           "prepare_records", "load_paper_records", "seed_counts", "RANDOM_SUBSET_KEY", "LEGACY_COLUMN", "DNNH", "DRSCH", "DDH", "MCH"]
 
 CLAIMS.update({"drsch": DRSCH, "dnnh": DNNH, "ddh": DDH, "mch": MCH})

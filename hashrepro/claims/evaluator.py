@@ -53,7 +53,7 @@ import pandas as pd
 
 __all__ = ["VERDICTS", "MIN_SEEDS", "RULE", "Side", "Compare", "Claim", "Verdict", "CLAIMS", "paper_value", "is_legacy",
            "decide", "evaluate", "evaluate_paper", "claims_table", "checks_table", "summary_table", "prepare_records",
-           "load_paper_records", "seed_counts", "RANDOM_SUBSET_KEY"]
+           "load_paper_records", "seed_counts", "RANDOM_SUBSET_KEY", "LEGACY_COLUMN"]
 
 VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not testable here")
 MIN_SEEDS = 3
@@ -436,10 +436,26 @@ def _frame(verdicts: list[Verdict]) -> pd.DataFrame:
                         columns=["claim", "verdict", "evidence"])
 
 
-def claims_table(paper: str, records=None, *, include_legacy: bool = False, **prepare_kw) -> pd.DataFrame:
+#: Column that :func:`claims_table` adds with ``legacy_column=True``.
+LEGACY_COLUMN = "if legacy records counted"
+
+
+def claims_table(paper: str, records=None, *, include_legacy: bool = False, legacy_column: bool = False,
+                 **prepare_kw) -> pd.DataFrame:
     """One row per claim of ``paper``: ``claim, verdict, evidence`` (clean records only unless
-    ``include_legacy``)."""
-    return _frame(evaluate_paper(paper, records, "claim", include_legacy=include_legacy, **prepare_kw))
+    ``include_legacy``).
+
+    ``legacy_column``: add :data:`LEGACY_COLUMN`, the verdict the same rule gives when the dirty and
+    legacy records are counted too ("same" where it does not change), so that a page can show what
+    the older evidence said without letting it decide.
+    """
+    verdicts = evaluate_paper(paper, records, "claim", include_legacy=include_legacy, **prepare_kw)
+    frame = _frame(verdicts)
+    if legacy_column and not include_legacy:
+        with_legacy = evaluate_paper(paper, records, "claim", include_legacy=True, **prepare_kw)
+        frame.insert(2, LEGACY_COLUMN, [w.verdict if w.verdict != v.verdict else "same"
+                                        for v, w in zip(verdicts, with_legacy)])
+    return frame
 
 
 def checks_table(paper: str, records=None, *, include_legacy: bool = False, **prepare_kw) -> pd.DataFrame:
