@@ -29,6 +29,7 @@ __all__ = [
     "NonFiniteLossError",
     "Batches",
     "PKSampler",
+    "PairSampler",
     "ClippedSGD",
 ]
 
@@ -354,3 +355,54 @@ class ClippedSGD(torch.optim.SGD):
             # a GPU keeps the norm on the device (float() would synchronise the host every step)
             self.last_grad_norm = float(norm) if norm.device.type == "cpu" else norm.detach()
         return super().step(closure)
+
+
+class PairSampler:
+    """Mini-batches of training indices and their (B, B) pairwise labels s_ij ∈ {−1, +1} (DDH, §2.4).
+
+    n : training-set size; batch_size : B (at most n); S : sparse (n, n) pseudo-label graph (s_ij = +1
+    where S_ij > 0), or labels (n,) / (n, C) for the supervised variant (:func:`hashrepro.pseudolabels.class_similarity`);
+    mode : "anchor_positive" (half anchors, half one positive of each anchor) | "uniform" (B distinct
+    indices); seed : the NumPy generator of the draws. ``sample()`` → (idx (B,) int, s (B, B) float32).
+    """
+
+    def __init__(self, n: int, batch_size: int, S=None, labels=None, mode="anchor_positive", seed=0):
+        self.n, self.bs, self.S, self.labels, self.mode = n, min(batch_size, n), S, labels, mode
+        self.rng = np.random.default_rng(seed)
+        if S is not None:
+            self.S = S.tocsr()
+            self.deg = np.diff(self.S.indptr)
+        elif labels is not None:
+            labels = np.asarray(labels)
+            self.by_class = {c: np.flatnonzero(labels == c) for c in np.unique(labels)} if labels.ndim == 1 else None
+
+    def _positive(self, anchors: np.ndarray) -> np.ndarray:
+        if self.S is not None:
+            deg = self.deg[anchors]
+            off = (self.rng.random(len(anchors)) * np.maximum(deg, 1)).astype(np.int64)
+            pos = self.S.indices[np.minimum(self.S.indptr[anchors] + off, max(len(self.S.indices) - 1, 0))] \
+                if len(self.S.indices) else anchors
+            return np.where(deg > 0, pos, self.rng.integers(0, self.n, len(anchors)))
+        if self.by_class is not None:
+            lab = np.asarray(self.labels)[anchors]
+            return np.array([self.rng.choice(self.by_class[c]) for c in lab])
+        return self.rng.integers(0, self.n, len(anchors))
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.mode == "uniform":
+            idx = self.rng.choice(self.n, self.bs, replace=False)
+        else:
+            half = self.bs // 2
+            anchors = self.rng.choice(self.n, self.bs - half, replace=False)
+            idx = np.concatenate([anchors, self._positive(anchors[:half])])
+        return idx, self.similarity(idx)
+
+    def similarity(self, idx: np.ndarray) -> np.ndarray:
+        if self.S is not None:
+            s = np.where(self.S[idx][:, idx].toarray() > 0, 1.0, -1.0).astype(np.float32)
+        else:
+            from .pseudolabels import class_similarity
+
+            s = class_similarity(self.labels, idx)
+        s[idx[:, None] == idx[None, :]] = 1.0          # repeated images are similar to themselves
+        return s
