@@ -387,12 +387,11 @@ def load_curve_record(path: str | Path) -> dict:
 
 
 def _subsample(loss: list[float], n: int = 200) -> dict:
-    if not loss:
-        return {"iteration": [], "loss": []}
-    w = max(1, int(math.ceil(len(loss) / n)))
-    v = np.asarray(loss, dtype=np.float64)
-    its = list(range(w, len(v) + 1, w))
-    return {"iteration": its, "loss": [float(v[i - w:i].mean()) for i in its]}
+    """The record's training-loss curve (:func:`hashrepro.recipe.loss_curve`: window means; records
+    written before it drop the last partial window)."""
+    from .recipe import loss_curve
+
+    return loss_curve(loss, n)
 
 
 # ---------------------------------------------------------------------- the run

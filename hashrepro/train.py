@@ -27,6 +27,10 @@ __all__ = [
     "encode",
     "History",
     "NonFiniteLossError",
+    "Batches",
+    "PKSampler",
+    "PairSampler",
+    "ClippedSGD",
 ]
 
 
@@ -304,3 +308,101 @@ class Batches:
     def load_state_dict(self, d: dict) -> None:
         self.perm = None if d["perm"] is None else d["perm"].clone()
         self.pos = int(d["pos"])
+
+
+class PKSampler:
+    """Batches of P classes × K images (DRSCH's released ``data_layer.cpp``: 10 × 10, drsch-notes §3).
+
+    Each call draws P distinct classes (among those with ≥ 2 images) and K distinct images of
+    each (with replacement only when a class has fewer than K). Returns int64 indices (P·K,)
+    into the training set, grouped by class.
+    """
+
+    def __init__(self, labels: np.ndarray, classes_per_batch: int, images_per_class: int, seed: int = 0):
+        labels = np.asarray(labels)
+        if labels.ndim != 1:
+            raise ValueError("PKSampler needs single-label int labels (N,); multi-label data has no P x K classes")
+        self.by_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+        self.by_class = [ix for ix in self.by_class if len(ix) >= 2]
+        if len(self.by_class) < 2:
+            raise ValueError("PKSampler needs at least 2 classes with >= 2 images each")
+        self.p = min(int(classes_per_batch), len(self.by_class))
+        self.k = int(images_per_class)
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self) -> np.ndarray:
+        cls = self.rng.choice(len(self.by_class), size=self.p, replace=False)
+        out = []
+        for c in cls:
+            ix = self.by_class[c]
+            out.append(self.rng.choice(ix, size=self.k, replace=len(ix) < self.k))
+        return np.concatenate(out)
+
+
+class ClippedSGD(torch.optim.SGD):
+    """SGD that first rescales the gradient to a total norm of at most ``max_norm`` (None: plain SGD).
+    ``last_grad_norm``: the norm before clipping at the last step (a device tensor off the CPU)."""
+
+    def __init__(self, params, max_norm: float | None = None, **kw):
+        super().__init__(params, **kw)
+        self.max_norm = max_norm
+        self.last_grad_norm = float("nan")
+
+    def step(self, closure=None):
+        if self.max_norm is not None:
+            params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
+            norm = torch.nn.utils.clip_grad_norm_(params, self.max_norm)
+            # a GPU keeps the norm on the device (float() would synchronise the host every step)
+            self.last_grad_norm = float(norm) if norm.device.type == "cpu" else norm.detach()
+        return super().step(closure)
+
+
+class PairSampler:
+    """Mini-batches of training indices and their (B, B) pairwise labels s_ij ∈ {−1, +1} (DDH, §2.4).
+
+    n : training-set size; batch_size : B (at most n); S : sparse (n, n) pseudo-label graph (s_ij = +1
+    where S_ij > 0), or labels (n,) / (n, C) for the supervised variant (:func:`hashrepro.pseudolabels.class_similarity`);
+    mode : "anchor_positive" (half anchors, half one positive of each anchor) | "uniform" (B distinct
+    indices); seed : the NumPy generator of the draws. ``sample()`` → (idx (B,) int, s (B, B) float32).
+    """
+
+    def __init__(self, n: int, batch_size: int, S=None, labels=None, mode="anchor_positive", seed=0):
+        self.n, self.bs, self.S, self.labels, self.mode = n, min(batch_size, n), S, labels, mode
+        self.rng = np.random.default_rng(seed)
+        if S is not None:
+            self.S = S.tocsr()
+            self.deg = np.diff(self.S.indptr)
+        elif labels is not None:
+            labels = np.asarray(labels)
+            self.by_class = {c: np.flatnonzero(labels == c) for c in np.unique(labels)} if labels.ndim == 1 else None
+
+    def _positive(self, anchors: np.ndarray) -> np.ndarray:
+        if self.S is not None:
+            deg = self.deg[anchors]
+            off = (self.rng.random(len(anchors)) * np.maximum(deg, 1)).astype(np.int64)
+            pos = self.S.indices[np.minimum(self.S.indptr[anchors] + off, max(len(self.S.indices) - 1, 0))] \
+                if len(self.S.indices) else anchors
+            return np.where(deg > 0, pos, self.rng.integers(0, self.n, len(anchors)))
+        if self.by_class is not None:
+            lab = np.asarray(self.labels)[anchors]
+            return np.array([self.rng.choice(self.by_class[c]) for c in lab])
+        return self.rng.integers(0, self.n, len(anchors))
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.mode == "uniform":
+            idx = self.rng.choice(self.n, self.bs, replace=False)
+        else:
+            half = self.bs // 2
+            anchors = self.rng.choice(self.n, self.bs - half, replace=False)
+            idx = np.concatenate([anchors, self._positive(anchors[:half])])
+        return idx, self.similarity(idx)
+
+    def similarity(self, idx: np.ndarray) -> np.ndarray:
+        if self.S is not None:
+            s = np.where(self.S[idx][:, idx].toarray() > 0, 1.0, -1.0).astype(np.float32)
+        else:
+            from .pseudolabels import class_similarity
+
+            s = class_similarity(self.labels, idx)
+        s[idx[:, None] == idx[None, :]] = 1.0          # repeated images are similar to themselves
+        return s

@@ -19,10 +19,14 @@ import torch
 
 from ..losses.ddh import DDHLoss
 from ..models.cnnf import CNNF, DDHNet, load_imagenet_cnnf
-from ..pseudolabels import (build_pseudo_labels, class_similarity, label_precision,
+from ..pseudolabels import (build_pseudo_labels, label_precision,
                             label_precision_curve)
 
+from ..train import PairSampler
 from .ddh_config import FEATURES, PAPER, SMALL_DATASETS, Config  # noqa: F401  (PAPER: for the task modules)
+
+#: Iterations averaged by the ``final_loss`` metric of DDH, DH and DeepBit (:func:`hashrepro.recipe.final_loss`).
+FINAL_LOSS_LAST = 20
 
 # --------------------------------------------------------------------------- data
 
@@ -364,47 +368,8 @@ def compute_features(cfg: Config, images: np.ndarray, x8: torch.Tensor | None = 
 
 # --------------------------------------------------------------------------- training
 
-class _PairSampler:
-    """Mini-batches of training indices and their (B, B) pairwise labels s_ij ∈ {−1, +1}."""
-
-    def __init__(self, n: int, batch_size: int, S=None, labels=None, mode="anchor_positive", seed=0):
-        self.n, self.bs, self.S, self.labels, self.mode = n, min(batch_size, n), S, labels, mode
-        self.rng = np.random.default_rng(seed)
-        if S is not None:
-            self.S = S.tocsr()
-            self.deg = np.diff(self.S.indptr)
-        elif labels is not None:
-            labels = np.asarray(labels)
-            self.by_class = {c: np.flatnonzero(labels == c) for c in np.unique(labels)} if labels.ndim == 1 else None
-
-    def _positive(self, anchors: np.ndarray) -> np.ndarray:
-        if self.S is not None:
-            deg = self.deg[anchors]
-            off = (self.rng.random(len(anchors)) * np.maximum(deg, 1)).astype(np.int64)
-            pos = self.S.indices[np.minimum(self.S.indptr[anchors] + off, max(len(self.S.indices) - 1, 0))] \
-                if len(self.S.indices) else anchors
-            return np.where(deg > 0, pos, self.rng.integers(0, self.n, len(anchors)))
-        if self.by_class is not None:
-            lab = np.asarray(self.labels)[anchors]
-            return np.array([self.rng.choice(self.by_class[c]) for c in lab])
-        return self.rng.integers(0, self.n, len(anchors))
-
-    def sample(self) -> tuple[np.ndarray, np.ndarray]:
-        if self.mode == "uniform":
-            idx = self.rng.choice(self.n, self.bs, replace=False)
-        else:
-            half = self.bs // 2
-            anchors = self.rng.choice(self.n, self.bs - half, replace=False)
-            idx = np.concatenate([anchors, self._positive(anchors[:half])])
-        return idx, self.similarity(idx)
-
-    def similarity(self, idx: np.ndarray) -> np.ndarray:
-        if self.S is not None:
-            s = np.where(self.S[idx][:, idx].toarray() > 0, 1.0, -1.0).astype(np.float32)
-        else:
-            s = class_similarity(self.labels, idx)
-        s[idx[:, None] == idx[None, :]] = 1.0          # repeated images are similar to themselves
-        return s
+#: DDH's pair sampler, now :class:`hashrepro.train.PairSampler` (the old name kept for callers).
+_PairSampler = PairSampler
 
 
 def _net_input(x: torch.Tensor) -> torch.Tensor:
@@ -463,7 +428,7 @@ def init_hash_layer(net: DDHNet, x8: torch.Tensor, n: int = 512, target_std: flo
     return {"phi_mean_norm": float(phi.mean(0).norm()), "phi_std": float(phi.std(0).mean())}
 
 
-def train_ddh(cfg: Config, net: DDHNet, x8: torch.Tensor, sampler: _PairSampler, device) -> dict:
+def train_ddh(cfg: Config, net: DDHNet, x8: torch.Tensor, sampler: PairSampler, device) -> dict:
     """Train ``net`` on eq. 12 with mini-batches from ``sampler``; returns loss history info."""
     from ..train import fit
 
@@ -584,3 +549,18 @@ def prepare(cfg: Config):
                 "k", "knn_precision", "knn_positives", "expanded_precision", "expanded_positives")}
             m["label_curve_seconds"] = curve["seconds"]
     return out
+
+
+# --------------------------------------------------------------------------- records
+
+def config_with_info(cfg: Config, info: dict) -> dict:
+    """The record's config: ``cfg.to_dict()`` and ``info``'s text and flag entries under ``"info"``."""
+    config_d = cfg.to_dict()
+    config_d["info"] = {k: v for k, v in info.items() if isinstance(v, (str, bool))}
+    return config_d
+
+
+def numeric_info(info: dict) -> dict:
+    """The numbers of ``info`` (timings, counts) as float metrics."""
+    return {k: float(v) for k, v in info.items()
+            if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)}
