@@ -27,6 +27,9 @@ __all__ = [
     "encode",
     "History",
     "NonFiniteLossError",
+    "Batches",
+    "PKSampler",
+    "ClippedSGD",
 ]
 
 
@@ -304,3 +307,50 @@ class Batches:
     def load_state_dict(self, d: dict) -> None:
         self.perm = None if d["perm"] is None else d["perm"].clone()
         self.pos = int(d["pos"])
+
+
+class PKSampler:
+    """Batches of P classes × K images (DRSCH's released ``data_layer.cpp``: 10 × 10, drsch-notes §3).
+
+    Each call draws P distinct classes (among those with ≥ 2 images) and K distinct images of
+    each (with replacement only when a class has fewer than K). Returns int64 indices (P·K,)
+    into the training set, grouped by class.
+    """
+
+    def __init__(self, labels: np.ndarray, classes_per_batch: int, images_per_class: int, seed: int = 0):
+        labels = np.asarray(labels)
+        if labels.ndim != 1:
+            raise ValueError("PKSampler needs single-label int labels (N,); multi-label data has no P x K classes")
+        self.by_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+        self.by_class = [ix for ix in self.by_class if len(ix) >= 2]
+        if len(self.by_class) < 2:
+            raise ValueError("PKSampler needs at least 2 classes with >= 2 images each")
+        self.p = min(int(classes_per_batch), len(self.by_class))
+        self.k = int(images_per_class)
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self) -> np.ndarray:
+        cls = self.rng.choice(len(self.by_class), size=self.p, replace=False)
+        out = []
+        for c in cls:
+            ix = self.by_class[c]
+            out.append(self.rng.choice(ix, size=self.k, replace=len(ix) < self.k))
+        return np.concatenate(out)
+
+
+class ClippedSGD(torch.optim.SGD):
+    """SGD that first rescales the gradient to a total norm of at most ``max_norm`` (None: plain SGD).
+    ``last_grad_norm``: the norm before clipping at the last step (a device tensor off the CPU)."""
+
+    def __init__(self, params, max_norm: float | None = None, **kw):
+        super().__init__(params, **kw)
+        self.max_norm = max_norm
+        self.last_grad_norm = float("nan")
+
+    def step(self, closure=None):
+        if self.max_norm is not None:
+            params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
+            norm = torch.nn.utils.clip_grad_norm_(params, self.max_norm)
+            # a GPU keeps the norm on the device (float() would synchronise the host every step)
+            self.last_grad_norm = float(norm) if norm.device.type == "cpu" else norm.detach()
+        return super().step(closure)

@@ -297,7 +297,7 @@ def test_smoke_run_drsch_digits():
     _check_record(rec)
     assert rec["method"] == "drsch" and rec["bits"] == 12
     assert rec["protocol"]["database_includes_train"] is False
-    assert len(rec["curves"]["loss"]["loss"]) == 6
+    assert len(rec["curves"]["train_loss"]["loss"]) == 6 and "loss" not in rec["curves"]
 
 
 def test_smoke_run_bs_drsch_digits_curve():

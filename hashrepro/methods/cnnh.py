@@ -72,8 +72,6 @@ through :func:`chapter_recipe`.
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 import time
 from dataclasses import dataclass
 
@@ -81,8 +79,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..models.cnnh_net import CNNHNet
 from ..params import check_seed
+from ..recipe import RecipeConfig, bit_mean, final_loss, loss_curve, recipe_run
 from . import dnnh as _dnnh
+from .cnnh_stage1 import stage1_codes, stage1_objective
 
 __all__ = ["Config", "SCALES", "BACKBONES", "METHODS", "LOSSES", "CNNHNet", "stage1_codes", "stage1_objective",
            "method_name", "build_model", "train_net", "run", "chapter_recipe", "describe", "CHAPTER_METHODS"]
@@ -96,270 +97,9 @@ LOSSES = ("bce", "mse")
 CHAPTER_METHODS = ("dnnh",) + METHODS
 
 
-# ============================================================================ stage 1
-def _sweep_impl(H, G, C, T, cls, SHt, S, order, q, safeguard, dense):  # pragma: no cover - compiled
-    """One sweep of coordinate descent over the entries ``order`` (flat indices i·q + j).
-
-    H (n, q) float64 in [−1, 1]; G = HᵀH (q, q); single-label: C (n_classes, q) class sums of the
-    rows of H, T (q,) their total, cls (n,) class ids; dense: SHt = (S H)ᵀ (q, n), S (n, n).
-    Everything is updated in place. Returns the number of entries changed.
-    """
-    changed = 0
-    for t in range(order.shape[0]):
-        i = order[t] // q
-        j = order[t] % q
-        x = H[i, j]
-        hg = 0.0
-        rn = 0.0
-        for l in range(q):
-            hg += H[i, l] * G[l, j]
-            rn += H[i, l] * H[i, l]
-        if dense:
-            sh = SHt[j, i]
-            sii = S[i, i]
-        else:
-            sh = 2.0 * C[cls[i], j] - T[j]
-            sii = 1.0
-        a = hg - q * sh                 # (L H)_ij
-        lii = rn - q * sii              # L_ii
-        g1 = 4.0 * a
-        g2 = 4.0 * (G[j, j] + x * x + lii)
-        if g2 > 0.0:
-            d = -g1 / g2
-        elif g1 > 0.0:
-            d = -2.0
-        elif g1 < 0.0:
-            d = 2.0
-        else:
-            d = 0.0
-        if x + d > 1.0:
-            d = 1.0 - x
-        if x + d < -1.0:
-            d = -1.0 - x
-        if safeguard and d != 0.0:
-            c2 = 2.0 * (lii + G[j, j] + x * x)
-            ok = False
-            for _ in range(31):
-                delta = 4.0 * d * a + c2 * d * d + 4.0 * x * d * d * d + d * d * d * d
-                if delta < 0.0:
-                    ok = True
-                    break
-                d *= 0.5
-            if not ok:
-                d = 0.0
-        if d == 0.0:
-            continue
-        changed += 1
-        # G = HᵀH: row/column j change by d·H[i, :], G_jj by 2dx + d²
-        for l in range(q):
-            if l != j:
-                G[j, l] += d * H[i, l]
-                G[l, j] += d * H[i, l]
-        G[j, j] += 2.0 * d * x + d * d
-        if dense:
-            for k in range(S.shape[0]):
-                SHt[j, k] += S[k, i] * d
-        else:
-            C[cls[i], j] += d
-            T[j] += d
-        H[i, j] = x + d
-    return changed
-
-
-try:  # numba is a declared dependency (the metrics kernels use it); fall back to plain Python
-    import os as _os
-
-    if _os.environ.get("HASHREPRO_NO_NUMBA", "") not in ("", "0"):
-        raise ImportError("disabled by HASHREPRO_NO_NUMBA")
-    from numba import njit as _njit
-
-    _sweep = _njit(cache=True, nogil=True)(_sweep_impl)
-except ImportError:  # pragma: no cover
-    _sweep = _sweep_impl
-
-
-def _as_labels(labels) -> np.ndarray:
-    y = np.asarray(labels)
-    if y.ndim not in (1, 2) or y.shape[0] < 1:
-        raise ValueError(f"labels must be int class ids (n,) or multi-hot (n, C), got shape {y.shape}")
-    return y
-
-
-def stage1_objective(H: np.ndarray, labels=None, S: np.ndarray | None = None) -> float:
-    """‖S − H Hᵀ/q‖²_F for codes or relaxed codes H (n, q) and S from ``labels`` (+1 / −1, see
-    :func:`hashrepro.pseudolabels.class_similarity`) or given (n, n). O(n² q); for checks."""
-    from ..pseudolabels import class_similarity
-
-    H = np.asarray(H, dtype=np.float64)
-    if S is None:
-        y = _as_labels(labels)
-        S = class_similarity(y, np.arange(len(y)), negative=-1.0)
-    S = np.asarray(S, dtype=np.float64)
-    q = H.shape[1]
-    return float(np.sum((S - H @ H.T / q) ** 2))
-
-
-def _objective_fast(H, G, SH, q, s_sq) -> float:
-    """‖HHᵀ − qS‖²/q² from G = HᵀH and SH = S H: ‖G‖² − 2q·⟨H, SH⟩ + q²‖S‖², over q²."""
-    return float((np.sum(G * G) - 2.0 * q * np.sum(H * SH) + q * q * s_sq) / (q * q))
-
-
-def stage1_codes(labels=None, bits: int = 12, *, S: np.ndarray | None = None, sweeps: int = 50,
-                 tol: float = 1e-4, seed: int = 0, safeguard: bool = True) -> tuple[np.ndarray, dict]:
-    """CNNH stage 1: approximate codes H ∈ {−1, 1}^{n×q} with H Hᵀ/q ≈ S (module docstring).
-
-    Parameters
-    ----------
-    labels : int (n,) class ids (fast path, O(q) per update) or multi-hot (n, C) (dense S from
-        :func:`hashrepro.pseudolabels.class_similarity`: +1 when sharing a label, −1 otherwise).
-    bits : q.
-    S : optional explicit similarity (n, n), symmetric (then ``labels`` is ignored; dense path).
-    sweeps : maximum number of sweeps (each visits all n·q entries once, in a new random order).
-    tol : stop when a sweep lowers the objective by less than ``tol`` × its value.
-    seed : initialisation and visiting order.
-    safeguard : halve a step until it lowers the objective (True, default) or take the paper's
-        clipped Newton step as is (False).
-
-    Returns
-    -------
-    (codes int8 (n, q) in {−1, +1}, info) with info: ``objective`` (list: ‖S − HHᵀ/q‖² of the
-    relaxed H at the start and after each sweep), ``objective_binary`` (of the returned codes),
-    ``sweeps`` (run), ``changed`` (entries changed per sweep), ``time_s``, ``path``
-    ("classes" | "dense"), ``n_pairs`` (n²).
-    """
-    from ..pseudolabels import class_similarity
-
-    if not isinstance(bits, (int, np.integer)) or bits < 1:
-        raise ValueError(f"bits must be a positive int, got {bits!r}")
-    if not isinstance(sweeps, (int, np.integer)) or sweeps < 0:
-        raise ValueError(f"sweeps must be an int >= 0, got {sweeps!r}")
-    if not tol >= 0:
-        raise ValueError(f"tol must be >= 0, got {tol!r}")
-    seed = check_seed(seed)
-    q = int(bits)
-    t0 = time.perf_counter()
-    if S is not None:
-        S = np.ascontiguousarray(S, dtype=np.float64)
-        if S.ndim != 2 or S.shape[0] != S.shape[1] or not np.allclose(S, S.T):
-            raise ValueError(f"S must be a symmetric (n, n) matrix, got shape {S.shape}")
-        n = S.shape[0]
-        dense = True
-    else:
-        if labels is None:
-            raise ValueError("stage1_codes needs labels (n,) / (n, C) or an explicit S (n, n)")
-        y = _as_labels(labels)
-        n = y.shape[0]
-        dense = y.ndim == 2
-        if dense:
-            S = np.ascontiguousarray(class_similarity(y, np.arange(n), negative=-1.0), dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    H = rng.uniform(-1.0, 1.0, size=(n, q))
-    if dense:
-        cls = np.zeros(n, dtype=np.int64)
-        s_sq = float(np.sum(S * S))
-    else:
-        _, cls = np.unique(y, return_inverse=True)
-        cls = cls.astype(np.int64)
-        s_sq = float(n) * n
-        S = np.zeros((1, 1))
-    n_cls = int(cls.max()) + 1
-
-    def state(H):
-        G = H.T @ H
-        if dense:
-            SH = S @ H
-            C, T = np.zeros((1, q)), np.zeros(q)
-        else:
-            C = np.zeros((n_cls, q))
-            np.add.at(C, cls, H)
-            T = H.sum(0)
-            SH = 2.0 * C[cls] - T
-        return G, C, T, SH
-
-    G, C, T, SH = state(H)
-    objective = [_objective_fast(H, G, SH, q, s_sq)]
-    changed = []
-    done = 0
-    for _ in range(int(sweeps)):
-        G, C, T, SH = state(H)   # fresh sums each sweep: no drift of the running updates
-        SHt = np.ascontiguousarray(SH.T) if dense else np.zeros((1, 1))
-        order = rng.permutation(n * q).astype(np.int64)
-        changed.append(int(_sweep(H, G, C, T, cls, SHt, S, order, q, bool(safeguard), dense)))
-        done += 1
-        G, C, T, SH = state(H)
-        objective.append(_objective_fast(H, G, SH, q, s_sq))
-        prev = objective[-2]
-        if prev - objective[-1] <= tol * max(abs(prev), 1e-12):
-            break
-    codes = np.where(H >= 0, 1, -1).astype(np.int8)
-    B = codes.astype(np.float64)
-    Gb, Cb, Tb, SHb = state(B)
-    info = {"objective": [float(v) for v in objective], "objective_binary": _objective_fast(B, Gb, SHb, q, s_sq),
-            "sweeps": done, "changed": changed, "time_s": time.perf_counter() - t0,
-            "path": "dense" if dense else "classes", "n_pairs": int(n) * int(n), "safeguard": bool(safeguard)}
-    return codes, info
-
-
-# ============================================================================ stage 2: the network
-class CNNHNet(nn.Module):
-    """CNNH*'s network: images (or pooled backbone features) → (N, bits + n_classes) outputs.
-
-    Scratch (``in_features=None``): DNNH's NIN sub-network (:class:`~hashrepro.models.nin.NINSubNetwork`
-    with ``input_size``, ``width``) whose last 1×1 convolution is replaced by a 1×1 convolution to
-    ``bits + n_classes`` channels with no ReLU, then the global average pool (DNNH §4.1's CNNH*).
-    Pretrained (``in_features=D``): a linear layer D → bits + n_classes on the pooled features (the
-    same 1×1 convolution, commuted with the pool).
-
-    ``forward(x)`` returns all outputs (N, bits + n_classes); the first ``bits`` are the hash
-    logits z (code bit = z > 0), the rest CNNH+'s class logits.
-    """
-
-    def __init__(self, bits: int, in_channels: int = 3, input_size: int = 32, width: float = 1.0,
-                 n_classes: int = 0, in_features: int | None = None):
-        super().__init__()
-        from ..models.nin import NINSubNetwork
-
-        if not isinstance(bits, (int, np.integer)) or bits < 1:
-            raise ValueError(f"bits must be a positive int, got {bits!r}")
-        if not isinstance(n_classes, (int, np.integer)) or n_classes < 0:
-            raise ValueError(f"n_classes must be an int >= 0, got {n_classes!r}")
-        self.bits, self.n_classes = int(bits), int(n_classes)
-        out = self.bits + self.n_classes
-        if in_features is None:
-            base = NINSubNetwork(self.bits, in_channels, input_size, width)
-            layers = list(base.features)
-            last = layers[-3]
-            assert isinstance(last, nn.Conv2d) and isinstance(layers[-2], nn.ReLU), "unexpected NIN layout"
-            conv = nn.Conv2d(last.in_channels, out, 1)
-            nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="linear")
-            nn.init.zeros_(conv.bias)
-            self.body = nn.Sequential(*layers[:-3], conv, nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
-            self.input_size = int(input_size)
-        else:
-            if not isinstance(in_features, (int, np.integer)) or in_features < 1:
-                raise ValueError(f"in_features must be a positive int (the backbone's feature width), got {in_features!r}")
-            self.body = nn.Linear(int(in_features), out)
-            self.input_size = None
-        self.in_features = in_features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (N, C, S, S) images or (N, in_features) features → (N, bits + n_classes)."""
-        if self.in_features is None:
-            if x.ndim != 4 or x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
-                raise ValueError(f"expected images of shape (N, C, {self.input_size}, {self.input_size}), "
-                                 f"got {tuple(x.shape)}")
-        elif x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"expected pooled features of shape (N, {self.in_features}), got {tuple(x.shape)}")
-        return self.body(x)
-
-    def hash_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """The q hash outputs z (N, bits)."""
-        return self(x)[:, :self.bits]
-
-
 # ============================================================================ config
 @dataclass
-class Config:
+class Config(RecipeConfig):
     """Every parameter of a CNNH* / CNNH+ run. Build with :meth:`for_scale`; validated on creation.
 
     Data / protocol (DNNH's, §4.1)
@@ -412,16 +152,17 @@ class Config:
     eval_batch_size: int = 500
     progress: bool | None = None
 
-    def __post_init__(self):
-        self.ks = tuple(int(k) for k in self.ks)
-        self.lr_steps = tuple(float(f) for f in self.lr_steps)
-        self.validate()
+    #: DNNH's schedules (:attr:`hashrepro.methods.dnnh.Config.PRESETS`), so that the two rows of Table 2
+    #: differ only in the method; smoke runs at most 20 stage-1 sweeps; the paper scale keeps no centring.
+    PRESETS = {
+        "smoke": {**_dnnh.Config.PRESETS["smoke"], "stage1_sweeps": 20},
+        "default": dict(_dnnh.Config.PRESETS["default"]),
+        "paper": dict(width=1.0, iterations=100_000, num_threads=None, lr=0.01),
+    }
 
     @classmethod
-    def for_scale(cls, scale: str = "default", **overrides) -> "Config":
-        """Config for a scale, then ``overrides`` (any field). The schedules are DNNH's
-        (:meth:`hashrepro.methods.dnnh.Config.for_scale`), so that the two rows of Table 2 differ
-        only in the method:
+    def presets(cls, scale: str, overrides) -> dict:
+        """Presets of ``scale`` as DNNH's (:meth:`hashrepro.methods.dnnh.Config.presets`):
 
         ``"smoke"``: seconds (width 1/16, 15 iterations, 10 queries / 30 training images per class,
         20 stage-1 sweeps at most). ``"default"``: width 1/4 of Table 1, 1,200 iterations of 64
@@ -430,31 +171,12 @@ class Config:
         Stage 1 runs up to 50 sweeps (stopping when one lowers the objective by < 0.01 %) at
         every scale: on CIFAR-10's 5,000 training images that is seconds.
         """
-        if scale not in SCALES:
-            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
-        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown Config field(s) {sorted(unknown)}; valid: "
-                             f"{', '.join(f.name for f in dataclasses.fields(cls))}")
-        base: dict = {"scale": scale}
-        if scale == "smoke":
-            base.update(width=0.0625, iterations=15, batch_size=32, n_query_per_class=10, n_train_per_class=30,
-                        ks=(10, 20, 50), stage1_sweeps=20)
-        elif scale == "default":
-            base.update(width=0.25, iterations=1200)
-        else:
-            base.update(width=1.0, iterations=100_000, num_threads=None, lr=0.01)
-        if overrides.get("backbone", cls.backbone) != "scratch" and scale == "default":
-            base.update(iterations=_dnnh.PRETRAINED_ITERATIONS)
-        base.update(overrides)
-        if "topk" not in overrides and base.get("dataset", cls.dataset) in _dnnh._TOPK_5000:
-            base["topk"] = 5000
-        return cls(**base)
+        return _dnnh.Config.presets.__func__(cls, scale, overrides)
 
     def validate(self) -> None:
-        def bad(name, valid):
-            raise ValueError(f"Config.{name}={getattr(self, name)!r} is invalid; {valid}")
-
+        self.ks = tuple(int(k) for k in self.ks)
+        self.lr_steps = tuple(float(f) for f in self.lr_steps)
+        bad = self.invalid
         if self.method not in METHODS:
             bad("method", f"valid: {METHODS}")
         if self.scale not in SCALES:
@@ -497,12 +219,6 @@ class Config:
         if self.backbone_input_size is not None and (not isinstance(self.backbone_input_size, (int, np.integer))
                                                      or self.backbone_input_size < 16):
             bad("backbone_input_size", "must be None (the backbone's default) or an int >= 16 (pixels)")
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["ks"] = list(self.ks)
-        d["lr_steps"] = list(self.lr_steps)
-        return d
 
 
 def method_name(method: str = "cnnh-star", backbone: str = "scratch") -> str:
@@ -583,14 +299,17 @@ def _chunks_features(feats, idx, cfg: Config):
 
 
 # ============================================================================ the run
-def run(cfg: Config | None = None, command: str | None = None, **overrides) -> dict:
+def run(cfg: Config | None = None, *, command: str | None = None, **overrides) -> dict:
     """Stage 1, stage 2 and DNNH's evaluation; return the run record (paper ``"dnnh"``).
 
-    ``run(Config.for_scale("smoke", dataset="digits"))`` or ``run(dataset="cifar10", bits=12)``.
+    ``run(Config.for_scale("smoke", dataset="digits"))`` or ``run(scale="smoke", dataset="cifar10", bits=12)``;
+    the set-up and wrap-up are DNNH's (:func:`hashrepro.recipe.recipe_run`, its split, inputs,
+    metrics and protocol).
 
     Metrics: DNNH's (``map``, ``precision_radius2``, ``recall_radius2``, precision at k,
-    ``train_time_s``, ``encode_time_s``, ``final_loss``, ``bit_balance``, ``saturated_fraction``:
-    share of database σ(z) within 0.01 of 0 or 1) plus ``stage1_objective`` (‖S − HHᵀ/q‖²/n² of the
+    ``train_time_s``, ``encode_time_s``, ``final_loss`` (last 50 iterations), ``bit_mean`` (also
+    under its legacy name ``bit_balance``), ``saturated_fraction``: share of database σ(z) within
+    0.01 of 0 or 1) plus ``stage1_objective`` (‖S − HHᵀ/q‖²/n² of the
     binary stage-1 codes, the mean squared error per pair), ``stage1_objective_relaxed``,
     ``stage1_sweeps``, ``stage1_time_s``, ``stage1_map`` (MAP of the stage-1 codes ranking the
     training set against itself: how good the targets are) and ``target_bit_agreement`` (share
@@ -601,22 +320,9 @@ def run(cfg: Config | None = None, command: str | None = None, **overrides) -> d
     from ..codes import binarize
     from ..diagnostics import diagnose, flag_record
     from ..metrics import evaluate
-    from ..results import make_record, start_run
-    from ..train import describe_device, resolve_device, seed_everything
 
-    run_start = start_run()  # the code this run starts with (commit, diff)
-    if cfg is None:
-        cfg = Config.for_scale(overrides.pop("scale", "default"), **overrides)
-    elif overrides:
-        cfg = dataclasses.replace(cfg, **overrides)
-    cfg.validate()
-    t_start = time.perf_counter()
-    device = resolve_device(cfg.device)
-    old_threads = torch.get_num_threads()
-    if cfg.num_threads and device.type == "cpu":
-        torch.set_num_threads(int(cfg.num_threads))
-    try:
-        gen = seed_everything(cfg.seed)
+    with recipe_run(Config, cfg, overrides) as r:
+        cfg, device, gen = r.cfg, r.device, r.generator
         ds = data.load(cfg.dataset, root=cfg.data_root)
         sp = _dnnh._split(ds, cfg)
         train_idx, query_idx, db_idx = (np.asarray(a, dtype=np.int64) for a in (sp.train, sp.query, sp.database))
@@ -630,16 +336,9 @@ def run(cfg: Config | None = None, command: str | None = None, **overrides) -> d
         s1_map = float(evaluate(b01, b01, y_tr, y_tr, radius=cfg.radius, ks=())["map"]) if len(y_tr) > 1 else float("nan")
 
         # ---- stage 2
-        if cfg.backbone == "scratch":
-            feats, backbone_meta, feature_read_s = None, {}, None
-            x_train = _dnnh._prepare(ds.images[train_idx], cfg, None)
-            mean = x_train.mean(dim=(0, 2, 3))
-            x_train = (x_train - mean.view(1, -1, 1, 1)).to(device)
-        else:
-            feats, backbone_meta, feature_read_s = _dnnh._backbone_features(ds, cfg)
+        x_train, mean, feats, backbone_meta, feature_read_s = _dnnh._training_inputs(ds, train_idx, cfg, device)
+        if feats is not None:
             backbone_meta["backbone_head"] = f"linear {feats.shape[1]} -> bits (the last 1x1 conv + average pool)"
-            mean = None
-            x_train = torch.from_numpy(np.ascontiguousarray(feats[train_idx], dtype=np.float32)).to(device)
         targets = torch.from_numpy(codes_tr.astype(np.float32)).to(device)
         n_classes = 0
         y_t = None
@@ -668,16 +367,13 @@ def run(cfg: Config | None = None, command: str | None = None, **overrides) -> d
         ev = evaluate(q_codes, db_codes, labels[query_idx], labels[db_idx], topk=cfg.topk, radius=cfg.radius,
                       ks=cfg.ks)
 
-        metrics = {"map": float(ev["map"]), "precision_radius2": float(ev["precision_radius2"])}
-        for k, v in ev.items():
-            if k not in ("map", "precision_radius2", "curves", "protocol") and isinstance(v, (int, float, np.floating)):
-                metrics[k] = float(v)
-        loss_tail = hist.loss[-50:] if hist.loss else [float("nan")]
+        metrics = _dnnh._eval_metrics(ev)
         sig = 1.0 / (1.0 + np.exp(-np.clip(z_db, -50, 50)))
         metrics.update(
             train_time_s=float(hist.wall_time_s), encode_time_s=float(encode_time),
-            final_loss=float(np.mean(loss_tail)),
-            bit_balance=float(db_codes.mean()) if db_codes.size else float("nan"),
+            final_loss=final_loss(hist.loss, _dnnh.FINAL_LOSS_LAST),
+            bit_mean=bit_mean(db_codes),
+            bit_balance=bit_mean(db_codes),  # legacy name of bit_mean
             saturated_fraction=float(np.mean((sig < 0.01) | (sig > 0.99))) if sig.size else float("nan"),
             stage1_objective=float(s1["objective_binary"] / s1["n_pairs"]),
             stage1_objective_relaxed=float(s1["objective"][-1] / s1["n_pairs"]),
@@ -687,31 +383,20 @@ def run(cfg: Config | None = None, command: str | None = None, **overrides) -> d
         if feature_read_s is not None:
             metrics["backbone_feature_read_s"] = float(feature_read_s)
         curves = dict(ev.get("curves", {}))
-        curves["train_loss"] = _dnnh._subsample_curve(hist.loss)
+        curves["train_loss"] = loss_curve(hist.loss)
         curves["stage1_objective"] = {"sweep": list(range(len(s1["objective"]))),
                                       "objective": [v / s1["n_pairs"] for v in s1["objective"]]}
 
-        protocol = {"split": "per_class", **_dnnh._jsonable(dict(getattr(sp, "protocol", {}) or {})),
-                    "n_train": int(len(train_idx)), "n_query": int(len(query_idx)), "n_database": int(len(db_idx)),
-                    "database_includes_train": bool(cfg.database_includes_train)}
-        protocol.update(_dnnh._jsonable(ev.get("protocol", {})))
-        protocol.setdefault("ranking", "binary")
-        protocol.update(backbone_meta)
+        protocol = _dnnh._protocol(sp, train_idx, query_idx, db_idx, cfg, ev, backbone_meta)
         protocol["stage1"] = ("CNNH random coordinate descent (Newton step, clipped to [-1, 1]"
                               + (", safeguarded" if cfg.stage1_safeguard else "") + f"), path {s1['path']}")
         protocol["stage2_loss"] = {"bce": "cross-entropy of sigmoid(z) to (H+1)/2",
                                    "mse": "squared error of z to H"}[cfg.loss]
-        config = _dnnh._jsonable(cfg.to_dict())
-        wall = time.perf_counter() - t_start
-        record = make_record(
-            paper="dnnh", method=method_name(cfg.method, cfg.backbone), dataset=cfg.dataset, bits=int(cfg.bits),
-            seed=int(cfg.seed), scale=cfg.scale, config=config, protocol=protocol, metrics=metrics,
-            curves=_dnnh._jsonable(curves), wall_time_s=float(wall), device=describe_device(device),
-            command=command, started=run_start)
+        record = r.record(paper="dnnh", method=method_name(cfg.method, cfg.backbone),
+                          config=_dnnh._jsonable(cfg.to_dict()), protocol=protocol, metrics=metrics,
+                          curves=_dnnh._jsonable(curves), command=command)
         flag_record(record, diagnose(db_codes, hist.loss, labels=labels[db_idx]))
         return record
-    finally:
-        torch.set_num_threads(old_threads)
 
 
 # ============================================================================ the chapter notebook

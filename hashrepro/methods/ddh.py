@@ -1,6 +1,6 @@
 """DDH: Deep Discrete Hashing with self-supervised pairwise labels (Song, He, Fan, Gao 2017).
 
-Recipe (``run(config) -> run record``):
+Recipe (``run(cfg, *, command=None, **overrides) -> run record``):
 
 1. data and split: CIFAR-10 uses the common unsupervised protocol ("official"): the 10,000
    official test images are the queries, the 50,000 training images the database, and the
@@ -34,34 +34,67 @@ and how long the pretraining took when it ran.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import time
 
 import numpy as np
 
+from ..recipe import LOSS_CURVE_KEY, bit_imbalance, final_loss, loss_curve, recipe_run
+
 from .ddh_config import (BACKBONES, DESCRIPTORS, FEATURES, METHOD_PAPER_NAMES, METHODS, PAPER,  # noqa: F401
                          PRETRAINED_ITERATIONS, SCALES, SHALLOW, SHALLOW_PAPER_NAMES, SMALL_DATASETS,
                          TABLE4_BASELINES, TABLE4_PAPER_NAMES, TASKS, Config)
-from .ddh_pipeline import (_PairSampler, _build_net, _handcrafted, _inputs, _kmeans_cached, _load_and_split,  # noqa: F401
-                           compute_features, contrastive_features_all, encode_codes, kmeans_features, prepare,
+from .ddh_pipeline import (FINAL_LOSS_LAST, _PairSampler, _build_net, _handcrafted, _inputs,  # noqa: F401
+                           _kmeans_cached, _load_and_split, compute_features, config_with_info,
+                           contrastive_features_all, encode_codes, kmeans_features, numeric_info, prepare,
                            resnet_pool5_features, train_ddh)
 
-__all__ = ["Config", "run", "FEATURES", "compute_features", "prepare", "train_ddh", "encode_codes",
+__all__ = ["Config", "run", "run_shallow", "FINAL_LOSS_LAST", "FEATURES", "compute_features", "prepare", "train_ddh", "encode_codes",
            "resnet_pool5_features"]
 
 
-def run_shallow(cfg: Config) -> dict:
+def run(cfg: Config | None = None, *, command: str | None = None, **overrides) -> dict:
+    """Run one configuration of the DDH chapter end to end and return its run record.
+
+    ``run(Config.for_scale("smoke", dataset="digits"))``, ``run(cfg, command="papermill ...")`` or
+    ``run(scale="smoke", dataset="mnist5k", bits=16)`` (keyword overrides build
+    ``Config.for_scale(scale, **overrides)``, the scale's presets; with a ``cfg`` they replace its
+    fields). The set-up and wrap-up are :func:`hashrepro.recipe.recipe_run`'s; the configuration picks
+    the pipeline: DDH (below), a shallow hasher of Table 2/4 on the label features (``baseline``,
+    :func:`_run_shallow`), DH / DeepBit (``method``, :mod:`hashrepro.methods.ddh_deep_baselines`),
+    or Table 6's classification (``task``, :mod:`hashrepro.methods.ddh_flowers`).
+
+    Shared metrics: ``final_loss`` (mean loss of the last :data:`FINAL_LOSS_LAST` = 20 iterations),
+    ``bit_imbalance`` (mean over bits of |P(bit = 1) − 0.5| of the database codes; also under its
+    legacy name ``bit_balance``), ``cpu_time_s``; curve ``train_loss`` (:func:`hashrepro.recipe.loss_curve`).
+    """
+    with recipe_run(Config, cfg, overrides) as r:
+        cfg = r.cfg
+        if cfg.task == "classification":
+            from .ddh_flowers import _run_classification
+            return _run_classification(r, command)
+        if cfg.baseline is not None:
+            return _run_shallow(r, command)
+        if cfg.method != "ddh":
+            from .ddh_deep_baselines import _run_deep_baseline
+            return _run_deep_baseline(r, command)
+        return _run_ddh(r, command)
+
+
+def run_shallow(cfg: Config, *, command: str | None = None) -> dict:
+    """A shallow hasher of Table 2 / 4 (``cfg.baseline``): :func:`run` of a config with a baseline."""
+    if cfg.baseline is None:
+        raise ValueError("run_shallow needs cfg.baseline (one of the shallow hashers); got None")
+    return run(cfg, command=command)
+
+
+def _run_shallow(r, command: str | None) -> dict:
     """A shallow hasher of Table 2 (``cfg.baseline``) on the label features ``cfg.features`` of the
     training images; queries and database encoded from the same features. Returns a run record."""
     from ..baselines import BASELINES
     from ..metrics import evaluate, mean_average_precision
-    from ..results import make_record, start_run
-    from ..train import describe_device, resolve_device, seed_everything
 
-    run_start = start_run()  # the code this run starts with (commit, diff)
-    t0, c0 = time.perf_counter(), time.process_time()
-    seed_everything(cfg.seed)
+    cfg = r.cfg
     ds, train, query, database, proto = _load_and_split(cfg)
     need = np.unique(np.concatenate([train, query, database]))
     pos = {int(j): i for i, j in enumerate(need)}
@@ -113,37 +146,18 @@ def run_shallow(cfg: Config) -> dict:
     if cfg.map_all:
         metrics["map_all_skip_empty"] = float(mean_average_precision(qb, dbb, qy, dby, topk=None, empty="skip"))
     metrics.update({k: float(v) for k, v in info.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-    metrics["cpu_time_s"] = time.process_time() - c0
+    metrics["cpu_time_s"] = r.cpu_time()
     protocol = dict(proto)
     protocol.update(ev.get("protocol", {}))
-    config_d = cfg.to_dict()
-    config_d["info"] = {k: v for k, v in info.items() if isinstance(v, (str, bool))}
-    return make_record(PAPER, cfg.baseline, cfg.dataset, int(cfg.bits), cfg.seed, cfg.scale, config_d, protocol,
-                       metrics, dict(ev.get("curves", {})), time.perf_counter() - t0,
-                       describe_device(resolve_device("cpu")), started=run_start)
+    return r.record(paper=PAPER, method=cfg.baseline, config=config_with_info(cfg, info), protocol=protocol,
+                    metrics=metrics, curves=dict(ev.get("curves", {})), command=command, device="cpu")
 
 
-def run(config: Config | None = None, **overrides) -> dict:
-    """Run DDH end to end and return a run record (:func:`hashrepro.results.make_record`)."""
+def _run_ddh(r, command: str | None) -> dict:
+    """DDH itself (module docstring, steps 1–5) inside the set-up ``r``."""
     from ..metrics import evaluate
-    from ..results import make_record, start_run
-    from ..train import describe_device
 
-    cfg = config if config is not None else Config.for_scale("default")
-    if overrides:
-        cfg = dataclasses.replace(cfg, **overrides)
-    cfg.validate()
-    if cfg.task == "classification":
-        from .ddh_flowers import run_classification
-        return run_classification(cfg)
-    if cfg.baseline is not None:
-        return run_shallow(cfg)
-    if cfg.method != "ddh":
-        from .ddh_deep_baselines import run_deep_baseline
-        return run_deep_baseline(cfg)
-    run_start = start_run()  # the code this run starts with (commit, diff)
-    t_start = time.perf_counter()
-    c_start = time.process_time()
+    cfg = r.cfg
     prep = prepare(cfg)
     ds, device = prep["ds"], prep["device"]
     metrics, curves, info = prep["metrics"], prep["curves"], prep["info"]
@@ -183,20 +197,15 @@ def run(config: Config | None = None, **overrides) -> dict:
             from ..metrics import mean_average_precision
             metrics["map_all_skip_empty"] = float(mean_average_precision(qb, dbb, qy, dby, topk=None, empty="skip"))
         info["eval_wall_time_s"] = time.perf_counter() - t_ev
-        metrics["final_loss"] = float(np.mean(hist["loss"][-20:])) if hist["loss"] else float("nan")
-        metrics["bit_balance"] = float(np.abs(dbb.mean(0) - 0.5).mean())
-        curves["train_loss"] = {"iteration": list(range(0, len(hist["loss"]), 10)),
-                                "loss": [float(v) for v in hist["loss"][::10]]}
-    for k, v in info.items():
-        if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool):
-            metrics[k] = float(v)
-    metrics["cpu_time_s"] = time.process_time() - c_start   # all threads of this process
-    config_d = cfg.to_dict()
-    config_d["info"] = {k: v for k, v in info.items() if isinstance(v, (str, bool))}
-    wall = time.perf_counter() - t_start
-    record = make_record(PAPER, method, cfg.dataset, int(cfg.bits) if not cfg.labels_only else 0, cfg.seed,
-                         cfg.scale, config_d, protocol, metrics, curves, wall, describe_device(device),
-                         started=run_start)
+        metrics["final_loss"] = final_loss(hist["loss"], FINAL_LOSS_LAST)
+        metrics["bit_imbalance"] = bit_imbalance(dbb)
+        metrics["bit_balance"] = metrics["bit_imbalance"]   # legacy name of bit_imbalance in DDH records
+        curves[LOSS_CURVE_KEY] = loss_curve(hist["loss"])
+    metrics.update(numeric_info(info))
+    metrics["cpu_time_s"] = r.cpu_time()   # all threads of this process
+    record = r.record(paper=PAPER, method=method, bits=int(cfg.bits) if not cfg.labels_only else 0,
+                      config=config_with_info(cfg, info), protocol=protocol, metrics=metrics, curves=curves,
+                      command=command, device=device)
     if not cfg.labels_only:
         from ..diagnostics import diagnose, flag_record
         flag_record(record, diagnose(dbb, hist["loss"], labels=dby))

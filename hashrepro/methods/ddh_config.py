@@ -3,10 +3,11 @@
 feature, network and training steps are :mod:`hashrepro.methods.ddh_pipeline`."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..recipe import RecipeConfig
 
 __all__ = ['BACKBONES', 'Config', 'DESCRIPTORS', 'FEATURES', 'METHODS', 'METHOD_PAPER_NAMES', 'PAPER', 'PRETRAINED_ITERATIONS', 'SCALES', 'SHALLOW', 'SHALLOW_PAPER_NAMES', 'SMALL_DATASETS', 'TABLE4_BASELINES', 'TABLE4_PAPER_NAMES', 'TASKS']
 
@@ -34,8 +35,13 @@ DESCRIPTORS = ("codes", "hog", "gist", "pixels", "efficientnet_lite0")
 PAPER = "ddh"
 
 
+#: the embedded datasets' lighter "default" schedule (the notebook's own defaults must finish in a few
+#: minutes on 2 cores; 300 iterations of 128 are still ~10 epochs of their 4,000 training images)
+_SMALL_DATASET_PRESET = dict(iterations=300, ssl_iterations=150)
+
+
 @dataclass
-class Config:
+class Config(RecipeConfig):
     """All parameters of a DDH run. ``Config.for_scale(scale, **overrides)`` gives the presets.
 
     Data / protocol
@@ -167,74 +173,81 @@ class Config:
     map_all: bool = True
     progress: bool | None = None
 
-    def __post_init__(self):
-        self.validate()
+    PRESETS = {
+        "smoke": dict(width=4, fc_dim=32, iterations=10, batch_size=32, ssl_iterations=3, ssl_batch_size=32,
+                      n_train=600, n_query=100, n_database=600, k1=5, k2=3, knn_pca_dim=32, label_ks=(3, 5, 10),
+                      label_expand_max_k=5, lrn=False),
+        "default": {},
+        "paper": dict(width=64, fc_dim=4096, iterations=19500, ssl_iterations=20000, ssl_batch_size=512,
+                      kmeans_centroids=1600, kmeans_stride=1),
+    }
+    THREADS_FIELD = None   # DDH leaves torch's thread count as it is
 
     def validate(self) -> "Config":
         from ..params import check_seed
+        bad = self.invalid
         check_seed(self.seed)
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
-        if self.scale not in SCALES:
-            raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
+        self.check_choice("backbone", BACKBONES)
+        self.check_choice("scale", SCALES)
         if self.baseline is not None and self.baseline not in SHALLOW + TABLE4_BASELINES:
-            raise ValueError(f"baseline must be None or one of {SHALLOW + TABLE4_BASELINES[2:]}, "
-                             f"got {self.baseline!r}")
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
-        if self.descriptor not in DESCRIPTORS:
-            raise ValueError(f"descriptor must be one of {DESCRIPTORS}, got {self.descriptor!r}")
+            bad("baseline", f"baseline must be None or one of {SHALLOW + TABLE4_BASELINES[2:]}")
+        self.check_choice("method", METHODS)
+        self.check_choice("task", TASKS)
+        self.check_choice("descriptor", DESCRIPTORS)
         if self.image_size is not None and (not isinstance(self.image_size, (int, np.integer)) or self.image_size < 16):
-            raise ValueError(f"image_size must be None or an integer >= 16, got {self.image_size!r}")
+            bad("image_size", "image_size must be None or an integer >= 16")
         if self.dh_input not in ("backbone", "gist"):
-            raise ValueError(f"dh_input must be 'backbone' or 'gist', got {self.dh_input!r}")
-        if min(self.dh_lambda1, self.dh_lambda2, self.dh_lambda3, self.deepbit_alpha, self.deepbit_beta,
-               self.deepbit_gamma) < 0:
-            raise ValueError("DH / DeepBit loss weights must be >= 0")
+            bad("dh_input", "dh_input must be 'backbone' or 'gist'")
+        for name in ("dh_lambda1", "dh_lambda2", "dh_lambda3", "deepbit_alpha", "deepbit_beta", "deepbit_gamma"):
+            if getattr(self, name) < 0:
+                bad(name, "DH / DeepBit loss weights must be >= 0")
         if not 0.0 <= self.deepbit_stage2_fraction < 1.0:
-            raise ValueError(f"deepbit_stage2_fraction must be in [0, 1), got {self.deepbit_stage2_fraction}")
+            bad("deepbit_stage2_fraction", "deepbit_stage2_fraction must be in [0, 1)")
         self.dh_hidden = tuple(int(h) for h in self.dh_hidden)
         self.deepbit_angles = tuple(float(a) for a in self.deepbit_angles)
         self.svm_cs = tuple(float(c) for c in self.svm_cs)
-        if self.features not in FEATURES:
-            raise ValueError(f"features must be one of {FEATURES}, got {self.features!r}")
+        self.check_choice("features", FEATURES)
         self.head_hidden = tuple(int(h) for h in self.head_hidden)
         if any(h < 1 for h in self.head_hidden):
-            raise ValueError(f"head_hidden widths must be positive integers, got {self.head_hidden!r}")
+            bad("head_hidden", "head_hidden widths must be positive integers")
         if self.backbone != "scratch" and self.method != "ddh" and self.task == "retrieval" and self.baseline is None:
-            raise ValueError(f"backbone={self.backbone!r} runs method='ddh' (and the shallow baselines via "
-                             f"`baseline`); method={self.method!r} is implemented for backbone='scratch' only")
-        if self.init not in ("contrastive", "random", "imagenet"):
-            raise ValueError(f"init must be 'contrastive', 'random' or 'imagenet', got {self.init!r}")
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
-        if self.pair_sampling not in ("anchor_positive", "uniform"):
-            raise ValueError(f"pair_sampling must be 'anchor_positive' or 'uniform', got {self.pair_sampling!r}")
+            bad("method", f"backbone={self.backbone!r} runs method='ddh' (and the shallow baselines via `baseline`); "
+                f"method={self.method!r} is implemented for backbone='scratch' only")
+        self.check_choice("init", ("contrastive", "random", "imagenet"))
+        self.check_choice("optimizer", ("sgd", "adam"))
+        self.check_choice("pair_sampling", ("anchor_positive", "uniform"))
         raw = self.task == "classification" and self.descriptor != "codes"
         if not (isinstance(self.bits, (int, np.integer)) and (self.bits >= 1 or ((self.labels_only or raw) and self.bits == 0))):
-            raise ValueError(f"bits must be a positive integer (0 allowed with labels_only), got {self.bits!r}")
+            bad("bits", "bits must be a positive integer (0 allowed with labels_only or a raw descriptor)")
         for name in ("k1", "k2", "iterations", "batch_size", "width", "fc_dim", "ssl_batch_size"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < (0 if name == "iterations" else 1):
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+                bad(name, f"{name} must be a positive integer")
         if self.ssl_iterations < 0:
-            raise ValueError(f"ssl_iterations must be >= 0, got {self.ssl_iterations}")
-        if self.lr <= 0 or self.ssl_lr <= 0:
-            raise ValueError(f"learning rates must be > 0, got lr={self.lr}, ssl_lr={self.ssl_lr}")
-        if self.lambda1 < 0 or self.lambda2 < 0:
-            raise ValueError(f"lambda1, lambda2 must be >= 0, got {self.lambda1}, {self.lambda2}")
+            bad("ssl_iterations", "ssl_iterations must be >= 0")
+        for name in ("lr", "ssl_lr"):
+            if getattr(self, name) <= 0:
+                bad(name, "learning rates must be > 0")
+        for name in ("lambda1", "lambda2"):
+            if getattr(self, name) < 0:
+                bad(name, "lambda1, lambda2 must be >= 0")
         if self.topk is not None and self.topk < 1:
-            raise ValueError(f"topk must be None or >= 1, got {self.topk}")
+            bad("topk", "topk must be None or >= 1")
         if self.batch_size < 2:
-            raise ValueError("batch_size must be >= 2 (pairs are formed inside a batch)")
+            bad("batch_size", "batch_size must be >= 2 (pairs are formed inside a batch)")
         self.label_ks = tuple(int(k) for k in self.label_ks)
         return self
 
     @classmethod
     def for_scale(cls, scale: str = "default", **overrides) -> "Config":
-        """Presets.
+        """The presets of ``scale`` (:meth:`presets`), then ``overrides``; ``features=None`` keeps the preset's."""
+        if "features" in overrides and overrides["features"] is None:
+            overrides.pop("features")
+        return super().for_scale(scale, **overrides)
+
+    @classmethod
+    def presets(cls, scale: str, overrides) -> dict:
+        """Presets (:attr:`PRESETS`, plus those of the embedded datasets and of the pretrained regime).
 
         "smoke": seconds (tests): tiny net, 10 iterations, 3 SSL iterations, small subsets.
         "default": CPU-sized (2 cores) [on the embedded mnist5k/digits: 300 DDH and 150 SSL
@@ -247,35 +260,17 @@ class Config:
             own label features / initialisation (ImageNet ResNet-50, ImageNet CNN-F) are
             ``features="resnet", init="imagenet"``, which raise offline; the preset keeps the
             contrastive stand-ins so that it runs here.
+        Pretrained regime (``backbone`` not "scratch"): labels from the backbone's own ImageNet
+        features (§2.1 uses the ImageNet network's features), ``init="imagenet"``, and the paper's
+        50 epochs (:data:`PRETRAINED_ITERATIONS`) at every scale but smoke.
         """
-        if scale not in SCALES:
-            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
-        base: dict = {"scale": scale}
-        if scale == "smoke":
-            base.update(width=4, fc_dim=32, iterations=10, batch_size=32, ssl_iterations=3,
-                        ssl_batch_size=32, n_train=600, n_query=100, n_database=600, k1=5, k2=3,
-                        knn_pca_dim=32, label_ks=(3, 5, 10), label_expand_max_k=5, lrn=False)
-        elif overrides.get("dataset", cls.dataset) in SMALL_DATASETS:
-            # the embedded sets (4,000 training images): the notebook's own defaults must finish
-            # in a few minutes on 2 cores; 300 iterations of 128 are still ~10 epochs here
-            base.update(iterations=300, ssl_iterations=150)
-        if scale == "paper":
-            base.update(width=64, fc_dim=4096, iterations=19500, ssl_iterations=20000,
-                        ssl_batch_size=512, kmeans_centroids=1600, kmeans_stride=1)
+        base: dict = {}
+        if scale != "smoke" and overrides.get("dataset", cls.dataset) in SMALL_DATASETS:
+            base.update(_SMALL_DATASET_PRESET)
+        base.update(cls.PRESETS[scale])
         if overrides.get("backbone", cls.backbone) != "scratch":
-            # pretrained regime: labels from the backbone's own ImageNet features (§2.1 uses the
-            # ImageNet network's features), head + hash layer trained on the cached features;
-            # cheap enough on a CPU for the paper's 50 epochs at every scale but smoke.
             base.update(features=overrides.get("backbone"), init="imagenet")
             if scale != "smoke":
                 base.update(iterations=PRETRAINED_ITERATIONS)
-        base.update({k: v for k, v in overrides.items() if not (k == "features" and v is None)})
-        if base.get("features") is None:
-            base["features"] = cls.features
-        return cls(**base)
+        return base
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        for k in ("label_ks", "dh_hidden", "deepbit_angles", "svm_cs", "head_hidden"):
-            d[k] = list(getattr(self, k))
-        return d

@@ -84,8 +84,14 @@ class DeepBitNet(DDHNet):
         return torch.sigmoid(super().forward(x))
 
 
-def _bits01(method: str, out: torch.Tensor) -> torch.Tensor:
-    return (out > 0.5) if method == "deepbit" else (out >= 0)
+def _bits01(method: str, out: torch.Tensor) -> np.ndarray:
+    """Codes {0, 1} (N, K) of the network outputs (:func:`hashrepro.codes.binarize`): DeepBit
+    b = [F(x) > 0.5]; DH b = [h ≥ 0], sgn(0) = +1 as DDH's eq. 4 (:func:`~hashrepro.methods.ddh_pipeline.encode_codes`),
+    written 1 − [−h > 0]."""
+    from ..codes import binarize
+
+    out = out.detach().float().cpu()
+    return binarize(out, 0.5) if method == "deepbit" else 1 - binarize(-out, 0.0)
 
 
 def _optimizer(cfg, params):
@@ -210,24 +216,29 @@ def fit_deep_baseline(cfg, ds, train: np.ndarray, device) -> tuple[callable, dic
         for i in range(0, len(src), batch_size):
             xb = src[i:i + batch_size]
             xb = xb.to(device) if gist_mode else xb.float().div_(255.0).to(device)
-            outs.append(_bits01(cfg.method, net(xb)).cpu())
-        return torch.cat(outs).numpy().astype(np.uint8) if outs else np.zeros((0, cfg.bits), np.uint8)
+            outs.append(_bits01(cfg.method, net(xb)))
+        return np.concatenate(outs).astype(np.uint8) if outs else np.zeros((0, cfg.bits), np.uint8)
 
     return encode, info
 
 
-def run_deep_baseline(cfg) -> dict:
-    """DH or DeepBit end to end on ``cfg.dataset``, evaluated as DDH; returns a run record."""
-    from ..metrics import evaluate, mean_average_precision
-    from ..results import make_record, start_run
-    from ..train import describe_device, resolve_device, seed_everything
+def run_deep_baseline(cfg, *, command: str | None = None) -> dict:
+    """DH or DeepBit end to end on ``cfg.dataset``, evaluated as DDH; returns a run record (the same
+    as :func:`hashrepro.methods.ddh.run` of ``cfg``)."""
+    from ..recipe import recipe_run
 
     if cfg.method not in ("dh", "deepbit"):
         raise ValueError(f"run_deep_baseline runs method 'dh' or 'deepbit', got {cfg.method!r}")
-    run_start = start_run()  # the code this run starts with (commit, diff)
-    t0, c0 = time.perf_counter(), time.process_time()
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    with recipe_run(type(cfg), cfg) as r:
+        return _run_deep_baseline(r, command)
+
+
+def _run_deep_baseline(r, command: str | None) -> dict:
+    """DH or DeepBit inside the set-up ``r`` (:func:`hashrepro.recipe.recipe_run`)."""
+    from ..metrics import evaluate, mean_average_precision
+    from ..recipe import LOSS_CURVE_KEY, bit_imbalance, final_loss, loss_curve
+
+    cfg, device = r.cfg, r.device
     ds, train, query, database, proto = _ddh._load_and_split(cfg)
     encode, info = fit_deep_baseline(cfg, ds, train, device)
     te = time.perf_counter()
@@ -243,19 +254,16 @@ def run_deep_baseline(cfg) -> dict:
     info["eval_wall_time_s"] = time.perf_counter() - tv
     loss = info.pop("loss")
     parts = info.pop("parts")
-    metrics["final_loss"] = float(np.mean(loss[-20:])) if loss else float("nan")
-    metrics["bit_balance"] = float(np.abs(dbb.mean(0) - 0.5).mean())
-    for k, v in info.items():
-        if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool):
-            metrics[k] = float(v)
-    metrics["cpu_time_s"] = time.process_time() - c0
+    metrics["final_loss"] = final_loss(loss, _ddh.FINAL_LOSS_LAST)
+    metrics["bit_imbalance"] = bit_imbalance(dbb)
+    metrics["bit_balance"] = metrics["bit_imbalance"]   # legacy name of bit_imbalance in DDH records
+    metrics.update(_ddh.numeric_info(info))
+    metrics["cpu_time_s"] = r.cpu_time()
     curves = dict(ev.get("curves", {}))
-    curves["train_loss"] = {"iteration": list(range(0, len(loss), 10)), "loss": [float(v) for v in loss[::10]]}
+    curves[LOSS_CURVE_KEY] = loss_curve(loss)
     keys = sorted({k for p in parts for k in p})
     curves["train_loss_parts"] = {k: [float(p.get(k, float("nan"))) for p in parts] for k in keys}
     protocol = dict(proto)
     protocol.update(ev.get("protocol", {}))
-    config_d = cfg.to_dict()
-    config_d["info"] = {k: v for k, v in info.items() if isinstance(v, (str, bool))}
-    return make_record(_ddh.PAPER, cfg.method, cfg.dataset, int(cfg.bits), cfg.seed, cfg.scale, config_d, protocol,
-                       metrics, curves, time.perf_counter() - t0, describe_device(device), started=run_start)
+    return r.record(paper=_ddh.PAPER, method=cfg.method, config=_ddh.config_with_info(cfg, info),
+                    protocol=protocol, metrics=metrics, curves=curves, command=command)

@@ -58,17 +58,24 @@ def _raw_descriptor(cfg, ds, idx):
     return np.asarray(_ddh._handcrafted(cfg.descriptor, ds.images[idx], ds, idx), np.float32)
 
 
-def run_classification(cfg) -> dict:
+def run_classification(cfg, *, command: str | None = None) -> dict:
     """Table 6 for one descriptor (see the module docstring); returns a run record with
-    metrics ``accuracy`` (fraction), ``accuracy_pct``, ``svm_time_s``, ``svm_C``."""
-    from ..data import split
-    from ..results import make_record, start_run
-    from ..train import describe_device, resolve_device, seed_everything
+    metrics ``accuracy`` (fraction), ``accuracy_pct``, ``svm_time_s``, ``svm_C`` (the same as
+    :func:`hashrepro.methods.ddh.run` of ``cfg``)."""
+    from ..recipe import recipe_run
 
-    run_start = start_run()  # the code this run starts with (commit, diff)
-    t0, c0 = time.perf_counter(), time.process_time()
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    if cfg.task != "classification":
+        raise ValueError(f"run_classification runs task='classification', got task={cfg.task!r}")
+    with recipe_run(type(cfg), cfg) as r:
+        return _run_classification(r, command)
+
+
+def _run_classification(r, command: str | None) -> dict:
+    """Table 6 inside the set-up ``r`` (:func:`hashrepro.recipe.recipe_run`)."""
+    from ..data import split
+    from ..recipe import bit_imbalance, final_loss
+
+    cfg, device = r.cfg, r.device
     metrics: dict = {}
     info: dict = {}
     if cfg.descriptor == "codes" and cfg.method == "ddh":
@@ -83,7 +90,7 @@ def run_classification(cfg) -> dict:
         net = _ddh._build_net(cfg, int(x8.shape[1]), int(x8.shape[2]) if x8.ndim == 4 else 0, prep["backbone"])
         hist = _ddh.train_ddh(cfg, net, x8, sampler, device)
         info["train_wall_time_s"] = hist["wall_time_s"]
-        metrics["final_loss"] = float(np.mean(hist["loss"][-20:])) if hist["loss"] else float("nan")
+        metrics["final_loss"] = final_loss(hist["loss"], _ddh.FINAL_LOSS_LAST)
 
         def encode(idx):
             return _ddh.encode_codes(net, _ddh._inputs(cfg, ds, idx), device)[1]
@@ -94,7 +101,7 @@ def run_classification(cfg) -> dict:
             encode, binfo = fit_deep_baseline(cfg, ds, train, device)
             loss = binfo.pop("loss")
             binfo.pop("parts")
-            metrics["final_loss"] = float(np.mean(loss[-20:])) if loss else float("nan")
+            metrics["final_loss"] = final_loss(loss, _ddh.FINAL_LOSS_LAST)
             info.update(binfo)
         else:
             encode = None
@@ -105,7 +112,8 @@ def run_classification(cfg) -> dict:
     te = time.perf_counter()
     if encode is not None:
         X = {k: 2.0 * encode(v).astype(np.float32) - 1.0 for k, v in parts.items()}       # codes in {−1, +1}
-        metrics["bit_balance"] = float(np.abs((X["train"] > 0).mean(0) - 0.5).mean())
+        metrics["bit_imbalance"] = bit_imbalance(X["train"] > 0)   # of the training codes
+        metrics["bit_balance"] = metrics["bit_imbalance"]            # legacy name of bit_imbalance
     else:
         X = {k: _raw_descriptor(cfg, ds, v) for k, v in parts.items()}
         mu, sd = X["train"].mean(0), X["train"].std(0) + 1e-6
@@ -120,10 +128,8 @@ def run_classification(cfg) -> dict:
     val_by_c = res.pop("val_by_C")
     metrics.update(res)
     metrics["accuracy_pct"] = 100.0 * res["accuracy"]
-    for k, v in info.items():
-        if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool):
-            metrics[k] = float(v)
-    metrics["cpu_time_s"] = time.process_time() - c0
+    metrics.update(_ddh.numeric_info(info))
+    metrics["cpu_time_s"] = r.cpu_time()
     protocol = dict(proto)
     protocol.update(split="flowers", n_train=int(len(sp.train)), n_val=int(len(sp.val)), n_test=int(len(sp.query)),
                     image_size=cfg.image_size, evaluated="multi-class linear SVM (LinearSVC, one-vs-rest) "
@@ -131,12 +137,10 @@ def run_classification(cfg) -> dict:
                     svm_time="wall time of the final LinearSVC fit on the training part")
     for k in ("topk", "n_query", "n_database"):
         protocol.pop(k, None)
-    config_d = cfg.to_dict()
-    config_d["info"] = {k: v for k, v in info.items() if isinstance(v, (str, bool))}
     method = cfg.method if cfg.descriptor == "codes" else cfg.descriptor
     if cfg.descriptor == "codes" and cfg.backbone != "scratch":
         method += f"-{cfg.backbone}"
     bits = int(cfg.bits) if cfg.descriptor == "codes" else 0
     curves = {"svm_val_accuracy": {"C": [float(c) for c in val_by_c], "accuracy": list(val_by_c.values())}}
-    return make_record(_ddh.PAPER, method, cfg.dataset, bits, cfg.seed, cfg.scale, config_d, protocol, metrics,
-                       curves, time.perf_counter() - t0, describe_device(device), started=run_start)
+    return r.record(paper=_ddh.PAPER, method=method, bits=bits, config=_ddh.config_with_info(cfg, info),
+                    protocol=protocol, metrics=metrics, curves=curves, command=command)

@@ -24,6 +24,9 @@ from ..pseudolabels import (build_pseudo_labels, class_similarity, label_precisi
 
 from .ddh_config import FEATURES, PAPER, SMALL_DATASETS, Config  # noqa: F401  (PAPER: for the task modules)
 
+#: Iterations averaged by the ``final_loss`` metric of DDH, DH and DeepBit (:func:`hashrepro.recipe.final_loss`).
+FINAL_LOSS_LAST = 20
+
 # --------------------------------------------------------------------------- data
 
 def _load_and_split(cfg: Config):
@@ -584,3 +587,18 @@ def prepare(cfg: Config):
                 "k", "knn_precision", "knn_positives", "expanded_precision", "expanded_positives")}
             m["label_curve_seconds"] = curve["seconds"]
     return out
+
+
+# --------------------------------------------------------------------------- records
+
+def config_with_info(cfg: Config, info: dict) -> dict:
+    """The record's config: ``cfg.to_dict()`` and ``info``'s text and flag entries under ``"info"``."""
+    config_d = cfg.to_dict()
+    config_d["info"] = {k: v for k, v in info.items() if isinstance(v, (str, bool))}
+    return config_d
+
+
+def numeric_info(info: dict) -> dict:
+    """The numbers of ``info`` (timings, counts) as float metrics."""
+    return {k: float(v) for k, v in info.items()
+            if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)}

@@ -46,10 +46,8 @@ Records are named ``dnnh-<variant>-efficientnet_lite0`` and carry ``protocol["ba
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -58,9 +56,13 @@ from ..losses.triplet import TripletRankingLoss
 from ..models.nin import FEATURES_PER_BIT, SUPPORTED_INPUT_SIZES, VARIANTS, DNNHNet
 from ..diagnostics import diagnose, flag_record
 from ..params import check_seed
+from ..recipe import RecipeConfig, bit_mean, final_loss, loss_curve, recipe_run
 
-__all__ = ["Config", "SCALES", "BACKBONES", "PAPER_EPSILON_EVERY", "PRETRAINED_ITERATIONS", "run", "build_model",
-           "train_net", "epsilon_at", "method_name"]
+#: Iterations averaged by the ``final_loss`` metric (:func:`hashrepro.recipe.final_loss`).
+FINAL_LOSS_LAST = 50
+
+__all__ = ["Config", "SCALES", "BACKBONES", "PAPER_EPSILON_EVERY", "PRETRAINED_ITERATIONS", "FINAL_LOSS_LAST", "run",
+           "build_model", "train_net", "epsilon_at", "method_name"]
 
 SCALES = ("smoke", "default", "paper")
 #: "scratch": the paper's NIN network trained on the images (the faithful rows);
@@ -75,7 +77,7 @@ _TOPK_5000 = ("nuswide21", "nuswide")
 
 
 @dataclass
-class Config:
+class Config(RecipeConfig):
     """Every parameter of a DNNH run. Build with :meth:`for_scale`; validated on creation.
 
     Data / protocol
@@ -145,15 +147,17 @@ class Config:
     eval_batch_size: int = 500
     progress: bool | None = None
 
-    def __post_init__(self):
-        self.ks = tuple(int(k) for k in self.ks)
-        self.lr_steps = tuple(float(f) for f in self.lr_steps)
-        self.validate()
+    PRESETS = {
+        "smoke": dict(width=0.0625, iterations=15, batch_size=32, n_query_per_class=10, n_train_per_class=30,
+                      ks=(10, 20, 50)),
+        "default": dict(width=0.25, iterations=1200),
+        "paper": dict(width=1.0, iterations=100_000, num_threads=None, center=False, lr=0.01),
+    }
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def for_scale(cls, scale: str = "default", **overrides) -> "Config":
-        """Config for a scale, then ``overrides`` (any field).
+    def presets(cls, scale: str, overrides) -> dict:
+        """Presets of ``scale`` (:attr:`PRESETS`) plus those that depend on the overrides.
 
         ``"smoke"``: seconds, for tests (tiny network, 15 iterations).
         ``"default"``: CPU-sized (width 1/4 of Table 1's channels, 1,200 iterations ≈ 2–4 min of
@@ -171,33 +175,20 @@ class Config:
         scratch default's optimiser; on the partial CIFAR-10 features, three classes, a validation
         split of training images reached mAP 0.87 after 1,000 iterations with 0.3% of the triplets
         still active); ``"paper"`` the paper's 100,000 iterations (≈ 1 h on a CPU core, minutes on
-        a GPU) with lr 0.01 and ``center=False``; ``"smoke"`` is unchanged.
+        a GPU) with lr 0.01 and ``center=False``; ``"smoke"`` is unchanged. NUS-WIDE: ``topk``
+        5000 unless given (Table 2 caption).
         """
-        if scale not in SCALES:
-            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
-        base: dict = {"scale": scale}
-        if scale == "smoke":
-            base.update(width=0.0625, iterations=15, batch_size=32, n_query_per_class=10,
-                        n_train_per_class=30, ks=(10, 20, 50))
-        elif scale == "default":
-            base.update(width=0.25, iterations=1200)
-        else:
-            base.update(width=1.0, iterations=100_000, num_threads=None, center=False, lr=0.01)
+        base = dict(cls.PRESETS[scale])
         if overrides.get("backbone", cls.backbone) != "scratch" and scale == "default":
             base.update(iterations=PRETRAINED_ITERATIONS)
-        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown Config field(s) {sorted(unknown)}; valid: "
-                             f"{', '.join(f.name for f in dataclasses.fields(cls))}")
-        base.update({k: v for k, v in overrides.items()})
-        if "topk" not in overrides and base.get("dataset", cls.dataset) in _TOPK_5000:
+        if "topk" not in overrides and overrides.get("dataset", cls.dataset) in _TOPK_5000:
             base["topk"] = 5000
-        return cls(**base)
+        return base
 
     def validate(self) -> None:
-        def bad(name, valid):
-            raise ValueError(f"Config.{name}={getattr(self, name)!r} is invalid; {valid}")
-
+        self.ks = tuple(int(k) for k in self.ks)
+        self.lr_steps = tuple(float(f) for f in self.lr_steps)
+        bad = self.invalid
         if self.variant not in VARIANTS:
             bad("variant", f"valid: {VARIANTS}")
         if self.scale not in SCALES:
@@ -244,12 +235,8 @@ class Config:
             return int(self.epsilon_every)
         return max(1, int(round(PAPER_EPSILON_EVERY * self.iterations / self.paper_iterations)))
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["ks"] = list(self.ks)
-        d["lr_steps"] = list(self.lr_steps)
-        d["epsilon_every_effective"] = self.epsilon_every_effective
-        return d
+    def derived(self) -> dict:
+        return {"epsilon_every_effective": self.epsilon_every_effective}
 
 
 def method_name(variant: str, backbone: str = "scratch") -> str:
@@ -343,21 +330,8 @@ def _split(ds, cfg: Config):
                       n_query_per_class=cfg.n_query_per_class, n_train_per_class=cfg.n_train_per_class)
 
 
-def _subsample_curve(values: list[float], n_points: int = 200) -> dict:
-    """Mean of ``values`` over ≤ n_points equal windows: {"iteration": [...], "loss": [...]}."""
-    if not values:
-        return {"iteration": [], "loss": []}
-    v = np.asarray(values, dtype=np.float64)
-    w = max(1, int(math.ceil(len(v) / n_points)))
-    n = len(v) // w * w
-    its, means = [], []
-    for i in range(0, n, w):
-        its.append(i + w)
-        means.append(float(v[i:i + w].mean()))
-    if n < len(v):
-        its.append(len(v))
-        means.append(float(v[n:].mean()))
-    return {"iteration": its, "loss": means}
+#: Kept for callers of the old name: :func:`hashrepro.recipe.loss_curve`.
+_subsample_curve = loss_curve
 
 
 def _jsonable(obj):
@@ -448,52 +422,34 @@ def train_net(cfg: Config, x_train: torch.Tensor, y_train: torch.Tensor, device,
 
 
 # ---------------------------------------------------------------------- the run
-def run(cfg: Config | None = None, command: str | None = None, **overrides) -> dict:
+def run(cfg: Config | None = None, *, command: str | None = None, **overrides) -> dict:
     """Train and evaluate DNNH once; return the run record (:func:`hashrepro.results.make_record`).
 
-    ``run(Config.for_scale("smoke", dataset="digits"))`` or ``run(dataset="mnist5k", bits=12)``
-    (keyword overrides build ``Config.for_scale(scale, **overrides)``).
+    ``run(Config.for_scale("smoke", dataset="digits"))``, ``run(cfg, command="papermill ...")`` or
+    ``run(scale="smoke", dataset="mnist5k", bits=12)`` (keyword overrides build
+    ``Config.for_scale(scale, **overrides)``; with a ``cfg`` they replace its fields). Set-up and
+    wrap-up: :func:`hashrepro.recipe.recipe_run`.
 
     The record's metrics: ``map``, ``precision_radius2`` (and recall), ``train_time_s``,
-    ``encode_time_s``, ``final_loss``, ``active_triplets`` (fraction with positive loss, last 50
-    iterations), ``bit_balance`` (mean of the database bits) and ``saturated_fraction`` (share of
-    F(I) values that the piecewise threshold has made exactly 0 or 1). Curves: the evaluation
-    curves of :func:`hashrepro.metrics.evaluate` plus ``train_loss``.
+    ``encode_time_s``, ``final_loss`` (mean loss of the last :data:`FINAL_LOSS_LAST` = 50
+    iterations), ``active_triplets`` (fraction with positive loss, last 50 iterations),
+    ``bit_mean`` (mean of the database bits, ideal 0.5; also under its legacy name
+    ``bit_balance``) and ``saturated_fraction`` (share of F(I) values that the piecewise threshold
+    has made exactly 0 or 1). Curves: the evaluation curves of :func:`hashrepro.metrics.evaluate`
+    plus ``train_loss`` (:func:`hashrepro.recipe.loss_curve`).
     """
     from .. import data
     from ..codes import binarize
     from ..metrics import evaluate
-    from ..results import make_record, start_run
-    from ..train import describe_device, resolve_device, seed_everything
 
-    run_start = start_run()  # the code this run starts with (commit, diff)
-    if cfg is None:
-        cfg = Config.for_scale(overrides.pop("scale", "default"), **overrides)
-    elif overrides:
-        cfg = dataclasses.replace(cfg, **overrides)
-    cfg.validate()
-    t_start = time.perf_counter()
-    device = resolve_device(cfg.device)
-    old_threads = torch.get_num_threads()
-    if cfg.num_threads and device.type == "cpu":
-        torch.set_num_threads(int(cfg.num_threads))
-    try:
-        gen = seed_everything(cfg.seed)
+    with recipe_run(Config, cfg, overrides) as r:
+        cfg, device, gen = r.cfg, r.device, r.generator
         ds = data.load(cfg.dataset, root=cfg.data_root)
         sp = _split(ds, cfg)
         train_idx, query_idx, db_idx = (np.asarray(a, dtype=np.int64) for a in (sp.train, sp.query, sp.database))
         labels = np.asarray(ds.labels)
 
-        if cfg.backbone == "scratch":
-            # training tensors and the Caffe-style mean (per channel, training set)
-            feats, backbone_meta, feature_read_s = None, {}, None
-            x_train = _prepare(ds.images[train_idx], cfg, None)
-            mean = x_train.mean(dim=(0, 2, 3))
-            x_train = (x_train - mean.view(1, -1, 1, 1)).to(device)
-        else:  # pretrained regime: the cached pooled features are the input
-            feats, backbone_meta, feature_read_s = _backbone_features(ds, cfg)
-            mean = None
-            x_train = torch.from_numpy(np.ascontiguousarray(feats[train_idx], dtype=np.float32)).to(device)
+        x_train, mean, feats, backbone_meta, feature_read_s = _training_inputs(ds, train_idx, cfg, device)
         y_train = torch.as_tensor(labels[train_idx]).to(device)
 
         net, hist, active = train_net(cfg, x_train, y_train, device, gen)
@@ -514,39 +470,63 @@ def run(cfg: Config | None = None, command: str | None = None, **overrides) -> d
         ev = evaluate(q_codes, db_codes, labels[query_idx], labels[db_idx], topk=cfg.topk,
                       radius=cfg.radius, ks=cfg.ks)
 
-        metrics = {"map": float(ev["map"]), "precision_radius2": float(ev["precision_radius2"])}
-        for k, v in ev.items():
-            if k not in ("map", "precision_radius2", "curves", "protocol") and isinstance(v, (int, float, np.floating)):
-                metrics[k] = float(v)
-        loss_tail = hist.loss[-50:] if hist.loss else [float("nan")]
+        metrics = _eval_metrics(ev)
         metrics.update(
             train_time_s=float(hist.wall_time_s),
             encode_time_s=float(encode_time),
-            final_loss=float(np.mean(loss_tail)),
+            final_loss=final_loss(hist.loss, FINAL_LOSS_LAST),
             active_triplets=float(np.mean(active[-50:])) if active else float("nan"),
-            bit_balance=float(db_codes.mean()) if db_codes.size else float("nan"),
+            bit_mean=bit_mean(db_codes),
+            bit_balance=bit_mean(db_codes),  # legacy name of bit_mean (DNNH pages and tests read it)
             saturated_fraction=float(np.mean((f_db == 0) | (f_db == 1))) if f_db.size else float("nan"),
             final_epsilon=float(net.head.epsilon),
         )
         if feature_read_s is not None:
             metrics["backbone_feature_read_s"] = float(feature_read_s)
         curves = dict(ev.get("curves", {}))
-        curves["train_loss"] = _subsample_curve(hist.loss)
+        curves["train_loss"] = loss_curve(hist.loss)
 
-        protocol = {"split": "per_class", **_jsonable(dict(getattr(sp, "protocol", {}) or {})),
-                    "n_train": int(len(train_idx)), "n_query": int(len(query_idx)), "n_database": int(len(db_idx)),
-                    "database_includes_train": bool(cfg.database_includes_train)}
-        protocol.update(_jsonable(ev.get("protocol", {})))
-        protocol.setdefault("ranking", "binary")
-        protocol.update(backbone_meta)
-        wall = time.perf_counter() - t_start
-        record = make_record(
-            paper="dnnh", method=method_name(cfg.variant, cfg.backbone), dataset=cfg.dataset, bits=int(cfg.bits),
-            seed=int(cfg.seed), scale=cfg.scale, config=_jsonable(cfg.to_dict()), protocol=protocol,
-            metrics=metrics, curves=_jsonable(curves), wall_time_s=float(wall),
-            device=describe_device(device), command=command, started=run_start)
+        protocol = _protocol(sp, train_idx, query_idx, db_idx, cfg, ev, backbone_meta)
+        record = r.record(paper="dnnh", method=method_name(cfg.variant, cfg.backbone),
+                          config=_jsonable(cfg.to_dict()), protocol=protocol, metrics=metrics,
+                          curves=_jsonable(curves), command=command)
         # a collapsed or diverged run is flagged in its record, never reported as a normal number
         flag_record(record, diagnose(db_codes, hist.loss, labels=labels[db_idx]))
         return record
-    finally:
-        torch.set_num_threads(old_threads)
+
+
+def _training_inputs(ds, train_idx: np.ndarray, cfg, device):
+    """The training inputs of DNNH's two regimes (shared with CNNH*):
+    ``(x_train, mean, feats, backbone_meta, feature_read_s)``.
+
+    Scratch: x_train (N, C, S, S) float images on ``device`` with the Caffe-style mean (per channel,
+    training set; ``mean`` (C,)) subtracted; ``feats`` None. Pretrained: x_train (N, D) the cached
+    pooled backbone features of the training images; ``feats`` all of them (a memmap), ``mean`` None.
+    """
+    if cfg.backbone == "scratch":
+        x_train = _prepare(ds.images[train_idx], cfg, None)
+        mean = x_train.mean(dim=(0, 2, 3))
+        return (x_train - mean.view(1, -1, 1, 1)).to(device), mean, None, {}, None
+    feats, backbone_meta, feature_read_s = _backbone_features(ds, cfg)
+    x_train = torch.from_numpy(np.ascontiguousarray(feats[train_idx], dtype=np.float32)).to(device)
+    return x_train, None, feats, backbone_meta, feature_read_s
+
+
+def _eval_metrics(ev: dict) -> dict:
+    """The scalar metrics of :func:`hashrepro.metrics.evaluate`'s result, ``map`` first."""
+    metrics = {"map": float(ev["map"]), "precision_radius2": float(ev["precision_radius2"])}
+    for k, v in ev.items():
+        if k not in ("map", "precision_radius2", "curves", "protocol") and isinstance(v, (int, float, np.floating)):
+            metrics[k] = float(v)
+    return metrics
+
+
+def _protocol(sp, train_idx, query_idx, db_idx, cfg, ev: dict, backbone_meta: dict) -> dict:
+    """The record's protocol of DNNH's per-class split and evaluation (shared with CNNH*)."""
+    protocol = {"split": "per_class", **_jsonable(dict(getattr(sp, "protocol", {}) or {})),
+                "n_train": int(len(train_idx)), "n_query": int(len(query_idx)), "n_database": int(len(db_idx)),
+                "database_includes_train": bool(cfg.database_includes_train)}
+    protocol.update(_jsonable(ev.get("protocol", {})))
+    protocol.setdefault("ranking", "binary")
+    protocol.update(backbone_meta)
+    return protocol

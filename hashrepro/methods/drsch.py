@@ -52,11 +52,9 @@ No crops or flips (the features are fixed). Records are named ``<variant>-effici
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -67,6 +65,11 @@ from ..losses.dsrh import DSRHLoss
 from ..models.drsch_net import DRSCHFeatureNet, DRSCHNet, slope_at
 from ..diagnostics import diagnose, flag_record
 from ..params import check_seed
+from ..recipe import LOSS_CURVE_KEY, RecipeConfig, final_loss, loss_curve, recipe_run
+from ..train import ClippedSGD, PKSampler  # noqa: F401  (PKSampler: re-exported, it lived here)
+from .drsch_eval import (DEFAULT_KS, RANKING_DOC, _SUFFIX, _dist, bit_scalable_curve,  # noqa: F401  (re-exported)
+                         continuous_distance, evaluate_codes, evaluate_reid, kept_bits, top_retrievals,
+                         weighted_hamming)
 
 __all__ = ["VARIANTS", "SCALES", "BACKBONES", "Config", "build_model", "method_name", "bit_scalable_curve", "PKSampler", "prepare_images", "augment_batch", "train_model",
            "encode_preactivations", "kept_bits", "top_retrievals", "weighted_hamming", "continuous_distance", "evaluate_codes",
@@ -77,6 +80,8 @@ SCALES = ("smoke", "default", "paper")
 #: "scratch": the released network on the images; "efficientnet_lite0": the frozen ImageNet
 #: backbone's cached pooled features + a trainable head + DRSCH's hash layer.
 BACKBONES = ("scratch", "efficientnet_lite0")
+#: Iterations averaged by the ``final_loss`` metric (:func:`hashrepro.recipe.final_loss`).
+FINAL_LOSS_LAST = 20
 
 #: Schedules per scale. "paper" is the released solver (notes §4) and annealing (notes §1–2);
 #: "default" is the CPU schedule (see ``Config.for_scale``); "smoke" runs in seconds for tests.
@@ -102,7 +107,7 @@ _DSRH_PRESET: dict[str, Any] = dict(slope0=1.0, slope_factor=1.0, margin0=2.0, m
 
 
 @dataclass
-class Config:
+class Config(RecipeConfig):
     """All parameters of a DSCH / DRSCH / BS-DRSCH run (validated on construction).
 
     Use :meth:`for_scale` to get the smoke / default / paper schedule with overrides.
@@ -134,6 +139,8 @@ class Config:
         backbone ("scratch" | "efficientnet_lite0": frozen ImageNet features, cached),
         backbone_input_size (pixels fed to the backbone; None = its default 160), head_hidden
         (widths of the trainable head on the features; input_size, resize_to, jitter, flip unused).
+    Run
+        threads (CPU threads while the run lasts, restored after; None = leave), progress (bar).
     """
 
     dataset: str = "mnist5k"
@@ -188,58 +195,63 @@ class Config:
     backbone: str = "scratch"
     backbone_input_size: int | None = None
     head_hidden: tuple = (512,)
+    progress: bool | None = None
 
-    def __post_init__(self) -> None:
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
-        if self.scale not in SCALES:
-            raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
-        if not isinstance(self.bits, (int, np.integer)) or self.bits <= 0:
-            raise ValueError(f"bits must be a positive int, got {self.bits!r}")
+    PRESETS = _SCALE_PRESETS
+    #: ``for_scale`` ignores overrides whose value is None (the notebook's "unset").
+    DROP_NONE_OVERRIDES = True
+    THREADS_FIELD = "threads"
+
+    def validate(self) -> None:
+        bad = self.invalid
+        self.check_choice("variant", VARIANTS)
+        self.check_choice("scale", SCALES)
+        if isinstance(self.bits, bool) or not isinstance(self.bits, (int, np.integer)) or self.bits <= 0:
+            bad("bits", "bits must be a positive int")
         self.bits = int(self.bits)
         self.seed = check_seed(self.seed)
         if self.keep_bits is not None:
             if self.variant != "bs-drsch":
-                raise ValueError(f"keep_bits is for variant='bs-drsch' only (got variant={self.variant!r}); "
+                bad("keep_bits", f"keep_bits is for variant='bs-drsch' only (got variant={self.variant!r}); "
                                  "set keep_bits=None")
             if not 1 <= int(self.keep_bits) <= self.bits:
-                raise ValueError(f"keep_bits must be in 1..bits={self.bits}, got {self.keep_bits}")
+                bad("keep_bits", f"keep_bits must be in 1..bits={self.bits}")
             self.keep_bits = int(self.keep_bits)
-        if self.form not in ("affinity", "distance"):
-            raise ValueError(f"form must be 'affinity' or 'distance', got {self.form!r}")
+        self.check_choice("form", ("affinity", "distance"))
         if self.lam < 0:
-            raise ValueError(f"lam must be >= 0, got {self.lam}")
+            bad("lam", "lam must be >= 0")
         for name in ("iterations", "classes_per_batch", "images_per_class", "lr_step", "margin_every",
-                     "slope_every", "n_query_per_class", "n_train_per_class", "precision_k", "eval_batch_size"):
+                     "slope_every", "n_query_per_class", "n_train_per_class", "precision_k", "eval_batch_size",
+                     "n_random_subsets"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < (0 if name == "iterations" else 1):
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+                bad(name, f"{name} must be a positive int")
         if self.classes_per_batch < 2 or self.images_per_class < 2:
-            raise ValueError("classes_per_batch and images_per_class must be >= 2 so that triplets exist; got "
-                             f"{self.classes_per_batch} x {self.images_per_class}")
-        if self.lr <= 0 or not 0 <= self.momentum < 1:
-            raise ValueError(f"lr must be > 0 and momentum in [0, 1), got lr={self.lr}, momentum={self.momentum}")
+            bad("classes_per_batch", "classes_per_batch and images_per_class must be >= 2 so that triplets exist; "
+                f"got {self.classes_per_batch} x {self.images_per_class}")
+        if self.lr <= 0:
+            bad("lr", "lr must be > 0")
+        if not 0 <= self.momentum < 1:
+            bad("momentum", "momentum must be in [0, 1)")
         if self.jitter < 0 or self.input_size > self.resize_to:
-            raise ValueError(f"need input_size <= resize_to and jitter >= 0; got input_size={self.input_size}, "
-                             f"resize_to={self.resize_to}, jitter={self.jitter}")
+            bad("input_size", f"need input_size <= resize_to and jitter >= 0; got input_size={self.input_size}, "
+                              f"resize_to={self.resize_to}, jitter={self.jitter}")
         self.keep_list = tuple(int(k) for k in self.keep_list if 1 <= int(k) <= self.bits) or (self.bits,)
-        if not isinstance(self.n_random_subsets, (int, np.integer)) or self.n_random_subsets < 1:
-            raise ValueError(f"n_random_subsets must be a positive int, got {self.n_random_subsets!r}")
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        self.check_choice("backbone", BACKBONES)
         if self.backbone_input_size is not None and (not isinstance(self.backbone_input_size, (int, np.integer))
                                                      or self.backbone_input_size < 16):
-            raise ValueError("backbone_input_size must be None (the backbone's default) or an int >= 16 (pixels), "
-                             f"got {self.backbone_input_size!r}")
+            bad("backbone_input_size", "backbone_input_size must be None (the backbone's default) or an int >= 16 "
+                "(pixels)")
         self.head_hidden = tuple(self.head_hidden)
         if any(not isinstance(h, (int, np.integer)) or h < 1 for h in self.head_hidden):
-            raise ValueError(f"head_hidden must be a tuple of positive ints (widths), got {self.head_hidden!r}")
+            bad("head_hidden", "head_hidden must be a tuple of positive ints (widths)")
         self.head_hidden = tuple(int(h) for h in self.head_hidden)
 
     # ------------------------------------------------------------------ scales
     @classmethod
-    def for_scale(cls, scale: str = "default", **overrides: Any) -> "Config":
-        """The schedule of a scale, with ``overrides`` (``None`` values are ignored).
+    def presets(cls, scale: str, overrides) -> dict:
+        """The schedule of a scale (:data:`_SCALE_PRESETS`), then the pretrained regime's and DSRH's
+        changes (:data:`_PRETRAINED_PRESETS`, :data:`_DSRH_PRESET`); ``for_scale`` ignores ``None`` overrides.
 
         * ``"paper"``: the released solver: SGD lr 1/300, momentum 0, weight decay 5e-4, ×1/3
           every 50k iterations, 800k iterations; slope ×1.1 and margin +0.1 every 10k (notes §1–4).
@@ -267,20 +279,12 @@ class Config:
         (bit weights move, no divergence), not tuned. ``"paper"`` keeps the released solver
         (800k iterations) with that initialisation; ``"smoke"`` is unchanged.
         """
-        if scale not in SCALES:
-            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
         kw = dict(_SCALE_PRESETS[scale])
         if overrides.get("backbone") not in (None, "scratch"):
             kw.update(_PRETRAINED_PRESETS[scale])
         if overrides.get("variant") == "dsrh":
             kw.update(_DSRH_PRESET)
-        kw.update({k: v for k, v in overrides.items() if v is not None})
-        kw["scale"] = scale
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(kw) - names)
-        if unknown:
-            raise ValueError(f"unknown Config field(s) {unknown}; valid: {sorted(names)}")
-        return cls(**kw)
+        return kw
 
     @property
     def effective_lam(self) -> float:
@@ -292,11 +296,6 @@ class Config:
         """Code length evaluated: ``keep_bits`` for BS-DRSCH (default all bits), else ``bits``."""
         return self.keep_bits if (self.variant == "bs-drsch" and self.keep_bits) else self.bits
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["keep_list"] = list(self.keep_list)
-        d["head_hidden"] = list(self.head_hidden)
-        return d
 
 
 def method_name(variant: str, backbone: str = "scratch") -> str:
@@ -320,35 +319,6 @@ def build_model(cfg: Config, in_features: int | None = None) -> DRSCHNet | DRSCH
 
 
 # ---------------------------------------------------------------------- data
-class PKSampler:
-    """Batches of P classes × K images (released ``data_layer.cpp``: 10 × 10, notes §3).
-
-    Each call draws P distinct classes (among those with ≥ 2 images) and K distinct images of
-    each (with replacement only when a class has fewer than K). Returns int64 indices (P·K,)
-    into the training set, grouped by class.
-    """
-
-    def __init__(self, labels: np.ndarray, classes_per_batch: int, images_per_class: int, seed: int = 0):
-        labels = np.asarray(labels)
-        if labels.ndim != 1:
-            raise ValueError("PKSampler needs single-label int labels (N,); multi-label data has no P x K classes")
-        self.by_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
-        self.by_class = [ix for ix in self.by_class if len(ix) >= 2]
-        if len(self.by_class) < 2:
-            raise ValueError("PKSampler needs at least 2 classes with >= 2 images each")
-        self.p = min(int(classes_per_batch), len(self.by_class))
-        self.k = int(images_per_class)
-        self.rng = np.random.default_rng(seed)
-
-    def __call__(self) -> np.ndarray:
-        cls = self.rng.choice(len(self.by_class), size=self.p, replace=False)
-        out = []
-        for c in cls:
-            ix = self.by_class[c]
-            out.append(self.rng.choice(ix, size=self.k, replace=len(ix) < self.k))
-        return np.concatenate(out)
-
-
 def prepare_images(images: np.ndarray, size: int = 32, chunk: int = 4096) -> torch.Tensor:
     """uint8 (N, H, W, C) → uint8 tensor (N, 3, size, size): resized (bilinear) and grey → RGB.
 
@@ -389,23 +359,6 @@ def augment_batch(x: torch.Tensor, crop: int, train: bool, jitter: int = 1, flip
 
 
 # ------------------------------------------------------------------ training
-class _ClippedSGD(torch.optim.SGD):
-    """SGD that first rescales the gradient to a total norm of at most ``max_norm`` (None: plain SGD)."""
-
-    def __init__(self, params, max_norm: float | None = None, **kw):
-        super().__init__(params, **kw)
-        self.max_norm = max_norm
-        self.last_grad_norm = float("nan")
-
-    def step(self, closure=None):
-        if self.max_norm is not None:
-            params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
-            norm = torch.nn.utils.clip_grad_norm_(params, self.max_norm)
-            # a GPU keeps the norm on the device (float() would synchronise the host every step)
-            self.last_grad_norm = float(norm) if norm.device.type == "cpu" else norm.detach()
-        return super().step(closure)
-
-
 def train_model(cfg: Config, images: torch.Tensor, labels: np.ndarray, device: torch.device | str = "cpu",
                 progress: bool | None = None, *, callback=None, checkpoint=None,
                 checkpoint_every: int = 0) -> tuple[DRSCHNet, dict]:
@@ -417,6 +370,7 @@ def train_model(cfg: Config, images: torch.Tensor, labels: np.ndarray, device: t
     images : uint8 tensor (N, 3, S, S) from :func:`prepare_images`, or float (N, D) cached backbone
         features (pretrained regime: no crop, no flip)
     labels : int (N,)
+    progress : progress bar (None: ``cfg.progress``)
     callback : optional ``callback(iterations_done, model)`` run after every iteration (e.g. a
         validation curve, :mod:`hashrepro.convergence`); it must return the model in training mode
         and draw no random numbers; its ``state_dict()`` / ``load_state_dict(d)``, when it has
@@ -441,7 +395,7 @@ def train_model(cfg: Config, images: torch.Tensor, labels: np.ndarray, device: t
     loss_fn = DSRHLoss(margin=cfg.margin0, alpha=cfg.lam) if dsrh else DRSCHLoss(
         lam=cfg.effective_lam, margin=cfg.margin0, form=cfg.form, same=cfg.same, diff=cfg.diff,
         code_faithful=cfg.code_faithful)
-    opt = _ClippedSGD(model.param_groups(cfg.lr, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum,
+    opt = ClippedSGD(model.param_groups(cfg.lr, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum,
                       max_norm=cfg.grad_clip)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
     sampler = PKSampler(labels, cfg.classes_per_batch, cfg.images_per_class, seed=cfg.seed)
@@ -490,7 +444,8 @@ def train_model(cfg: Config, images: torch.Tensor, labels: np.ndarray, device: t
     ckpt = dict(checkpoint=checkpoint, state=save_state, load_state=load_state,
                 checkpoint_every=checkpoint_every) if checkpoint else {}
     hist = fit(step, optimizer=opt, iterations=cfg.iterations, scheduler=sched, on_iteration=on_iteration,
-               desc=f"{method_name(cfg.variant, cfg.backbone)} {cfg.bits}b", progress=progress, **ckpt)
+               desc=f"{method_name(cfg.variant, cfg.backbone)} {cfg.bits}b",
+               progress=cfg.progress if progress is None else progress, **ckpt)
     model.eval()
     parts.update({k: v.item() for k, v in parts.items() if torch.is_tensor(v)})  # off the CPU: read back once
     info = {"loss": hist.loss, "wall_time_s": hist.wall_time_s,
@@ -516,229 +471,6 @@ def encode_preactivations(model: DRSCHNet | DRSCHFeatureNet, images: torch.Tenso
     return torch.cat(out).numpy() if out else np.zeros((0, model.n_bits), np.float32)
 
 
-# ---------------------------------------------------------------- evaluation
-def kept_bits(weights: np.ndarray, n_keep: int) -> np.ndarray:
-    """Indices (sorted) of the ``n_keep`` bits with the largest |w_k| (BS-DRSCH truncation)."""
-    w = np.abs(np.asarray(weights, dtype=np.float64))
-    if not 1 <= n_keep <= len(w):
-        raise ValueError(f"n_keep must be in 1..{len(w)}, got {n_keep}")
-    order = np.argsort(-w, kind="stable")
-    return np.sort(order[:n_keep])
-
-
-def weighted_hamming(q01: np.ndarray, db01: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Σ_k w_k² [b_ik ≠ b_jk]: {0,1} codes (nq, b), (ndb, b), weights (b,) → float32 (nq, ndb)."""
-    w2 = np.asarray(weights, dtype=np.float32) ** 2
-    q = np.asarray(q01, dtype=np.float32)
-    d = np.asarray(db01, dtype=np.float32)
-    return ((q @ w2)[:, None] + (d @ w2)[None, :] - 2.0 * ((q * w2) @ d.T)).clip(min=0.0).astype(np.float32)
-
-
-def continuous_distance(zq: np.ndarray, zdb: np.ndarray, slope: float = 5.0) -> np.ndarray:
-    """Released test code's ranking: ‖tanh(a·z_q/2) − tanh(a·z_db/2)‖² with a = 5 → (nq, ndb)."""
-    hq = np.tanh(slope * np.asarray(zq, np.float32) / 2)
-    hd = np.tanh(slope * np.asarray(zdb, np.float32) / 2)
-    return ((hq * hq).sum(1)[:, None] + (hd * hd).sum(1)[None, :] - 2.0 * hq @ hd.T).clip(min=0.0)
-
-
-def top_retrievals(zq: np.ndarray, zdb: np.ndarray, yq: np.ndarray, q_ids: np.ndarray, db_ids: np.ndarray,
-                   weights: np.ndarray, keep: int, n_per_class: int = 1, top: int = 10) -> dict:
-    """Top-``top`` Hamming retrievals of a few queries (the data of the paper's Fig. 6).
-
-    The first ``n_per_class`` queries of each class (in query order) are ranked by the Hamming
-    distance of the ``keep`` bits with the largest |w_k| (ties by database index, as in mAP).
-
-    zq (nq, q), zdb (ndb, q): pre-activations; yq (nq,) labels; q_ids (nq,), db_ids (ndb,): the
-    dataset indices of queries and database items. Returns ``{"bits": keep, "query": [dataset
-    index], "retrieved": [[dataset index] * top], "distance": [[int] * top]}``.
-    """
-    from ..codes import binarize, hamming
-
-    yq = np.asarray(yq)
-    if yq.ndim != 1:
-        raise ValueError("top_retrievals needs single-label queries")
-    pick = np.concatenate([np.flatnonzero(yq == c)[:n_per_class] for c in np.unique(yq)])
-    sel = kept_bits(weights, keep)
-    bq = binarize(np.ascontiguousarray(zq[pick][:, sel]), 0.0)
-    bdb = binarize(np.ascontiguousarray(zdb[:, sel]), 0.0)
-    D = hamming(bq, bdb)
-    order = np.argsort(D, axis=1, kind="stable")[:, :top]
-    return {"bits": int(keep), "query": [int(q_ids[i]) for i in pick],
-            "retrieved": [[int(db_ids[j]) for j in row] for row in order],
-            "distance": [[int(D[r, j]) for j in row] for r, row in enumerate(order)]}
-
-
-def _metrics_module():
-    from .. import metrics
-
-    return metrics
-
-
-#: precision@k cut-offs recorded (the paper's "precision vs number returned" axis goes to 1000).
-DEFAULT_KS = (1, 10, 50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000)
-
-
-def _dist(ranking: str, bq, bdb, zq, zdb, w) -> np.ndarray:
-    from ..codes import hamming
-
-    if ranking == "binary":
-        return hamming(bq, bdb)
-    if ranking == "weighted-hamming":
-        return weighted_hamming(bq, bdb, w)
-    if ranking == "continuous":
-        return continuous_distance(zq, zdb)
-    raise ValueError(f"ranking must be 'binary', 'weighted-hamming' or 'continuous', got {ranking!r}")
-
-
-def evaluate_codes(zq: np.ndarray, zdb: np.ndarray, yq: np.ndarray, ydb: np.ndarray, weights: np.ndarray,
-                   keep: int, topk: int | None = None, precision_k: int = 500,
-                   rankings: tuple = ("binary", "weighted-hamming", "continuous"),
-                   ks: tuple = DEFAULT_KS, query_chunk: int = 200) -> dict:
-    """Retrieval metrics of the ``keep`` bits with the largest |w_k| under each ranking.
-
-    Parameters
-    ----------
-    zq, zdb : float (nq, q), (ndb, q) pre-activations (codes are sign(z))
-    yq, ydb : int (nq,), (ndb,) labels (or multi-hot)
-    weights : (q,) bit weights w
-    keep : number of bits kept (top |w|); ``q`` keeps all
-    rankings : subset of "binary" (Hamming of sign codes; :func:`hashrepro.metrics.evaluate`,
-        radius metrics included), "weighted-hamming" (Σ w_k² [b_ik ≠ b_jk]) and "continuous"
-        (released test code: ‖tanh(5z_q/2) − tanh(5z_db/2)‖²); the last two are evaluated in
-        query chunks (``query_chunk`` × ndb float32 distances at a time).
-
-    Returns
-    -------
-    {ranking: {"map", "precision_at_<k>" for k in ks, ("precision_radius2", "recall_radius2":
-    binary only), "curves": {"precision_at_k", ("pr_radius": binary only)}}}
-    """
-    from ..codes import binarize
-
-    metrics = _metrics_module()
-    sel = kept_bits(weights, keep)
-    bq = binarize(np.ascontiguousarray(zq[:, sel]), 0.0)
-    bdb = binarize(np.ascontiguousarray(zdb[:, sel]), 0.0)
-    w = np.asarray(weights)[sel]
-    n_db = len(ydb)
-    ks = tuple(sorted({int(k) for k in (*ks, precision_k) if 1 <= int(k) <= n_db})) or (n_db,)
-    out = {}
-    for ranking in rankings:
-        if ranking == "binary":
-            ev = metrics.evaluate(bq, bdb, yq, ydb, topk=topk, radius=2, ks=ks)
-            res = {k: float(v) for k, v in ev.items() if k not in ("curves", "protocol")}
-            res["curves"] = {"precision_at_k": ev["curves"]["precision_at_k"], "pr_radius": ev["curves"]["pr_radius"]}
-            out[ranking] = res
-            continue
-        nq = len(yq)
-        ap = np.empty(nq)
-        pk = np.zeros(len(ks))
-        for s in range(0, nq, query_chunk):
-            e = min(nq, s + query_chunk)
-            dist = _dist(ranking, bq[s:e], bdb, zq[s:e][:, sel], zdb[:, sel], w)
-            rel = metrics.relevance(yq[s:e], ydb)
-            ap[s:e] = metrics.average_precision(dist, rel, topk=topk)
-            pk += np.asarray(metrics.precision_at_k(dist, rel, ks), dtype=np.float64) * (e - s)
-        pk /= max(nq, 1)
-        res = {"map": float(np.mean(ap)) if nq else float("nan")}
-        res.update({f"precision_at_{k}": float(v) for k, v in zip(ks, pk)})
-        res["curves"] = {"precision_at_k": {"k": [float(k) for k in ks], "precision": [float(v) for v in pk]}}
-        out[ranking] = res
-    return out
-
-
-def bit_scalable_curve(zq: np.ndarray, zdb: np.ndarray, yq: np.ndarray, ydb: np.ndarray, weights: np.ndarray,
-                       keep_list, topk: int | None = None, precision_k: int = 500, n_random: int = 5,
-                       seed: int = 0) -> dict:
-    """BS-DRSCH's bit-scalable curve with its random-subset control (Hamming ranking only).
-
-    For each n in ``keep_list``: the metrics of the n bits with the largest |w_k| (the
-    truncation, :func:`evaluate_codes`) and, as the control of the claim that the weights pick the
-    bits worth keeping, the metrics of n bits drawn at random (:func:`hashrepro.codes.random_bit_subsets`,
-    ``n_random`` draws seeded by ``seed``; mean and standard deviation over the draws). At n = q
-    (all bits) both are the same code and the control equals the truncation.
-
-    Parameters
-    ----------
-    zq, zdb : float (nq, q), (ndb, q) pre-activations (codes are sign(z))
-    yq, ydb : labels (nq,), (ndb,)
-    weights : (q,) bit weights w
-    keep_list : bit counts n (each in 1..q)
-
-    Returns
-    -------
-    dict of lists aligned with ``"bits"``: ``"map"``, ``"precision_at_<k>"``, ``"precision_radius2"``
-    (top-|w| bits) and ``"precision_at_<k>_random"`` (= :data:`hashrepro.claims.RANDOM_SUBSET_KEY`
-    for k = 500), ``"precision_at_<k>_random_std"``, ``"map_random"``; plus ``"random_draws"`` and
-    ``"random_seed"``.
-    """
-    from ..codes import binarize, random_bit_subsets
-
-    metrics = _metrics_module()
-    q = int(np.asarray(zq).shape[1])
-    pk = f"precision_at_{precision_k}"
-    out: dict[str, Any] = {"bits": [], "map": [], pk: [], "precision_radius2": [], f"{pk}_random": [],
-                           f"{pk}_random_std": [], "map_random": []}
-    for n in keep_list:
-        n = int(n)
-        e = evaluate_codes(zq, zdb, yq, ydb, weights, n, topk, precision_k, rankings=("binary",),
-                           ks=(precision_k,))["binary"]
-        out["bits"].append(n)
-        for key in ("map", pk, "precision_radius2"):
-            out[key].append(float(e[key]))
-        if n >= q:  # every bit: the random subset is the same code
-            prec, maps = [float(e[pk])], [float(e["map"])]
-        else:
-            prec, maps = [], []
-            for sel in random_bit_subsets(q, n, n_random, seed):
-                bq = binarize(np.ascontiguousarray(zq[:, sel]), 0.0)
-                bdb = binarize(np.ascontiguousarray(zdb[:, sel]), 0.0)
-                ev = metrics.evaluate(bq, bdb, yq, ydb, topk=topk, radius=2, ks=(precision_k,))
-                prec.append(float(ev[pk]))
-                maps.append(float(ev["map"]))
-        out[f"{pk}_random"].append(float(np.mean(prec)))
-        out[f"{pk}_random_std"].append(float(np.std(prec)))
-        out["map_random"].append(float(np.mean(maps)))
-    out["random_draws"] = int(n_random)
-    out["random_seed"] = int(seed)
-    return out
-
-
-def evaluate_reid(zq: np.ndarray, zg: np.ndarray, qid: np.ndarray, gid: np.ndarray, weights: np.ndarray,
-                  keep: int, ranks: tuple = (1, 5, 10, 20), seed: int = 0,
-                  rankings: tuple = ("binary", "weighted-hamming")) -> dict:
-    """CMC (rank 1/5/10/20) of re-identification by hashing codes (paper Table 1, CUHK03).
-
-    Query images from one camera, gallery images from the other; single-gallery-shot CMC
-    averaged over 10 random gallery draws (:func:`hashrepro.metrics.cmc`). Returns
-    {ranking: {"cmc_rank1", ..., "curves": {"cmc": {"rank", "cmc"}}}}.
-    """
-    from ..codes import binarize
-
-    metrics = _metrics_module()
-    sel = kept_bits(weights, keep)
-    bq = binarize(np.ascontiguousarray(zq[:, sel]), 0.0)
-    bg = binarize(np.ascontiguousarray(zg[:, sel]), 0.0)
-    w = np.asarray(weights)[sel]
-    out = {}
-    for ranking in rankings:
-        dist = _dist(ranking, bq, bg, zq[:, sel], zg[:, sel], w)
-        c = metrics.cmc(dist, qid, gid, ranks=ranks, single_gallery_shot=True, seed=seed)
-        res = {f"cmc_rank{r}": float(c[f"rank{r}"]) for r in ranks}
-        res["curves"] = {"cmc": {"rank": [float(x) for x in c["rank"][:50]], "cmc": [float(x) for x in c["cmc"][:50]]}}
-        out[ranking] = res
-    return out
-
-
-_SUFFIX = {"binary": "", "weighted-hamming": "_whamming", "continuous": "_continuous"}
-
-RANKING_DOC = {
-    "": "binary: Hamming distance of sign(z) on the kept bits",
-    "_whamming": "weighted-hamming: sum_k w_k^2 [b_ik != b_jk] on the kept bits",
-    "_continuous": "continuous: released test code, squared Euclidean distance of tanh(5 z / 2) on the kept bits "
-                   "(slope reset to 5, before the weight layer)",
-}
-
-
 def _load_split(cfg: Config):
     from .. import data
 
@@ -756,39 +488,6 @@ def _load_split(cfg: Config):
     if cfg.max_database is not None and len(db) > cfg.max_database:
         db = np.sort(np.random.default_rng(cfg.seed).choice(db, cfg.max_database, replace=False))
     return ds, sp, protocol, np.asarray(sp.train), np.asarray(sp.query), db
-
-
-def _make_record():
-    """``hashrepro.results.make_record``, or a local stand-in with the contract's schema while the
-    results module is not installed (same keys; used only until it lands)."""
-    try:
-        from ..results import make_record
-
-        return make_record
-    except ImportError:  # pragma: no cover - transitional adapter
-        pass
-
-    def make_record(paper, method, dataset, bits, seed, scale, config, protocol, metrics, curves, wall_time_s,
-                    device, command=None, started=None):
-        import datetime
-        import platform
-        import subprocess
-
-        try:
-            commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                    check=False).stdout.strip() or None
-        except OSError:
-            commit = None
-        now = datetime.datetime.now(datetime.timezone.utc).isoformat()
-        return {"schema": 1, "paper": paper, "method": method, "dataset": dataset, "bits": int(bits),
-                "seed": int(seed), "scale": scale, "config": config, "protocol": protocol, "metrics": metrics,
-                "curves": curves, "command": command, "git_commit": commit,
-                "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                             "numpy": np.__version__},
-                "device": device, "wall_time_s": float(wall_time_s), "started": now, "finished": now,
-                "complete": True}
-
-    return make_record
 
 
 def _flatten(ev: dict, metrics: dict, curves: dict) -> None:
@@ -821,33 +520,31 @@ def _backbone_features(ds, cfg: Config, rows: np.ndarray) -> tuple[torch.Tensor,
     return x, {k: v for k, v in meta.items() if v is not None}
 
 
-def run(cfg: Config | None = None, progress: bool | None = None, command: str | None = None,
-        **overrides: Any) -> dict:
-    """Train and evaluate one DSCH / DRSCH / BS-DRSCH model; return a run record.
+def run(cfg: Config | None = None, *, command: str | None = None, **overrides: Any) -> dict:
+    """Train and evaluate one DSCH / DRSCH / BS-DRSCH / DSRH model; return a run record.
 
-    ``run(Config.for_scale("smoke", dataset="digits"))`` or ``run(dataset="mnist5k", bits=16)``
-    (keyword overrides build ``Config.for_scale(scale, ...)``).
+    ``run(Config.for_scale("smoke", dataset="digits"))`` or ``run(scale="smoke", dataset="mnist5k", bits=16)``
+    (keyword overrides build ``Config.for_scale(scale, ...)``; set-up and wrap-up:
+    :func:`hashrepro.recipe.recipe_run`; ``cfg.progress`` shows a progress bar).
 
     The record's ``bits`` is the evaluated code length (``keep_bits`` for BS-DRSCH); the trained
     length is ``protocol["bits_trained"]``. Metrics: ``map``, ``precision_radius2``,
     ``precision_at_<k>`` (binary Hamming ranking), ``map_whamming``/``precision_at_<k>_whamming``
-    (weighted Hamming) and ``map_continuous``/... (released code's ranking); curves
+    (weighted Hamming) and ``map_continuous``/... (released code's ranking), ``final_loss`` (mean
+    loss of the last :data:`FINAL_LOSS_LAST` = 20 iterations); curves
     ``pr_radius``, ``precision_at_k`` (+ the suffixed rankings), ``bit_scalable`` (BS-DRSCH: the
     metrics of the top-n bits by |w| for n in ``keep_list``), ``bit_weights`` (sorted by |w|) and
-    ``loss``. On ``cuhk03`` the metrics are CMC ranks (``cmc_rank1`` ...) instead.
+    ``train_loss`` (:func:`hashrepro.recipe.loss_curve`; records before it have ``loss``, read both
+    with :func:`hashrepro.recipe.read_loss_curve`). On ``cuhk03`` the metrics are CMC ranks
+    (``cmc_rank1`` ...) instead.
     """
-    from ..results import start_run
-    from ..train import describe_device, resolve_device
+    with recipe_run(Config, cfg, overrides) as r:
+        return _run(r, command)
 
-    run_start = start_run()  # the code this run starts with (commit, diff)
-    if cfg is None:
-        cfg = Config.for_scale(overrides.pop("scale", "default"), **overrides)
-    elif overrides:
-        cfg = dataclasses.replace(cfg, **overrides)
-    t0 = time.perf_counter()
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
-    device = resolve_device(cfg.device)
+
+def _run(r, command: str | None) -> dict:
+    """The body of :func:`run` inside its set-up ``r`` (:class:`hashrepro.recipe.RecipeRun`)."""
+    cfg, device = r.cfg, r.device
     ds, sp, protocol_name, tr, qu, db = _load_split(cfg)
     needed = np.unique(np.concatenate([tr, qu, db]))
     backbone_meta: dict = {}
@@ -860,7 +557,7 @@ def run(cfg: Config | None = None, progress: bool | None = None, command: str | 
     take = lambda ix: np.searchsorted(needed, ix)  # noqa: E731  (positions of dataset indices in `needed`)
     labels = np.asarray(ds.labels)
     train_cfg = dataclasses.replace(cfg, flip=flip)
-    model, info = train_model(train_cfg, imgs[take(tr)], labels[tr], device, progress)
+    model, info = train_model(train_cfg, imgs[take(tr)], labels[tr], device)
     zq = encode_preactivations(model, imgs[take(qu)], cfg.input_size, cfg.eval_batch_size, device)
     zdb = encode_preactivations(model, imgs[take(db)], cfg.input_size, cfg.eval_batch_size, device)
     del imgs
@@ -887,9 +584,8 @@ def run(cfg: Config | None = None, progress: bool | None = None, command: str | 
     order = np.argsort(-np.abs(w), kind="stable")
     curves["bit_weights"] = {"bit": [int(i) for i in order], "weight": [float(w[i]) for i in order]}
     loss = np.asarray(info["loss"], dtype=np.float64)
-    stride = max(1, len(loss) // 200)
-    curves["loss"] = {"iteration": list(range(0, len(loss), stride)), "loss": [float(v) for v in loss[::stride]]}
-    metrics["final_loss"] = float(np.mean(loss[-20:])) if len(loss) else float("nan")
+    curves[LOSS_CURVE_KEY] = loss_curve(loss)
+    metrics["final_loss"] = final_loss(loss, FINAL_LOSS_LAST)
     metrics["train_time_s"] = float(info["wall_time_s"])
     metrics["bit_weight_abs_min"] = float(np.abs(w).min())
     metrics["bit_weight_abs_max"] = float(np.abs(w).max())
@@ -910,11 +606,8 @@ def run(cfg: Config | None = None, progress: bool | None = None, command: str | 
     config = cfg.to_dict()
     config.update(flip_used=bool(flip), effective_lam=cfg.effective_lam, final_slope=info["final_slope"],
                   final_margin=info["final_margin"])
-    wall = time.perf_counter() - t0
-    record = _make_record()(paper="drsch", method=method_name(cfg.variant, cfg.backbone), dataset=cfg.dataset, bits=cfg.eval_bits,
-                            seed=cfg.seed, scale=cfg.scale, config=config, protocol=protocol, metrics=metrics,
-                            curves=curves, wall_time_s=wall, device=describe_device(device), command=command,
-                            started=run_start)
+    record = r.record(paper="drsch", method=method_name(cfg.variant, cfg.backbone), bits=cfg.eval_bits,
+                      config=config, protocol=protocol, metrics=metrics, curves=curves, command=command)
     # a collapsed or diverged run is flagged in its record, never reported as a normal number
     db_codes = (zdb[:, kept_bits(w, cfg.eval_bits)] > 0).astype(np.uint8)
     return flag_record(record, diagnose(db_codes, loss, labels=labels[db]))

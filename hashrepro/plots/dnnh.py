@@ -222,10 +222,12 @@ def precision_at_k(records, ax=None, dataset=None, bits=48, max_k=1000):
 
 def training_loss(records, ax=None):
     """Training loss (eq. 2, mean over in-batch triplets) against iterations, one line per record."""
+    from ..recipe import read_loss_curve
+
     ax = _ax(ax)
     drawn = False
     for r in as_records(records):
-        cur = r.get("curves", {}).get("train_loss")
+        cur = read_loss_curve(r)
         if not cur or not cur.get("iteration"):
             continue
         c, _, lab = _style(r.get("method", ""))

@@ -61,10 +61,13 @@ def plot_run(record: dict):
     """One run: training loss, precision vs number returned (three rankings), and the bit weights
     sorted by |w| (or, for BS-DRSCH, precision of the top-n bits)."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    from ..recipe import read_loss_curve
+
     c = record.get("curves", {})
     ax = axes[0]
-    if "loss" in c:
-        ax.plot(c["loss"]["iteration"], c["loss"]["loss"], lw=1)
+    lc = read_loss_curve(c)
+    if lc is not None:
+        ax.plot(lc["iteration"], lc["loss"], lw=1)
         ax.set(xlabel="iteration", ylabel="loss", title="training loss (hinge + λ/2 tr(RᵀLR))")
     else:
         _empty(ax)
