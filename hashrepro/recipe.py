@@ -30,6 +30,11 @@ numbers stay as they were):
   0.5). DDH records also keep it under the legacy name ``bit_balance``, which therefore means the mean
   bit in DNNH's records but |p − 0.5| in DDH's: read the new names.
 
+Companion records: a run may produce records of other methods beside its own (MCH: the base model
+alone, LSH and ITQ on the same features). They travel in ``record["companions"]``
+(:data:`COMPANIONS_KEY`; :func:`with_companions`, :func:`companions`) and are saved, each as its own
+record file, by :func:`save_with_companions`; the saved main record has no ``companions`` key.
+
 Loss curve: one format, ``curves["train_loss"] = {"iteration": [...], "loss": [...]}`` written by
 :func:`loss_curve` (means over ≤ 200 equal windows, ``iteration`` = the window's last iteration);
 :func:`read_loss_curve` also reads the older records (DRSCH's ``curves["loss"]``, every n-th value).
@@ -46,7 +51,8 @@ import numpy as np
 import torch
 
 __all__ = ["RecipeConfig", "RecipeRun", "recipe_run", "resolve_config", "final_loss", "bit_mean", "bit_imbalance",
-           "loss_curve", "read_loss_curve", "LOSS_CURVE_KEY", "SCALES"]
+           "loss_curve", "read_loss_curve", "LOSS_CURVE_KEY", "SCALES", "COMPANIONS_KEY", "with_companions",
+           "companions", "save_with_companions"]
 
 SCALES = ("smoke", "default", "paper")
 #: The key of the training-loss curve in ``record["curves"]``.
@@ -191,10 +197,10 @@ class RecipeRun:
     def record(self, *, paper: str, method: str, protocol: Mapping, metrics: Mapping, curves: Mapping | None,
                config: Mapping | None = None, dataset: str | None = None, bits: int | None = None,
                seed: int | None = None, scale: str | None = None, command: str | None = None,
-               device: torch.device | str | None = None) -> dict:
+               device: torch.device | str | None = None, wall_time_s: float | None = None) -> dict:
         """The run record (:func:`hashrepro.results.make_record`): config (default ``cfg.to_dict()``),
-        dataset / bits / seed / scale (default from ``cfg``), the wall time since the set-up, the
-        device, ``command`` and the start read by :func:`recipe_run`."""
+        dataset / bits / seed / scale (default from ``cfg``), the wall time (default: since the
+        set-up), the device, ``command`` and the start read by :func:`recipe_run`."""
         from .results import make_record
         from .train import describe_device
 
@@ -203,7 +209,8 @@ class RecipeRun:
             paper=paper, method=method, dataset=cfg.dataset if dataset is None else dataset,
             bits=int(cfg.bits if bits is None else bits), seed=int(cfg.seed if seed is None else seed),
             scale=cfg.scale if scale is None else scale, config=cfg.to_dict() if config is None else config,
-            protocol=protocol, metrics=metrics, curves=curves, wall_time_s=float(self.elapsed()),
+            protocol=protocol, metrics=metrics, curves=curves,
+            wall_time_s=float(self.elapsed() if wall_time_s is None else wall_time_s),
             device=describe_device(self.device if device is None else device), command=command,
             started=self.started)
 
@@ -235,6 +242,47 @@ def recipe_run(config_cls, cfg=None, overrides: Mapping[str, Any] | None = None,
         yield RecipeRun(cfg=cfg, started=started, device=dev, generator=gen, t0=t0, c0=c0)
     finally:
         torch.set_num_threads(old_threads)
+
+
+# ============================================================================ companion records
+#: The key of a record's companion records (records of other methods from the same run).
+COMPANIONS_KEY = "companions"
+
+
+def with_companions(record: dict, companion_records) -> dict:
+    """Attach ``companion_records`` (complete records, :func:`hashrepro.results.make_record`) to
+    ``record`` under :data:`COMPANIONS_KEY`; returns ``record``."""
+    comps = list(companion_records)
+    for c in comps:
+        if not isinstance(c, Mapping) or "method" not in c or "paper" not in c:
+            raise ValueError(f"a companion must be a run record (hashrepro.results.make_record), got "
+                             f"{type(c).__name__}")
+    record[COMPANIONS_KEY] = comps
+    return record
+
+
+def companions(record: Mapping) -> list:
+    """The companion records of ``record`` (``[]`` when it has none)."""
+    return list(record.get(COMPANIONS_KEY) or [])
+
+
+def save_with_companions(record: Mapping, results_dir, run_name: str | None = None) -> list:
+    """Save ``record`` and each of its companions (:func:`companions`) as its own record file;
+    return the paths, the main record's first.
+
+    The main record goes to ``results_dir/<paper>/<run_name>.json`` without the companions key,
+    each companion to its default name (:func:`hashrepro.results.run_name` of its method, dataset,
+    bits, seed and scale), all through :func:`hashrepro.results.save_run` (atomic writes,
+    :func:`hashrepro.atomic.atomic_write`). ``record`` itself is left as it is.
+    """
+    from .results import save_run
+
+    if not isinstance(record, Mapping):
+        raise ValueError(f"record must be a dict (from make_record), got {type(record).__name__}")
+    main = {k: v for k, v in record.items() if k != COMPANIONS_KEY}
+    paths = [save_run(main, results_dir, run_name)]
+    paths += [save_run(c, results_dir) for c in companions(record)]
+    return paths
 
 
 # ============================================================================ shared metrics

@@ -402,6 +402,38 @@ def test_smoke_run_record(smoke_record):
     assert rec["git_read_at"] == "start" and all(c["git_read_at"] == "start" for c in rec["companions"])
 
 
+def test_companions_saved_as_the_notebook_names_them(smoke_record, tmp_path):
+    import json
+
+    from hashrepro.recipe import save_with_companions
+
+    paths = save_with_companions(smoke_record, tmp_path / "res", "nbtest")
+    names = [p.name for p in paths]
+    assert names == ["nbtest.json", "dch_mosaic-digits_16b_seed0_smoke.json", "lsh_mosaic-digits_16b_seed0_smoke.json",
+                     "itq_mosaic-digits_16b_seed0_smoke.json"]
+    assert all(p.parent == tmp_path / "res" / "mch" for p in paths)
+    main = json.loads(paths[0].read_text())
+    assert "companions" not in main and main["metrics"]["map"] == smoke_record["metrics"]["map"]
+
+
+def test_run_takes_a_command_and_overrides(monkeypatch):
+    """``run(cfg=None, *, command=None, **overrides)``: overrides build the scale's presets, the
+    command goes into every record (here stopped right after the set-up)."""
+    seen = {}
+
+    def stop(cfg):
+        seen["cfg"] = cfg
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(M, "load_data", stop)
+    with pytest.raises(RuntimeError, match="stop"):
+        M.run(scale="smoke", dataset="mosaic-digits", bits=8, command="c")
+    assert seen["cfg"] == M.Config.for_scale("smoke", dataset="mosaic-digits", bits=8)
+    with pytest.raises(RuntimeError, match="stop"):
+        M.run(M.Config.for_scale("smoke"), bits=12)
+    assert seen["cfg"].bits == 12 and seen["cfg"].n_images == 240
+
+
 def test_plots_and_tables(smoke_record):
     import matplotlib
 

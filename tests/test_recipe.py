@@ -102,6 +102,26 @@ def test_run_seeds_and_records():
     assert rec["git_read_at"] == "start" and rec["config"]["steps"] == 6 and rec["wall_time_s"] >= 0
 
 
+def test_companion_records_saved_one_file_each(tmp_path):
+    import json
+
+    with recipe.recipe_run(ToyConfig, None, {"scale": "smoke"}) as r:
+        main = r.record(paper="toy", method="toy-m", protocol={}, metrics={"map": 0.5}, curves=None, command="c")
+        comps = [r.record(paper="toy", method=m, protocol={}, metrics={"map": 0.1}, curves=None, command="c",
+                          wall_time_s=1.5) for m in ("base", "lsh")]
+    assert comps[0]["wall_time_s"] == 1.5
+    rec = recipe.with_companions(main, comps)
+    assert recipe.companions(rec) == comps and recipe.companions({"paper": "toy"}) == []
+    paths = recipe.save_with_companions(rec, tmp_path, "mine")
+    assert [p.name for p in paths] == ["mine.json", "base_digits_8b_seed0_smoke.json", "lsh_digits_8b_seed0_smoke.json"]
+    saved = json.loads(paths[0].read_text())
+    assert recipe.COMPANIONS_KEY not in saved and saved["method"] == "toy-m"
+    assert recipe.COMPANIONS_KEY in rec                                  # the caller's record is left as it is
+    assert json.loads(paths[2].read_text())["method"] == "lsh"
+    with pytest.raises(ValueError, match="a companion must be a run record"):
+        recipe.with_companions(main, [{"map": 1}])
+
+
 def test_shared_metrics_and_loss_curve():
     assert final_loss([5.0, 1.0, 2.0, 3.0], last=2) == 2.5
     assert final_loss([1.0], last=50) == 1.0 and np.isnan(final_loss([], last=20))
@@ -119,7 +139,7 @@ def test_shared_metrics_and_loss_curve():
     assert read_loss_curve({"curves": {}}) is None
 
 
-@pytest.mark.parametrize("module", ["dnnh", "cnnh", "drsch", "ddh"])
+@pytest.mark.parametrize("module", ["dnnh", "cnnh", "drsch", "ddh", "mch"])
 def test_recipes_share_one_run_signature_and_base(module):
     import importlib
 

@@ -518,14 +518,12 @@ def prepare_records(paper: str, records, agent: str | None = "default") -> list[
 
 
 def _mch_default_agent() -> str:
+    """The agent update of the MCH recipe's defaults (data: ``mch_agent.AGENT_DEFAULTS``, not the
+    recipe's Config, which would close an import circle through ``params``)."""
+    from ..methods.mch_agent import AGENT_DEFAULTS
     from ..plots.mch import agent_variant
 
-    try:
-        from ..methods.mch import Config
-
-        return agent_variant({"config": Config.for_scale("default").to_dict()})
-    except Exception:  # noqa: BLE001 - the default of the recipe, when it cannot be built
-        return "baseline ema + norm"
+    return agent_variant({"config": dict(AGENT_DEFAULTS)})
 
 
 def load_paper_records(paper: str, **prepare_kw) -> list[dict]:

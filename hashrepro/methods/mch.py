@@ -22,8 +22,9 @@ The recipe, section by section of the paper:
    sensitivity (Fig. 9), bucket search cost against a linear scan.
 
 :func:`run` does all of it for one base model and returns the MCH-X run record; the base model's
-own single-code record and the LSH / ITQ baselines on the same backbone features come with it in
-``record["companions"]`` (the notebook saves each).
+own single-code record and the LSH / ITQ baselines on the same backbone features are its companion
+records (``record["companions"]``, :func:`hashrepro.recipe.with_companions`), which
+:func:`hashrepro.recipe.save_with_companions` saves one file each.
 
 Deviations from the paper (stated in the chapter): a small CNN pretrained on the training split
 as a multi-label classifier stands in for ImageNet AlexNet (no weights offline, 2-core CPU);
@@ -69,7 +70,9 @@ efficientnet_lite0``, ``dch-efficientnet_lite0``, ``lsh-efficientnet_lite0``) an
 
 Where the pieces live
 ---------------------
-This module holds the :class:`Config` and :func:`run`; the pieces are in their layers:
+This module holds the :class:`Config` (a :class:`hashrepro.recipe.RecipeConfig`: presets per
+scale as data) and :func:`run` (the recipe skeleton's ``run(cfg=None, *, command=None, **overrides)``,
+set up and wrapped up by :func:`hashrepro.recipe.recipe_run`); the pieces are in their layers:
 crops and the crop bank in :mod:`hashrepro.data.crops`; the hashers in
 :mod:`hashrepro.models.mch_hashers` (KSH's kernel map in :mod:`hashrepro.models.mch_heads`, the
 policy in :mod:`hashrepro.models.policy`); the reward (eq. 6) and REINFORCE (eq. 7) losses in
@@ -82,7 +85,7 @@ in :mod:`hashrepro.methods.mch_eval`.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -96,7 +99,8 @@ from ..losses.pairwise import make_loss
 from ..metrics import evaluate_codes, search_cost
 from ..models.mch_heads import FeatureBackbone
 from ..params import check_seed
-from .mch_agent import crop_keep_probabilities, extend, train_agent
+from ..recipe import RecipeConfig, recipe_run, with_companions
+from .mch_agent import AGENT_DEFAULTS, crop_keep_probabilities, extend, train_agent
 from .mch_data import PAPER_DATASETS, crop_plan, grid_sample, load_data, parse_dataset, prepare_features
 from .mch_eval import anhc_grid, backbone_protocol, baseline_codes, oracle_metrics, sensitivity, visual_examples
 from .mch_train import backbone_features, loss_kwargs, pretrain_backbone, train_base
@@ -107,6 +111,7 @@ __all__ = [
     "PAPER_DATASETS",
     "PRETRAINED_INPUT_SIZE",
     "AGENT_BASELINES",
+    "AGENT_DEFAULTS",
     "Config",
     "parse_dataset",
     "load_data",
@@ -129,8 +134,11 @@ AGENT_BASELINES = ("none", "batch", "ema")
 
 # --------------------------------------------------------------------------- configuration
 @dataclass
-class Config:
-    """All parameters of one MCH run (validated in ``__post_init__``).
+class Config(RecipeConfig):
+    """All parameters of one MCH run (validated on creation: :meth:`validate`).
+
+    Build with :meth:`for_scale` (presets :attr:`PRESETS`, plus :attr:`PRETRAINED_DEFAULT` at
+    ``scale="default"`` with an ImageNet ``backbone``: :meth:`presets`).
 
     Data: ``dataset`` is ``"mosaic-<base>"`` (``mosaic-mnist5k``, ``mosaic-mnist``,
     ``mosaic-cifar10``, …: a ``grid``×``grid`` mosaic of ``n_images`` images built from that
@@ -190,10 +198,11 @@ class Config:
     crop_max: float = 0.7
     reward_pairs: int = 0
     reward_scale: str = "sum"
-    # variance reduction for REINFORCE (deviation: eq. 7 has none; "none" + False is the paper's)
-    agent_baseline: str = "ema"
-    agent_reward_norm: bool = True
-    agent_entropy: float = 0.0
+    # variance reduction for REINFORCE (deviation: eq. 7 has none; "none" + False is the paper's);
+    # the defaults are data (AGENT_DEFAULTS in mch_agent) so that the claims read them without the recipe
+    agent_baseline: str = AGENT_DEFAULTS["agent_baseline"]
+    agent_reward_norm: bool = AGENT_DEFAULTS["agent_reward_norm"]
+    agent_entropy: float = AGENT_DEFAULTS["agent_entropy"]
     agent_ema: float = 0.9
     # evaluation
     ks: tuple = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
@@ -208,63 +217,108 @@ class Config:
     cache: bool = True
     progress: bool | None = None
 
-    def __post_init__(self):
+    #: Presets per scale: ``smoke`` (seconds, tests), ``default`` (CPU, a couple of minutes on 2
+    #: cores), ``paper`` (the paper's split sizes and §5.2.2 agent settings, longer training; GPU).
+    PRESETS = {
+        "smoke": dict(n_images=240, n_query_per_class=3, n_train_per_class=8, input_size=16,
+                      widths=(8, 16), feat_dim=32, pretrain_iters=10, base_iters=10, batch_size=32,
+                      agent_iters=5, agent_batch=32, policy_hidden=(32, 32, 16, 16), ksh_anchors=30,
+                      ksh_samples=80, adsh_outer=2, adsh_omega=60, ks=(1, 5, 20, 80),
+                      sigma_grid=(0.5, 1.0), xi_grid=(0.5, 1.0), grid_items=40, sens_sigmas=(0.5,),
+                      sens_xis=(0.5,), n_visual=2, cache=False),
+        "default": {},
+        "paper": dict(n_images=20000, n_query_per_class=100, n_train_per_class=500, input_size=64,
+                      widths=(32, 64, 128, 256), feat_dim=512, pretrain_iters=5000, base_iters=10000,
+                      adsh_outer=50, ks=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
+                      grid_items=2000, sens_sigmas=(0.1, 0.3, 0.5, 0.7, 0.9),
+                      sens_xis=(0.01, 0.1, 0.3, 0.5, 0.7, 0.9)),
+    }
+    #: The pretrained regime's ``default`` (``backbone`` not ``"scratch"``), applied over
+    #: ``PRESETS["default"]``: a smaller mosaic and a longer head schedule (see :meth:`presets`).
+    PRETRAINED_DEFAULT = dict(n_images=2000, n_query_per_class=20, n_train_per_class=80, grid_items=200,
+                              sens_sigmas=(0.5,), base_iters=2000)
+    #: MCH has no thread-count field: the notebook sets torch's threads itself.
+    THREADS_FIELD = None
+
+    @classmethod
+    def presets(cls, scale: str, overrides) -> dict:
+        """``PRESETS[scale]``, and with ``backbone="efficientnet_lite0"`` at ``default``
+        :attr:`PRETRAINED_DEFAULT`: a **smaller CIFAR-10 mosaic database**, 2,000 mosaics (20
+        queries and 80 training images per class: about 200 queries, 800 training images, a
+        database of 1,800), because every crop must go through the ImageNet backbone once and the
+        scratch default's 4,000 mosaics need 63,000 crops per seed (the mosaic depends on the
+        seed): 16-32 min on a free core at 33-65 crops/s (112 px), hours on the shared machine,
+        where the extraction ran at about 2 crops/s beside the prioritised sweeps; ``grid_items`` =
+        200 for Table 3 and ``sens_sigmas`` = (0.5,) (Fig. 9 varies ξ; σ is varied by Table 3's
+        ANHC grid): 21,920 crops for seed 0 (:func:`~hashrepro.methods.mch_data.crop_plan`). The
+        base models train ``base_iters`` = 2,000 iterations of 64 (a head on cached features: about
+        a millisecond an iteration) instead of 500. Any of these can be overridden (e.g.
+        ``n_images=4000, n_query_per_class=40, n_train_per_class=150, grid_items=500,
+        sens_sigmas=(0.3, 0.5, 0.7)``: the scratch default's mosaic and split)."""
+        kw = dict(cls.PRESETS[scale])
+        if scale == "default" and overrides.get("backbone", cls.backbone) != "scratch":
+            kw.update(cls.PRETRAINED_DEFAULT)
+        return kw
+
+    def validate(self) -> None:
+        """Check every field (one-line errors naming the valid values); normalise ``base`` (lower
+        case), ``bits``/``seed`` (int), ``sigma``/``xi`` (float), the tuple fields."""
+        bad = self.invalid
         self.base = str(self.base).lower()
         if self.base not in BASES:
-            raise ValueError(f"base must be one of {BASES}, got {self.base!r}")
+            bad("base", f"base must be one of {BASES}")
         if self.backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {BACKBONES} ('scratch': the small CNN trained on the "
-                             f"mosaics; 'efficientnet_lite0': the frozen ImageNet backbone), got {self.backbone!r}")
+            bad("backbone", f"backbone must be one of {BACKBONES} ('scratch': the small CNN trained on the "
+                            "mosaics; 'efficientnet_lite0': the frozen ImageNet backbone)")
         if self.backbone_input_size is not None and (isinstance(self.backbone_input_size, bool) or not isinstance(
                 self.backbone_input_size, (int, np.integer)) or self.backbone_input_size < 16):
-            raise ValueError("backbone_input_size must be None (the pretrained regime's "
-                             f"{PRETRAINED_INPUT_SIZE} px) or an int >= 16 (pixels), got {self.backbone_input_size!r}")
-        if self.scale not in ("smoke", "default", "paper"):
-            raise ValueError(f"scale must be 'smoke', 'default' or 'paper', got {self.scale!r}")
+            bad("backbone_input_size", "backbone_input_size must be None (the pretrained regime's "
+                                       f"{PRETRAINED_INPUT_SIZE} px) or an int >= 16 (pixels)")
+        self.check_scale(self.scale)
         if not isinstance(self.bits, (int, np.integer)) or not 1 <= int(self.bits) <= 64:
-            raise ValueError(f"bits must be an integer in 1..64 (the bucket index keys), got {self.bits!r}")
+            bad("bits", "bits must be an integer in 1..64 (the bucket index keys)")
         self.bits = int(self.bits)
         self.seed = check_seed(self.seed)
         for name in ("sigma", "xi"):
             v = float(getattr(self, name))
             if not 0.0 <= v <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {v}")
+                bad(name, f"{name} must be in [0, 1]")
             setattr(self, name, v)
         if not 0 < self.crop_min <= self.crop_max <= 1:
-            raise ValueError(f"need 0 < crop_min <= crop_max <= 1, got {self.crop_min}, {self.crop_max}")
+            bad("crop_min", f"need 0 < crop_min <= crop_max <= 1, got crop_min={self.crop_min}, "
+                            f"crop_max={self.crop_max}")
         if self.reward_scale not in ("sum", "mean"):
-            raise ValueError(f"reward_scale must be 'sum' (eq. 6) or 'mean', got {self.reward_scale!r}")
+            bad("reward_scale", "reward_scale must be 'sum' (eq. 6) or 'mean'")
         if self.agent_baseline not in AGENT_BASELINES:
-            raise ValueError(f"agent_baseline must be one of {AGENT_BASELINES} ('none' is the paper's eq. 7), "
-                             f"got {self.agent_baseline!r}")
+            bad("agent_baseline", f"agent_baseline must be one of {AGENT_BASELINES} ('none' is the paper's eq. 7)")
         self.agent_reward_norm = bool(self.agent_reward_norm)
         if float(self.agent_entropy) < 0:
-            raise ValueError(f"agent_entropy must be >= 0, got {self.agent_entropy}")
+            bad("agent_entropy", "agent_entropy must be >= 0")
         if not float(self.mmhh_gamma) > 0:
-            raise ValueError(f"mmhh_gamma must be > 0 (1 = MCH Table 1, 10 = MMHH's README), got {self.mmhh_gamma}")
+            bad("mmhh_gamma", "mmhh_gamma must be > 0 (1 = MCH Table 1, 10 = MMHH's README)")
         if not 0.0 <= float(self.agent_ema) < 1.0:
-            raise ValueError(f"agent_ema must be in [0, 1), got {self.agent_ema}")
+            bad("agent_ema", "agent_ema must be in [0, 1)")
         for name in ("n_images", "grid", "input_size", "feat_dim", "batch_size", "agent_batch",
                      "agent_iters", "ksh_anchors", "ksh_samples", "adsh_outer", "adsh_omega"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                bad(name, f"{name} must be >= 1")
         for name in ("pretrain_iters", "base_iters", "reward_pairs", "n_visual", "grid_items"):
             if int(getattr(self, name)) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                bad(name, f"{name} must be >= 0")
         for name in ("widths", "policy_hidden", "ks", "sigma_grid", "xi_grid", "sens_sigmas", "sens_xis",
                      "crop_ratios", "head_hidden"):
             setattr(self, name, tuple(getattr(self, name)))
         if self.backbone != "scratch":
             for name in ("sigma_grid", "sens_sigmas", "crop_ratios"):
                 if any(not 0.0 < float(v) <= 1.0 for v in getattr(self, name)):
-                    raise ValueError(f"{name} must hold crop ratios in (0, 1], got {getattr(self, name)}")
+                    bad(name, f"{name} must hold crop ratios in (0, 1]")
             if not 0.0 < self.sigma:
-                raise ValueError(f"sigma must be in (0, 1] in the pretrained regime, got {self.sigma}")
+                bad("sigma", "sigma must be in (0, 1] in the pretrained regime")
             if not self.agent_ratios():
-                raise ValueError(f"no crop_ratios {self.crop_ratios} lie in [crop_min, crop_max] = "
-                                 f"[{self.crop_min}, {self.crop_max}]: the agent would have no crops to try")
+                bad("crop_ratios", f"no crop_ratios lie in [crop_min, crop_max] = [{self.crop_min}, "
+                                   f"{self.crop_max}]: the agent would have no crops to try")
         if any(int(k) < 1 for k in self.ks):
-            raise ValueError(f"ks must be positive, got {self.ks}")
+            bad("ks", "ks must be positive")
         parse_dataset(self.dataset)
 
     def agent_ratios(self) -> tuple:
@@ -277,56 +331,6 @@ class Config:
         """Pixels per side fed to the ImageNet backbone (pretrained regime)."""
         return int(self.backbone_input_size or PRETRAINED_INPUT_SIZE)
 
-    @classmethod
-    def for_scale(cls, scale: str = "default", **overrides) -> "Config":
-        """Presets: ``smoke`` (seconds, tests), ``default`` (CPU, a couple of minutes on 2 cores),
-        ``paper`` (the paper's split sizes and §5.2.2 agent settings, longer training; GPU).
-
-        With ``backbone="efficientnet_lite0"`` at ``default`` (the ``pretrained`` preset): a
-        **smaller CIFAR-10 mosaic database**, 2,000 mosaics (20 queries and 80 training images per
-        class: about 200 queries, 800 training images, a database of 1,800), because every crop must
-        go through the ImageNet backbone once and the scratch default's 4,000 mosaics need 63,000
-        crops per seed (the mosaic depends on the seed): 16-32 min on a free core at 33-65 crops/s
-        (112 px), hours on the shared machine, where the extraction ran at about 2 crops/s beside
-        the prioritised sweeps; ``grid_items`` = 200 for Table 3 and ``sens_sigmas`` = (0.5,)
-        (Fig. 9 varies ξ; σ is varied by Table 3's ANHC grid): 21,920 crops for seed 0
-        (:func:`~hashrepro.methods.mch_data.crop_plan`). The base models train ``base_iters`` = 2,000 iterations of 64 (a head
-        on cached features: about a millisecond an iteration) instead of 500. Any of these can be
-        overridden (e.g. ``n_images=4000, n_query_per_class=40, n_train_per_class=150,
-        grid_items=500, sens_sigmas=(0.3, 0.5, 0.7)``: the scratch default's mosaic and split)."""
-        presets = {
-            "smoke": dict(n_images=240, n_query_per_class=3, n_train_per_class=8, input_size=16,
-                          widths=(8, 16), feat_dim=32, pretrain_iters=10, base_iters=10, batch_size=32,
-                          agent_iters=5, agent_batch=32, policy_hidden=(32, 32, 16, 16), ksh_anchors=30,
-                          ksh_samples=80, adsh_outer=2, adsh_omega=60, ks=(1, 5, 20, 80),
-                          sigma_grid=(0.5, 1.0), xi_grid=(0.5, 1.0), grid_items=40, sens_sigmas=(0.5,),
-                          sens_xis=(0.5,), n_visual=2, cache=False),
-            "default": {},
-            # the pretrained regime's default (with backbone != "scratch"): a smaller mosaic, see below
-            "pretrained": dict(n_images=2000, n_query_per_class=20, n_train_per_class=80, grid_items=200,
-                               sens_sigmas=(0.5,), base_iters=2000),
-            "paper": dict(n_images=20000, n_query_per_class=100, n_train_per_class=500, input_size=64,
-                          widths=(32, 64, 128, 256), feat_dim=512, pretrain_iters=5000, base_iters=10000,
-                          adsh_outer=50, ks=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
-                          grid_items=2000, sens_sigmas=(0.1, 0.3, 0.5, 0.7, 0.9),
-                          sens_xis=(0.01, 0.1, 0.3, 0.5, 0.7, 0.9)),
-        }
-        if scale not in ("smoke", "default", "paper"):
-            raise ValueError(f"scale must be one of ['default', 'paper', 'smoke'], got {scale!r}")
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise ValueError(f"unknown Config field(s) {unknown}; valid: {sorted(names)}")
-        kw = dict(presets[scale])
-        if overrides.get("backbone", cls.backbone) != "scratch" and scale == "default":
-            kw.update(presets["pretrained"])
-        kw.update(overrides)
-        return cls(scale=scale, **kw)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
-
 
 def method_name(name: str, backbone: str = "scratch") -> str:
     """Record name of a method in a regime: ``mch-dch`` / ``dch`` / ``lsh`` from scratch,
@@ -337,8 +341,14 @@ def method_name(name: str, backbone: str = "scratch") -> str:
 
 
 # --------------------------------------------------------------------------- the recipe
-def run(cfg: Config | None = None, **overrides) -> dict:
+def run(cfg: Config | None = None, *, command: str | None = None, **overrides) -> dict:
     """Run MCH with one base model end to end and return the MCH-X run record.
+
+    ``run(Config.for_scale("smoke", dataset="mosaic-digits"))``, ``run(cfg, command="papermill ...")``
+    or ``run(scale="smoke", dataset="mosaic-digits", bits=16)`` (keyword overrides build
+    ``Config.for_scale(scale, **overrides)``; with a ``cfg`` they replace its fields). Set-up and
+    wrap-up: :func:`hashrepro.recipe.recipe_run`. ``command`` (default: the papermill command of
+    ``cfg``, :func:`hashrepro.results.reproduce_command`) goes into all four records.
 
     Steps: load + split (:func:`~hashrepro.methods.mch_data.load_data`); pretrain the backbone
     (cached) or read the cached ImageNet crop features; learn the base model
@@ -350,174 +360,177 @@ def run(cfg: Config | None = None, **overrides) -> dict:
     (Table 3) on ``grid_items`` database items; F1–bucket sensitivity to σ and ξ (Fig. 9); bucket
     search cost against a linear scan (:func:`hashrepro.metrics.search_cost`); Fig. 8 data.
 
+    MCH records have no ``final_loss`` or bit statistic; the base model's loss curve stays in its
+    own format (``curves["base_loss"]``: every n-th value from iteration 0), since
+    :func:`hashrepro.recipe.loss_curve`'s window means would change the committed curves.
+
     Returns
     -------
     dict
-        The ``mch-<base>`` run record (:func:`hashrepro.results.make_record`), with
-        ``record["companions"]``: the records of the base model alone (``<base>``) and, when
-        ``cfg.baselines``, LSH and ITQ on the pretrained backbone features. Save each.
+        The ``mch-<base>`` run record (:func:`hashrepro.results.make_record`) with its companion
+        records (:func:`hashrepro.recipe.with_companions`, ``record["companions"]``): the base model
+        alone (``<base>``) and, when ``cfg.baselines``, LSH and ITQ on the pretrained backbone
+        features. Save all with :func:`hashrepro.recipe.save_with_companions`.
     """
-    from ..results import reproduce_command, start_run
-    from ..train import describe_device, resolve_device, seed_everything
+    from ..results import reproduce_command
 
-    run_start = start_run()  # the code this run starts with (commit, diff)
-    if cfg is None:
-        cfg = Config.for_scale(overrides.pop("scale", "default"), **overrides)
-    elif overrides:
-        raise ValueError("give a Config or keyword overrides, not both")
-    t_start = time.perf_counter()
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    dev_str = describe_device(device)
-    ds, sp = load_data(cfg)
-    Y = ds.label_matrix()
-    y_tr, y_q, y_db = Y[sp.train], Y[sp.query], Y[sp.database]
-    bank = None
-    if cfg.backbone == "scratch":
-        u8 = images_tensor(ds.images)  # what the hashers code: images (scratch) or dataset rows
-        x_train = crop_resize(u8[sp.train], None, cfg.input_size)
-        # 1. backbone (stand-in for ImageNet AlexNet), then the base model (Table 1)
-        xt, yt = mosaic_tiles(ds, sp.train, cfg.input_size) if cfg.pretrain_tiles else (None, None)
-        backbone_state, t_pre, cached = pretrain_backbone(cfg, x_train, y_tr, device,
-                                                          torch.Generator().manual_seed(cfg.seed + 1), xt, yt)
-    else:
-        # 1. the frozen ImageNet backbone: cached pooled features of the whole images and crops
-        bank, feat_info = prepare_features(cfg, ds, sp)
-        t_pre, cached = feat_info["extraction_s"], feat_info["cached"]
-        u8 = torch.arange(len(ds.images))
-        x_train = torch.from_numpy(bank.whole(sp.train))
-        torch.manual_seed(cfg.seed + 1)
-        backbone_state = FeatureBackbone.fit(x_train, cfg.head_hidden).state_dict()
-    torch.manual_seed(cfg.seed + 2)
-    hasher, info = train_base(cfg, backbone_state, x_train, y_tr, device, torch.Generator().manual_seed(cfg.seed + 3),
-                              bank)
-    loss_fn = make_loss(cfg.base, cfg.bits, **loss_kwargs(cfg))
+    with recipe_run(Config, cfg, overrides) as r:
+        cfg, device = r.cfg, r.device
+        ds, sp = load_data(cfg)
+        Y = ds.label_matrix()
+        y_tr, y_q, y_db = Y[sp.train], Y[sp.query], Y[sp.database]
+        bank = None
+        if cfg.backbone == "scratch":
+            u8 = images_tensor(ds.images)  # what the hashers code: images (scratch) or dataset rows
+            x_train = crop_resize(u8[sp.train], None, cfg.input_size)
+            # 1. backbone (stand-in for ImageNet AlexNet), then the base model (Table 1)
+            xt, yt = mosaic_tiles(ds, sp.train, cfg.input_size) if cfg.pretrain_tiles else (None, None)
+            backbone_state, t_pre, cached = pretrain_backbone(cfg, x_train, y_tr, device,
+                                                              torch.Generator().manual_seed(cfg.seed + 1), xt, yt)
+        else:
+            # 1. the frozen ImageNet backbone: cached pooled features of the whole images and crops
+            bank, feat_info = prepare_features(cfg, ds, sp)
+            t_pre, cached = feat_info["extraction_s"], feat_info["cached"]
+            u8 = torch.arange(len(ds.images))
+            x_train = torch.from_numpy(bank.whole(sp.train))
+            torch.manual_seed(cfg.seed + 1)
+            backbone_state = FeatureBackbone.fit(x_train, cfg.head_hidden).state_dict()
+        torch.manual_seed(cfg.seed + 2)
+        hasher, info = train_base(cfg, backbone_state, x_train, y_tr, device,
+                                  torch.Generator().manual_seed(cfg.seed + 3), bank)
+        loss_fn = make_loss(cfg.base, cfg.bits, **loss_kwargs(cfg))
 
-    # 2. encode whole images
-    f_tr, z_tr = hasher.embed(u8[sp.train])
-    f_q, z_q = hasher.embed(u8[sp.query])
-    f_db, z_db = hasher.embed(u8[sp.database])
-    q01 = binarize(z_q)
-    db01 = binarize(z_db)
-    b_db_train = codes_pm1(z_tr)
-    if cfg.base == "adsh":  # asymmetric: training images are stored with their learned codes V
-        V = info["V"]
-        b_db_train = V
-        pos = np.searchsorted(sp.database, sp.train)
-        ok = (pos < len(sp.database)) & (sp.database[np.minimum(pos, len(sp.database) - 1)] == sp.train)
-        db01[pos[ok]] = (V[torch.from_numpy(ok)] > 0).numpy().astype(np.uint8)
+        # 2. encode whole images
+        f_tr, z_tr = hasher.embed(u8[sp.train])
+        f_q, z_q = hasher.embed(u8[sp.query])
+        f_db, z_db = hasher.embed(u8[sp.database])
+        q01 = binarize(z_q)
+        db01 = binarize(z_db)
+        b_db_train = codes_pm1(z_tr)
+        if cfg.base == "adsh":  # asymmetric: training images are stored with their learned codes V
+            V = info["V"]
+            b_db_train = V
+            pos = np.searchsorted(sp.database, sp.train)
+            ok = (pos < len(sp.database)) & (sp.database[np.minimum(pos, len(sp.database) - 1)] == sp.train)
+            db01[pos[ok]] = (V[torch.from_numpy(ok)] > 0).numpy().astype(np.uint8)
 
-    # 3. agent (Algorithm 2)
-    torch.manual_seed(cfg.seed + 4)
-    agent = train_agent(cfg, hasher, loss_fn, u8[sp.train], f_tr, z_tr, b_db_train, y_tr, device, cfg.seed)
-    policy = agent.policy
+        # 3. agent (Algorithm 2)
+        torch.manual_seed(cfg.seed + 4)
+        agent = train_agent(cfg, hasher, loss_fn, u8[sp.train], f_tr, z_tr, b_db_train, y_tr, device, cfg.seed)
+        policy = agent.policy
 
-    # 4. out-of-sample extension (§4.3) for the database
-    t0 = time.perf_counter()
-    crops: dict[float, tuple] = {}
+        # 4. out-of-sample extension (§4.3) for the database
+        t0 = time.perf_counter()
+        crops: dict[float, tuple] = {}
 
-    def crops_for(sigma):
-        if sigma not in crops:
-            crops[sigma] = crop_keep_probabilities(hasher, policy, u8[sp.database], f_db, z_db, sigma, device)
-        return crops[sigma]
+        def crops_for(sigma):
+            if sigma not in crops:
+                crops[sigma] = crop_keep_probabilities(hasher, policy, u8[sp.database], f_db, z_db, sigma, device)
+            return crops[sigma]
 
-    zc, pk = crops_for(cfg.sigma)
-    codes, owners, anhc_raw = extend(db01, zc, pk, cfg.xi)
-    mc = MultiCodes(codes, owners, len(db01))
-    t_ext = time.perf_counter() - t0
+        zc, pk = crops_for(cfg.sigma)
+        codes, owners, anhc_raw = extend(db01, zc, pk, cfg.xi)
+        mc = MultiCodes(codes, owners, len(db01))
+        t_ext = time.perf_counter() - t0
 
-    # 5. evaluation: base (single code) and MCH (multi-code)
-    m_base, c_base = evaluate_codes(q01, db01, y_q, y_db, cfg.ks)
-    m_mch, c_mch = evaluate_codes(q01, mc, y_q, y_db, cfg.ks)
-    if cfg.oracle:
-        m_or, f1_bucket_oracle = oracle_metrics(cfg, loss_fn, db01, zc, pk, z_tr, y_q, y_db, y_tr, sp, q01)
-        c_mch["f1_bucket_oracle"] = f1_bucket_oracle
-    k_cost = int(min(100, len(db01)))
-    m_base.update(search_cost(q01, db01, k_cost))
-    m_mch.update(search_cost(q01, mc, k_cost))
-    if cfg.oracle:
-        m_mch.update({f"oracle_{k}": v for k, v in m_or.items()})
-    m_mch["anhc"] = float(len(codes) / len(db01))
-    m_mch["anhc_raw"] = float(anhc_raw)
-    m_base["anhc"] = 1.0
+        # 5. evaluation: base (single code) and MCH (multi-code)
+        m_base, c_base = evaluate_codes(q01, db01, y_q, y_db, cfg.ks)
+        m_mch, c_mch = evaluate_codes(q01, mc, y_q, y_db, cfg.ks)
+        if cfg.oracle:
+            m_or, f1_bucket_oracle = oracle_metrics(cfg, loss_fn, db01, zc, pk, z_tr, y_q, y_db, y_tr, sp, q01)
+            c_mch["f1_bucket_oracle"] = f1_bucket_oracle
+        k_cost = int(min(100, len(db01)))
+        m_base.update(search_cost(q01, db01, k_cost))
+        m_mch.update(search_cost(q01, mc, k_cost))
+        if cfg.oracle:
+            m_mch.update({f"oracle_{k}": v for k, v in m_or.items()})
+        m_mch["anhc"] = float(len(codes) / len(db01))
+        m_mch["anhc_raw"] = float(anhc_raw)
+        m_base["anhc"] = 1.0
 
-    # Table 3: ANHC over σ × ξ on a subset of the database
-    sub, rng = grid_sample(cfg, len(sp.database))
-    g_rows = anhc_grid(cfg, sub, db01, crops, lambda sigma: crop_keep_probabilities(
-        hasher, policy, u8[sp.database[sub]], f_db[sub], z_db[sub], sigma, device))
-    # Fig. 9: F1–bucket sensitivity to σ (ξ fixed) and ξ (σ fixed)
-    sens = sensitivity(cfg, crops_for, q01, db01, y_q, y_db)
-    # Fig. 8: a few queries, their top 10 under MCH bucket search, distances under X and MCH-X
-    vis = visual_examples(cfg, rng, mc, q01, db01, sp, Y)
+        # Table 3: ANHC over σ × ξ on a subset of the database
+        sub, rng = grid_sample(cfg, len(sp.database))
+        g_rows = anhc_grid(cfg, sub, db01, crops, lambda sigma: crop_keep_probabilities(
+            hasher, policy, u8[sp.database[sub]], f_db[sub], z_db[sub], sigma, device))
+        # Fig. 9: F1–bucket sensitivity to σ (ξ fixed) and ξ (σ fixed)
+        sens = sensitivity(cfg, crops_for, q01, db01, y_q, y_db)
+        # Fig. 8: a few queries, their top 10 under MCH bucket search, distances under X and MCH-X
+        vis = visual_examples(cfg, rng, mc, q01, db01, sp, Y)
 
-    # 6. the records: protocol, timings, curves; the base model X and the baselines as companions
-    protocol = dict(sp.protocol)
-    protocol.update({"topk": None, "ties": "index", "empty": "zero", "ranking": "binary",
-                     "n_train": int(len(sp.train)), "n_query": int(len(sp.query)),
-                     "n_database": int(len(sp.database)), "database_includes_train": True,
-                     "query_codes": "one code per query (whole image)",
-                     "search": "hash bucket search, MCH Algorithm 1 (hashrepro.index.BucketIndex)",
-                     "relevance": "share >= 1 label"})
-    if bank is not None:
-        protocol.update(backbone_protocol(cfg, bank, len(ds.images)))
-    proto_mch = dict(protocol, database_codes=f"whole image + 5 crops (sigma={cfg.sigma:g}) kept when "
-                                             f"P(keep) >= xi={cfg.xi:g}; equal codes of an item merged")
-    proto_base = dict(protocol, database_codes="one code per item (whole image)" +
-                      ("; training images stored with ADSH's learned codes V" if cfg.base == "adsh" else ""))
-    timing = {"pretrain_s": float(t_pre), "pretrain_cached": float(cached), "base_train_s": float(info["wall_time_s"]),
-              "agent_train_s": float(agent.wall_time_s), "extension_s": float(t_ext)}
-    if bank is not None:
-        timing["feature_crops"] = float(feat_info["n_crops"])
-    m_mch.update(timing)
-    m_mch["agent_final_keep_prob"] = float(np.mean(agent.keep_prob[-10:])) if agent.keep_prob else float("nan")
-    m_mch["agent_oracle_keep"] = float(np.mean(agent.oracle_keep)) if agent.oracle_keep else float("nan")
-    m_mch["keep_prob_mean"] = float(pk.mean())
-    m_mch["keep_prob_max"] = float(pk.max())
-    m_base.update({k: v for k, v in timing.items() if k != "extension_s" and k != "agent_train_s"})
-    loss_hist = list(map(float, info["loss"]))
-    stride = max(1, len(loss_hist) // 200)
-    base_curve = {"iteration": list(range(0, len(loss_hist), stride)), "loss": loss_hist[::stride]}
-    agent_curve = {"iteration": list(range(len(agent.reward))), "reward": agent.reward,
-                   "keep_prob": agent.keep_prob, "keep_rate": agent.keep_rate, "oracle_keep": agent.oracle_keep}
-    wall = time.perf_counter() - t_start
-    command = reproduce_command("mch", cfg.to_dict())  # the one definition (hashrepro.results)
-    rec_mch = _make_record(method_name(f"mch-{cfg.base}", cfg.backbone), cfg, proto_mch, _clean(m_mch),
-                           {**c_mch, "anhc_grid": g_rows, "sensitivity": sens, "agent": agent_curve,
-                            "visual": vis, "base_loss": base_curve}, wall, dev_str, command, run_start)
-    rec_base = _make_record(method_name(cfg.base, cfg.backbone), cfg, proto_base, _clean(m_base),
-                            {**c_base, "base_loss": base_curve}, wall, dev_str, command, run_start)
-    # a collapsed or diverged run is flagged in its record, never reported as a normal number
-    base_flags = diagnose(db01, loss_hist, labels=y_db)
-    flag_record(rec_base, base_flags)
-    keys = {f.split(":", 1)[0] for f in base_flags}
-    flag_record(rec_mch, base_flags + [f for f in diagnose(codes, labels=y_db, what="database codes (whole image "
-                                                          "and kept crops)") if f.split(":", 1)[0] not in keys])
-    companions = [rec_base]
-    if cfg.baselines:
-        if bank is None:
-            f_tr0, f_q0, f_db0 = backbone_features(cfg, backbone_state, u8, sp, device)
-        else:  # the ImageNet backbone's pooled whole-image features
-            f_tr0, f_q0, f_db0 = (bank.whole(part).astype(np.float64) for part in (sp.train, sp.query, sp.database))
-        for name in ("lsh", "itq"):
-            tb = time.perf_counter()
-            bq, bdb = baseline_codes(name, cfg.bits, f_tr0, f_q0, f_db0, cfg.seed)
-            m_b, c_b = evaluate_codes(bq, bdb, y_q, y_db, cfg.ks)
-            m_b.update(search_cost(bq, bdb, k_cost))
-            m_b["anhc"] = 1.0
-            proto_b = dict(protocol, database_codes="one code per item (whole image); features: pretrained backbone")
-            rec_b = _make_record(method_name(name, cfg.backbone), cfg, proto_b, _clean(m_b), c_b,
-                                 time.perf_counter() - tb + t_pre, dev_str, command, run_start)
-            companions.append(flag_record(rec_b, diagnose(bdb, labels=y_db)))
-    rec_mch["companions"] = companions
-    return rec_mch
+        # 6. the records: protocol, timings, curves; the base model X and the baselines as companions
+        protocol = dict(sp.protocol)
+        protocol.update({"topk": None, "ties": "index", "empty": "zero", "ranking": "binary",
+                         "n_train": int(len(sp.train)), "n_query": int(len(sp.query)),
+                         "n_database": int(len(sp.database)), "database_includes_train": True,
+                         "query_codes": "one code per query (whole image)",
+                         "search": "hash bucket search, MCH Algorithm 1 (hashrepro.index.BucketIndex)",
+                         "relevance": "share >= 1 label"})
+        if bank is not None:
+            protocol.update(backbone_protocol(cfg, bank, len(ds.images)))
+        proto_mch = dict(protocol, database_codes=f"whole image + 5 crops (sigma={cfg.sigma:g}) kept when "
+                                                 f"P(keep) >= xi={cfg.xi:g}; equal codes of an item merged")
+        proto_base = dict(protocol, database_codes="one code per item (whole image)" +
+                          ("; training images stored with ADSH's learned codes V" if cfg.base == "adsh" else ""))
+        timing = {"pretrain_s": float(t_pre), "pretrain_cached": float(cached),
+                  "base_train_s": float(info["wall_time_s"]), "agent_train_s": float(agent.wall_time_s),
+                  "extension_s": float(t_ext)}
+        if bank is not None:
+            timing["feature_crops"] = float(feat_info["n_crops"])
+        m_mch.update(timing)
+        m_mch["agent_final_keep_prob"] = float(np.mean(agent.keep_prob[-10:])) if agent.keep_prob else float("nan")
+        m_mch["agent_oracle_keep"] = float(np.mean(agent.oracle_keep)) if agent.oracle_keep else float("nan")
+        m_mch["keep_prob_mean"] = float(pk.mean())
+        m_mch["keep_prob_max"] = float(pk.max())
+        m_base.update({k: v for k, v in timing.items() if k != "extension_s" and k != "agent_train_s"})
+        loss_hist = list(map(float, info["loss"]))
+        stride = max(1, len(loss_hist) // 200)
+        base_curve = {"iteration": list(range(0, len(loss_hist), stride)), "loss": loss_hist[::stride]}
+        agent_curve = {"iteration": list(range(len(agent.reward))), "reward": agent.reward,
+                       "keep_prob": agent.keep_prob, "keep_rate": agent.keep_rate, "oracle_keep": agent.oracle_keep}
+        wall = r.elapsed()
+        if command is None:
+            command = reproduce_command("mch", cfg.to_dict())  # the one definition (hashrepro.results)
+        rec_mch = r.record(paper="mch", method=method_name(f"mch-{cfg.base}", cfg.backbone), protocol=proto_mch,
+                           metrics=_clean(m_mch), curves={**c_mch, "anhc_grid": g_rows, "sensitivity": sens,
+                                                          "agent": agent_curve, "visual": vis,
+                                                          "base_loss": base_curve},
+                           command=command, wall_time_s=wall)
+        rec_base = r.record(paper="mch", method=method_name(cfg.base, cfg.backbone), protocol=proto_base,
+                            metrics=_clean(m_base), curves={**c_base, "base_loss": base_curve}, command=command,
+                            wall_time_s=wall)
+        # a collapsed or diverged run is flagged in its record, never reported as a normal number
+        base_flags = diagnose(db01, loss_hist, labels=y_db)
+        flag_record(rec_base, base_flags)
+        keys = {f.split(":", 1)[0] for f in base_flags}
+        mch_flags = diagnose(codes, labels=y_db, what="database codes (whole image and kept crops)")
+        flag_record(rec_mch, base_flags + [f for f in mch_flags if f.split(":", 1)[0] not in keys])
+        companions = [rec_base]
+        if cfg.baselines:
+            companions += _baseline_records(r, cfg, backbone_state, bank, u8, sp, y_q, y_db, k_cost, protocol,
+                                            t_pre, command)
+        return with_companions(rec_mch, companions)
 
 
-def _make_record(method, cfg, protocol, metrics, curves, wall, device_str, command=None, started=None):
-    from ..results import make_record
-
-    return make_record(paper="mch", method=method, dataset=cfg.dataset, bits=cfg.bits, seed=cfg.seed,
-                       scale=cfg.scale, config=cfg.to_dict(), protocol=protocol, metrics=metrics, curves=curves,
-                       wall_time_s=wall, device=device_str, command=command, started=started)
+def _baseline_records(r, cfg: Config, backbone_state, bank, u8, sp, y_q, y_db, k_cost: int, protocol: dict,
+                      t_pre: float, command: str) -> list[dict]:
+    """LSH and ITQ on the whole-image features of the run's backbone (the scratch CNN's, or the
+    ImageNet backbone's pooled features): one record each, wall time = its own + the backbone's."""
+    if bank is None:
+        f_tr0, f_q0, f_db0 = backbone_features(cfg, backbone_state, u8, sp, r.device)
+    else:  # the ImageNet backbone's pooled whole-image features
+        f_tr0, f_q0, f_db0 = (bank.whole(part).astype(np.float64) for part in (sp.train, sp.query, sp.database))
+    out = []
+    for name in ("lsh", "itq"):
+        tb = time.perf_counter()
+        bq, bdb = baseline_codes(name, cfg.bits, f_tr0, f_q0, f_db0, cfg.seed)
+        m_b, c_b = evaluate_codes(bq, bdb, y_q, y_db, cfg.ks)
+        m_b.update(search_cost(bq, bdb, k_cost))
+        m_b["anhc"] = 1.0
+        proto_b = dict(protocol, database_codes="one code per item (whole image); features: pretrained backbone")
+        rec_b = r.record(paper="mch", method=method_name(name, cfg.backbone), protocol=proto_b, metrics=_clean(m_b),
+                         curves=c_b, command=command, wall_time_s=time.perf_counter() - tb + t_pre)
+        out.append(flag_record(rec_b, diagnose(bdb, labels=y_db)))
+    return out
 
 
 def _clean(metrics: dict) -> dict:

@@ -27,7 +27,12 @@ from ..losses.pairwise import PairwiseHashLoss, pair_weights, similarity
 from ..models.policy import KEEP, PolicyNet, build_state
 from ..train import NonFiniteLossError
 
-__all__ = ["AgentResult", "train_agent", "crop_keep_probabilities", "extend"]
+__all__ = ["AGENT_DEFAULTS", "AgentResult", "train_agent", "crop_keep_probabilities", "extend"]
+
+#: The default REINFORCE update of the recipe (the ``Config`` fields' defaults, as data): a
+#: moving-average baseline and normalised advantages, no entropy bonus (a deviation from eq. 7,
+#: see :func:`train_agent`). The claims read it to pick the records of the default agent.
+AGENT_DEFAULTS = {"agent_baseline": "ema", "agent_reward_norm": True, "agent_entropy": 0.0}
 
 
 @dataclass

@@ -17,8 +17,6 @@ It uses the tile layout of the mosaics (``ds.meta["tiles"]``), which the method 
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 
@@ -27,6 +25,7 @@ from ..crop_features import crop_resize
 from ..data.crops import crop_boxes, images_tensor, mosaic_tiles
 from ..losses.mch_reward import codes_pm1, oracle_rewards
 from ..losses.pairwise import hamming_distance_pm1, make_loss
+from ..recipe import recipe_run
 from . import mch as M
 from .mch_data import load_data
 from .mch_train import pretrain_backbone, train_base
@@ -34,8 +33,13 @@ from .mch_train import pretrain_backbone, train_base
 __all__ = ["crop_diagnostic"]
 
 
-def crop_diagnostic(cfg: M.Config | None = None, n_items: int = 600, **overrides) -> dict:
+def crop_diagnostic(cfg: M.Config | None = None, n_items: int = 600, *, command: str | None = None,
+                    **overrides) -> dict:
     """Train X as :func:`hashrepro.methods.mch.run` does and diagnose its crops; return a record.
+
+    ``cfg`` and ``overrides`` as in :func:`hashrepro.methods.mch.run` (set-up:
+    :func:`hashrepro.recipe.recipe_run`); ``command`` defaults to the ``python -c`` call of this
+    function with the config's dataset, bits, base and seed.
 
     Metrics: ``positive_fraction`` (all crops), ``positive_fraction_objects<k>`` and
     ``reward_pos_per_item_objects<k>`` / ``reward_neg_per_item_objects<k>`` (occupied corner crops of
@@ -44,16 +48,13 @@ def crop_diagnostic(cfg: M.Config | None = None, n_items: int = 600, **overrides
     single-object training mosaics' codes) and ``d_whole_same_class`` / ``d_whole_other_class``
     (the same for single-object database mosaics' whole-image codes).
     """
-    from ..train import describe_device, resolve_device, seed_everything
-    from ..results import start_run
+    with recipe_run(M.Config, cfg, overrides) as run:
+        return _crop_diagnostic(run, n_items, command)
 
-    run_start = start_run()  # the code this run starts with (commit, diff)
 
-    if cfg is None:
-        cfg = M.Config.for_scale(overrides.pop("scale", "default"), **overrides)
-    t0 = time.perf_counter()
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+def _crop_diagnostic(run, n_items: int, command: str | None) -> dict:
+    """The body of :func:`crop_diagnostic` inside its set-up (``run``: a :class:`hashrepro.recipe.RecipeRun`)."""
+    cfg, device = run.cfg, run.device
     ds, sp = load_data(cfg)
     tiles_all = ds.meta.get("tiles") if isinstance(ds.meta, dict) else None
     if tiles_all is None or cfg.grid != 2:
@@ -124,15 +125,11 @@ def crop_diagnostic(cfg: M.Config | None = None, n_items: int = 600, **overrides
     protocol = dict(sp.protocol, n_items=int(len(sub)), crops="5 crops of ratio 0.5 (4 corners = the tiles, centre)",
                     reward="eq. 6 against all training images, pair weights of the base loss (oracle_rewards)",
                     distances="median Hamming distance to the single-object training mosaics' whole-image codes")
-    command = (f"python -c \"from hashrepro.methods.mch_diagnostics import crop_diagnostic; "
-               f"crop_diagnostic(dataset='{cfg.dataset}', bits={cfg.bits}, base='{cfg.base}', seed={cfg.seed})\"")
-    from ..results import make_record
-
-    return make_record(paper="mch", method=f"diag-crops-{cfg.base}", dataset=cfg.dataset, bits=cfg.bits,
-                       started=run_start,
-                       seed=cfg.seed, scale=cfg.scale, config=cfg.to_dict(), protocol=protocol, metrics=m,
-                       curves={}, wall_time_s=time.perf_counter() - t0, device=describe_device(device),
-                       command=command)
+    if command is None:
+        command = (f"python -c \"from hashrepro.methods.mch_diagnostics import crop_diagnostic; "
+                   f"crop_diagnostic(dataset='{cfg.dataset}', bits={cfg.bits}, base='{cfg.base}', seed={cfg.seed})\"")
+    return run.record(paper="mch", method=f"diag-crops-{cfg.base}", protocol=protocol, metrics=m, curves={},
+                      command=command)
 
 
 def _crop_codes(hasher, images_u8: torch.Tensor, sigma: float):
