@@ -39,6 +39,7 @@ def test_missing_keys_and_lengths():
 def test_volatile_paths():
     assert is_volatile("wall_time_s") and is_volatile("metrics.encode_time_s")
     assert is_volatile("config.device") and is_volatile("protocol.backbone_feature_read_s")
+    assert is_volatile("metrics.bucket_search_ms")
     assert not is_volatile("metrics.map") and not is_volatile("config.ks") and not is_volatile("bits")
 
 
