@@ -34,7 +34,7 @@ VOLATILE_KEYS = frozenset({
     "device", "wall_time_s", "started", "finished", "complete", "schema",
 })
 #: Keys at any depth whose values are timings (seconds, throughput) or machine-dependent.
-_VOLATILE_LEAF = re.compile(r"(^|_)(time|times|wall|seconds|elapsed|per_s|throughput)(_|$)|_s$|^timing|"
+_VOLATILE_LEAF = re.compile(r"(^|_)(time|times|wall|seconds|elapsed|per_s|throughput)(_|$)|_s$|_ms$|^timing|"
                             r"^device$|^num_threads$|^threads$|read_s$|^host")
 
 
