@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.hashrepro-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup runs book test test-fast browser sweep-help clean
+.PHONY: setup runs book test test-fast test-unit browser sweep-help clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ test: setup browser
 # Unit tests only (seconds to minutes): no notebooks, no site build.
 test-fast: setup
 	$(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider $(PYTEST_ARGS)
+
+# The library's pieces only (tests/unit: codes, metrics, index, losses, records, claims; a few minutes).
+test-unit: setup
+	$(BIN)/python -m pytest tests/unit -p no:cacheprovider $(PYTEST_ARGS)
 
 clean:
 	rm -rf _build book/runs/local results/local

@@ -16,7 +16,7 @@ from hashrepro.losses.triplet import TripletRankingLoss, similarity_matrix, trip
 from hashrepro.models.nin import (DivideAndEncode, DNNHNet, FCEncoder, NINSubNetwork, layer_table, nin_layers,
                                   piecewise_threshold)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from hashrepro.methods import dnnh, drsch
 from hashrepro.models.drsch_net import DRSCHFeatureNet
 from hashrepro.models.nin import FEATURES_PER_BIT, DNNHNet, FeatureProjection
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

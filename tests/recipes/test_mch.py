@@ -484,7 +484,7 @@ def test_notebook_papermill(tmp_path):
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     out = tmp_path / "out.ipynb"
     cmd = [sys.executable, "-m", "papermill", str(root / "notebooks" / "mch.ipynb"), str(out),
            "-p", "scale", "smoke", "-p", "dataset", "mosaic-digits", "-p", "bits", "16",

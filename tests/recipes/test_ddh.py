@@ -18,7 +18,7 @@ from hashrepro.pseudolabels import (batch_similarity, build_pseudo_labels, class
                                     expand_neighbourhood, knn_cosine, knn_matrix, label_precision,
                                     label_precision_curve)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # ---------------------------------------------------------------- pseudo labels (Alg. 1)

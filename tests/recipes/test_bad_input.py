@@ -352,7 +352,7 @@ import json  # noqa: E402
 
 from hashrepro import params  # noqa: E402
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def _check_cells(paper: str) -> tuple[str, str]:

@@ -11,7 +11,7 @@ import pytest
 
 from test_sweep import _toy_root
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def hashrepro(*args: str, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:

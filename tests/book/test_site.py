@@ -25,7 +25,7 @@ from urllib.parse import unquote, urljoin, urlparse
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 _RUNS_AT_BUILD: list[Path] = []
 

@@ -18,7 +18,7 @@ from hashrepro.losses.drsch import (DRSCHLoss, code_faithful_matrix, label_lapla
 from hashrepro.methods import drsch as M
 from hashrepro.models.drsch_net import BitWeights, DRSCHNet, ScaledTanh, slope_at
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ----------------------------------------------------------------------------- network

@@ -15,7 +15,7 @@ import yaml
 from hashrepro import book
 from hashrepro.paths import PAPERS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_run_title_names_the_run():

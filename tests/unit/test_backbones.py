@@ -85,7 +85,7 @@ def test_preprocess_normalisations_and_grey():
 def test_imagenet_predictions_match_cifar_classes():
     """The weights are ImageNet weights: CIFAR-10 ships/airplanes/trucks, upsampled, get ImageNet
     top-5 classes of the same concept far above chance (a few per cent)."""
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2] / "benchmarks"))
     from backbone_input import imagenet_group_hits
     from hashrepro.data import DatasetNotFoundError, load
 
