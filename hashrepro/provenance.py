@@ -129,7 +129,9 @@ def start_run(path: str | os.PathLike | None = None) -> RunStart:
 @functools.lru_cache(maxsize=8)
 def _notebook_defaults(path: str, mtime: float) -> dict:
     """Names and default values of a notebook's ``parameters`` cell, read with ``ast`` (no
-    papermill import). Values that are not literals are kept as their source text."""
+    papermill import). Values that are not literals are kept as their source text. Private names
+    (``_declared = dict(globals())``, the snapshot the parameter check compares against) are not
+    parameters and are left out."""
     import ast
 
     with open(path, encoding="utf-8") as f:
@@ -139,7 +141,8 @@ def _notebook_defaults(path: str, mtime: float) -> dict:
             src = "".join(cell.get("source", []))
             out = {}
             for node in ast.parse(src).body:
-                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                        and not node.targets[0].id.startswith("_")):
                     try:
                         out[node.targets[0].id] = ast.literal_eval(node.value)
                     except ValueError:

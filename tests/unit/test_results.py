@@ -385,6 +385,20 @@ def test_reproduce_command_from_parameters_or_config(tmp_path):
         R.reproduce_command("nope", config)
 
 
+def test_reproduce_command_from_a_notebooks_globals_leaves_private_names_out():
+    """The notebooks pass ``globals()``: the parameters cell's ``_declared = dict(globals())``
+    snapshot (IPython's history and all) is no parameter and must not end up in the command."""
+    from hashrepro.paths import notebooks_root
+
+    for paper in ("ddh", "mch", "dnnh", "drsch"):
+        g = {"dataset": "cifar10", "bits": 16, "seed": 0, "scale": "default", "_declared": {"In": ["x"]},
+             "_ih": ["x"], "In": ["x"], "Out": {}}
+        cmd = R.reproduce_command(paper, g)
+        assert cmd == (f"papermill notebooks/{paper}.ipynb out.ipynb -p dataset cifar10 -p bits 16 -p seed 0 "
+                       "-p scale default"), cmd
+        assert (notebooks_root() / f"{paper}.ipynb").is_file()
+
+
 def test_every_chapter_gets_a_command_from_its_config():
     """ddh records had none: make_record now rebuilds one from the config for every chapter."""
     for paper, cfg in (("ddh", {"dataset": "cifar10", "bits": 16, "seed": 2, "scale": "default", "k1": 15,
