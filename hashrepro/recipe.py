@@ -57,7 +57,7 @@ __all__ = ["RecipeConfig", "RecipeRun", "recipe_run", "resolve_config", "final_l
 SCALES = ("smoke", "default", "paper")
 #: The key of the training-loss curve in ``record["curves"]``.
 LOSS_CURVE_KEY = "train_loss"
-_LEGACY_LOSS_KEYS = ("loss",)
+_LEGACY_LOSS_KEYS = ("loss", "base_loss")  # DRSCH's and MCH's older records (every n-th value)
 
 
 # ============================================================================ Config base
@@ -328,7 +328,8 @@ def loss_curve(losses, n_points: int = 200) -> dict:
 
 def read_loss_curve(record_or_curves: Mapping) -> dict | None:
     """``{"iteration", "loss"}`` of a record (or its ``curves``): ``curves["train_loss"]``, or the
-    legacy ``curves["loss"]`` of older DRSCH records (every n-th value, iterations from 0). None
+    legacy ``curves["loss"]`` of older DRSCH records or ``curves["base_loss"]`` of older MCH records
+    (every n-th value, iterations from 0). None
     when the record has no loss curve."""
     curves = record_or_curves.get("curves", record_or_curves) or {}
     for key in (LOSS_CURVE_KEY, *_LEGACY_LOSS_KEYS):

@@ -99,7 +99,7 @@ from ..losses.pairwise import make_loss
 from ..metrics import evaluate_codes, search_cost
 from ..models.mch_heads import FeatureBackbone
 from ..params import check_seed
-from ..recipe import RecipeConfig, recipe_run, with_companions
+from ..recipe import LOSS_CURVE_KEY, RecipeConfig, loss_curve, recipe_run, with_companions
 from .mch_agent import AGENT_DEFAULTS, crop_keep_probabilities, extend, train_agent
 from .mch_data import PAPER_DATASETS, crop_plan, grid_sample, load_data, parse_dataset, prepare_features
 from .mch_eval import anhc_grid, backbone_protocol, baseline_codes, oracle_metrics, sensitivity, visual_examples
@@ -360,9 +360,10 @@ def run(cfg: Config | None = None, *, command: str | None = None, **overrides) -
     (Table 3) on ``grid_items`` database items; F1–bucket sensitivity to σ and ξ (Fig. 9); bucket
     search cost against a linear scan (:func:`hashrepro.metrics.search_cost`); Fig. 8 data.
 
-    MCH records have no ``final_loss`` or bit statistic; the base model's loss curve stays in its
-    own format (``curves["base_loss"]``: every n-th value from iteration 0), since
-    :func:`hashrepro.recipe.loss_curve`'s window means would change the committed curves.
+    MCH records have no ``final_loss`` or bit statistic; the base model's training loss is the
+    record's loss curve in the one format (``curves["train_loss"]``, :func:`hashrepro.recipe.loss_curve`);
+    records written before it have ``curves["base_loss"]`` (every n-th value), which
+    :func:`hashrepro.recipe.read_loss_curve` still reads.
 
     Returns
     -------
@@ -483,8 +484,7 @@ def run(cfg: Config | None = None, *, command: str | None = None, **overrides) -
         m_mch["keep_prob_max"] = float(pk.max())
         m_base.update({k: v for k, v in timing.items() if k != "extension_s" and k != "agent_train_s"})
         loss_hist = list(map(float, info["loss"]))
-        stride = max(1, len(loss_hist) // 200)
-        base_curve = {"iteration": list(range(0, len(loss_hist), stride)), "loss": loss_hist[::stride]}
+        base_curve = loss_curve(loss_hist)  # the base model's training loss, in the one curve format
         agent_curve = {"iteration": list(range(len(agent.reward))), "reward": agent.reward,
                        "keep_prob": agent.keep_prob, "keep_rate": agent.keep_rate, "oracle_keep": agent.oracle_keep}
         wall = r.elapsed()
@@ -493,10 +493,10 @@ def run(cfg: Config | None = None, *, command: str | None = None, **overrides) -
         rec_mch = r.record(paper="mch", method=method_name(f"mch-{cfg.base}", cfg.backbone), protocol=proto_mch,
                            metrics=_clean(m_mch), curves={**c_mch, "anhc_grid": g_rows, "sensitivity": sens,
                                                           "agent": agent_curve, "visual": vis,
-                                                          "base_loss": base_curve},
+                                                          LOSS_CURVE_KEY: base_curve},
                            command=command, wall_time_s=wall)
         rec_base = r.record(paper="mch", method=method_name(cfg.base, cfg.backbone), protocol=proto_base,
-                            metrics=_clean(m_base), curves={**c_base, "base_loss": base_curve}, command=command,
+                            metrics=_clean(m_base), curves={**c_base, LOSS_CURVE_KEY: base_curve}, command=command,
                             wall_time_s=wall)
         # a collapsed or diverged run is flagged in its record, never reported as a normal number
         base_flags = diagnose(db01, loss_hist, labels=y_db)

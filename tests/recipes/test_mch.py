@@ -392,6 +392,9 @@ def test_smoke_run_record(smoke_record):
     one = [a for s, a in zip(grid["sigma"], grid["anhc"]) if s == 1.0]
     assert one and all(a == 1.0 for a in one)  # σ = 1: every crop is the whole image -> merged
     assert len(rec["curves"]["agent"]["reward"]) == 5
+    from hashrepro.recipe import read_loss_curve
+    lc = read_loss_curve(rec)                      # the base model's loss in the one curve format
+    assert lc is not None and lc["loss"] and np.all(np.diff(lc["iteration"]) > 0) and "base_loss" not in rec["curves"]
     comps = {c["method"]: c for c in rec["companions"]}
     assert set(comps) == {"dch", "lsh", "itq"}
     assert comps["dch"]["metrics"]["anhc"] == 1.0

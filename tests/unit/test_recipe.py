@@ -136,6 +136,7 @@ def test_shared_metrics_and_loss_curve():
     assert read_loss_curve({"curves": {"train_loss": c}}) == c
     legacy = {"iteration": [0, 2], "loss": [1.0, 0.5]}                 # older DRSCH records
     assert read_loss_curve({"curves": {"loss": legacy}}) == legacy
+    assert read_loss_curve({"curves": {"base_loss": legacy}}) == legacy            # older MCH records
     assert read_loss_curve({"curves": {}}) is None
 
 
