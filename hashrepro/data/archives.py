@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import tarfile
-import tempfile
 import uuid
 import zipfile
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Mapping
 
 import numpy as np
 
+from ..atomic import atomic_write
 from .base import ChecksumError, CorruptDataError
 
 __all__ = ["sha256sum", "read_sha256sums", "verify", "fingerprint", "extract_once",
@@ -386,14 +386,8 @@ class ArrayCache:
             if self.marker.exists():  # rebuilding: the old marker must not vouch for new arrays
                 self.marker.unlink()
             for n, a in arrays.items():
-                fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{n}.", suffix=".npy")
-                try:
-                    with os.fdopen(fd, "wb") as f:
-                        np.save(f, np.asarray(a), allow_pickle=False)
-                    os.replace(tmp, self.folder / f"{n}.npy")
-                finally:
-                    if os.path.exists(tmp):
-                        os.unlink(tmp)
+                atomic_write(self.folder / f"{n}.npy",
+                             lambda f, a=a: np.save(f, np.asarray(a), allow_pickle=False))
             meta = dict(info or {})
             meta["arrays"] = list(arrays)
             atomic_write_bytes(self.marker, json.dumps(meta, indent=1, default=str).encode())
