@@ -167,23 +167,13 @@ def run_title(paper: str, parameters: Mapping[str, Any], defaults: Mapping[str, 
 
 
 def _notebook_defaults(nb) -> dict[str, Any]:
-    """Default values of the notebook's cell tagged ``parameters`` (simple literals only)."""
-    import ast
+    """Default values of the notebook's cell tagged ``parameters`` (simple literals only;
+    :func:`hashrepro.provenance.parameters_cell_defaults`)."""
+    from .provenance import parameters_cell_defaults
 
     for cell in nb.cells:
         if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
-            out = {}
-            try:
-                tree = ast.parse(cell.source)
-            except SyntaxError:
-                return {}
-            for node in tree.body:
-                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                    try:
-                        out[node.targets[0].id] = ast.literal_eval(node.value)
-                    except ValueError:
-                        pass
-            return out
+            return parameters_cell_defaults(cell.source, non_literal="skip")
     return {}
 
 

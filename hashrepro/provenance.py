@@ -126,28 +126,43 @@ def start_run(path: str | os.PathLike | None = None) -> RunStart:
     return RunStart(started=_now().isoformat(timespec="seconds"), git=git_state(path))
 
 
-@functools.lru_cache(maxsize=8)
-def _notebook_defaults(path: str, mtime: float) -> dict:
-    """Names and default values of a notebook's ``parameters`` cell, read with ``ast`` (no
-    papermill import). Values that are not literals are kept as their source text. Private names
-    (``_declared = dict(globals())``, the snapshot the parameter check compares against) are not
-    parameters and are left out."""
+def parameters_cell_defaults(source: str, non_literal: str = "source") -> dict:
+    """Names and default values assigned in a notebook's ``parameters`` cell ``source``, read with
+    ``ast`` (no papermill import). The one parser of parameters cells (commands, run titles).
+
+    ``non_literal``: ``"source"`` keeps a value that is not a literal as its source text,
+    ``"skip"`` leaves its name out. Private names (``_declared = dict(globals())``, the snapshot
+    the parameter check compares against) are not parameters and are left out. A cell that does
+    not parse gives ``{}``.
+    """
     import ast
 
+    if non_literal not in ("source", "skip"):
+        raise ValueError(f"non_literal must be 'source' or 'skip', got {non_literal!r}")
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+    out = {}
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and not node.targets[0].id.startswith("_")):
+            try:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                if non_literal == "source":
+                    out[node.targets[0].id] = ast.get_source_segment(source, node.value)
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _notebook_defaults(path: str, mtime: float) -> dict:
+    """:func:`parameters_cell_defaults` of the notebook file at ``path`` (cached per modification time)."""
     with open(path, encoding="utf-8") as f:
         nb = json.load(f)
     for cell in nb.get("cells", []):
         if cell.get("cell_type") == "code" and "parameters" in (cell.get("metadata", {}).get("tags") or []):
-            src = "".join(cell.get("source", []))
-            out = {}
-            for node in ast.parse(src).body:
-                if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
-                        and not node.targets[0].id.startswith("_")):
-                    try:
-                        out[node.targets[0].id] = ast.literal_eval(node.value)
-                    except ValueError:
-                        out[node.targets[0].id] = ast.get_source_segment(src, node.value)
-            return out
+            return parameters_cell_defaults("".join(cell.get("source", [])))
     raise ValueError(f"{path} has no cell tagged 'parameters'")
 
 

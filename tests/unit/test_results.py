@@ -399,6 +399,17 @@ def test_reproduce_command_from_a_notebooks_globals_leaves_private_names_out():
         assert (notebooks_root() / f"{paper}.ipynb").is_file()
 
 
+def test_parameters_cell_defaults_one_parser():
+    from hashrepro.provenance import parameters_cell_defaults
+
+    src = 'bits = 48\nlr = 1e-3\nks = (1, 2)\nroot = os.getcwd()\n_declared = dict(globals())\nx, y = 1, 2\n'
+    assert parameters_cell_defaults(src) == {"bits": 48, "lr": 1e-3, "ks": (1, 2), "root": "os.getcwd()"}
+    assert parameters_cell_defaults(src, non_literal="skip") == {"bits": 48, "lr": 1e-3, "ks": (1, 2)}
+    assert parameters_cell_defaults("bits = (") == {}
+    with pytest.raises(ValueError, match="non_literal must be 'source' or 'skip'"):
+        parameters_cell_defaults(src, non_literal="drop")
+
+
 def test_every_chapter_gets_a_command_from_its_config():
     """ddh records had none: make_record now rebuilds one from the config for every chapter."""
     for paper, cfg in (("ddh", {"dataset": "cifar10", "bits": 16, "seed": 2, "scale": "default", "k1": 15,
