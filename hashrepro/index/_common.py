@@ -130,3 +130,18 @@ def _as_count_array(values: list) -> np.ndarray:
     if values and max(values) >= 2**63:
         return np.array(values, dtype=object)
     return np.array(values, dtype=np.int64)
+
+
+def packed_queries(query_bits01, n_bits: int) -> np.ndarray:
+    """Query codes ``(n_bits,)`` or ``(n_q, n_bits)`` in {0, 1} -> packed bytes ``(n_q, ceil(n_bits/8))``
+    uint8, checked against the index width (one check for both index back-ends)."""
+    from ..codes import as_numpy, check_bits01
+
+    q = as_numpy(query_bits01, "query_bits01")
+    if q.ndim == 1:
+        q = q[None, :]
+    q = check_bits01(q, "query_bits01")
+    if q.shape[1] != n_bits:
+        raise ValueError(f"query codes have {q.shape[1]} bits but the index has {n_bits}")
+    return np.ascontiguousarray(np.packbits(q, axis=1))
+

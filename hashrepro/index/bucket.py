@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from ..codes import as_numpy, check_bits01
-from ._common import (_METHODS, _MIH_CHUNK, _MIH_MIN_BUCKETS, _RANGE_ENUM_PROBES, _SCAN_CHUNK_ELEMS,
+from ._common import (packed_queries, _METHODS, _MIH_CHUNK, _MIH_MIN_BUCKETS, _RANGE_ENUM_PROBES, _SCAN_CHUNK_ELEMS,
                       ENUMERATE_MAX_PROBES, BucketSearchResult, _as_count_array, _concat_ranges, _count_str,
                       _flip_masks_lex, _popcount_rows, buckets_within, flip_rank)
 from ._mih import _MultiIndexMixin
@@ -125,13 +125,7 @@ class BucketIndex(_MultiIndexMixin):
         return (buf.view(">u8").reshape(n).astype(np.uint64)) >> np.uint64(64 - self.n_bits)
 
     def _query_keys(self, query_bits01):
-        q = as_numpy(query_bits01, "query_bits01")
-        if q.ndim == 1:
-            q = q[None, :]
-        q = check_bits01(q, "query_bits01")
-        if q.shape[1] != self.n_bits:
-            raise ValueError(f"query codes have {q.shape[1]} bits but the index has {self.n_bits}")
-        packed = np.packbits(q, axis=1)
+        packed = packed_queries(query_bits01, self.n_bits)
         if self._wide:
             ints = [int.from_bytes(row.tobytes(), "big") >> self._pad for row in packed]
             return ints, packed

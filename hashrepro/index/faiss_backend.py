@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..codes import as_numpy, check_bits01
-from ._common import buckets_within
+from ._common import buckets_within, packed_queries
 
 __all__ = ["FaissBucketIndex"]
 
@@ -83,13 +83,7 @@ class FaissBucketIndex:
         return f"FaissBucketIndex({kind}, n_bits={self.n_bits}, hash_bits={self.hash_bits}, n_codes={self.n_codes})"
 
     def _packed_queries(self, query_bits01):
-        q = as_numpy(query_bits01, "query_bits01")
-        if q.ndim == 1:
-            q = q[None, :]
-        q = check_bits01(q, "query_bits01")
-        if q.shape[1] != self.n_bits:
-            raise ValueError(f"query codes have {q.shape[1]} bits but the index has {self.n_bits}")
-        return np.ascontiguousarray(np.packbits(q, axis=1))
+        return packed_queries(query_bits01, self.n_bits)
 
     def _complete_radius(self, nflip: int) -> int:
         if nflip >= self.hash_bits:
