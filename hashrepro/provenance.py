@@ -74,7 +74,9 @@ def git_state(path: str | os.PathLike | None = None, exclude: Iterable[str] = GI
     changes included, the run outputs in ``exclude`` left out; untracked files are not part of
     it) when that diff is not empty, else None; ``dirty`` is ``patch is not None``;
     ``diff_sha256`` the hex SHA-256 of the patch's UTF-8 bytes (None when clean). Everything is
-    None outside a git work tree or without git. ``path``: a folder inside the checkout
+    None outside a git work tree or without git, unless ``$HASHREPRO_TREE_MANIFEST`` names a
+    manifest of the tree (:mod:`hashrepro.tree_manifest`): then the copy is checked file by file
+    against it and the answer has ``"source": "manifest"``. ``path``: a folder inside the checkout
     (default: the checkout holding this package).
     """
     where = str(path or _repo_dir())
@@ -83,7 +85,7 @@ def git_state(path: str | os.PathLike | None = None, exclude: Iterable[str] = GI
         sha = subprocess.run(["git", "-C", where, "rev-parse", "HEAD"], capture_output=True, text=True,
                              timeout=20, check=False)
         if sha.returncode != 0 or not sha.stdout.strip():
-            return none
+            return _manifest_state(where, exclude) or none
         top = subprocess.run(["git", "-C", where, "rev-parse", "--show-toplevel"], capture_output=True, text=True,
                              timeout=20, check=False).stdout.strip() or where
         spec = ["--", "."] + [f":(exclude){e}" for e in exclude]
@@ -93,11 +95,23 @@ def git_state(path: str | os.PathLike | None = None, exclude: Iterable[str] = GI
             return {**none, "commit": sha.stdout.strip()}
         patch = diff.stdout.decode("utf-8", errors="surrogateescape")
     except (OSError, subprocess.SubprocessError):
-        return none
+        return _manifest_state(where, exclude) or none
     if not patch.strip():
         return {"commit": sha.stdout.strip(), "dirty": False, "diff_sha256": None, "patch": None}
     digest = hashlib.sha256(patch.encode("utf-8", errors="surrogateescape")).hexdigest()
     return {"commit": sha.stdout.strip(), "dirty": True, "diff_sha256": digest, "patch": patch}
+
+
+def _manifest_state(where: str, exclude: Iterable[str]) -> dict | None:
+    """Without a git checkout: the tree checked against the manifest named by
+    ``$HASHREPRO_TREE_MANIFEST`` (:mod:`hashrepro.tree_manifest`; a GPU machine's copy of the
+    tree), or None when the variable is unset."""
+    from .tree_manifest import MANIFEST_ENV, verify_manifest
+
+    manifest = os.environ.get(MANIFEST_ENV)
+    if not manifest:
+        return None
+    return verify_manifest(manifest, _repo_dir() if where is None else where, exclude)
 
 
 @dataclasses.dataclass(frozen=True)

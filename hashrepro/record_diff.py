@@ -30,7 +30,7 @@ __all__ = ["VOLATILE_KEYS", "is_volatile", "diff_records", "diff_files", "main"]
 
 #: Top-level record keys that say when/where/with what a run happened, not what it computed.
 VOLATILE_KEYS = frozenset({
-    "command", "git_commit", "git_dirty", "git_diff_sha256", "git_patch", "git_read_at", "versions",
+    "command", "git_commit", "git_dirty", "git_diff_sha256", "git_patch", "git_read_at", "git_source", "versions",
     "device", "wall_time_s", "started", "finished", "complete", "schema",
 })
 #: Keys at any depth whose values are timings (seconds, throughput) or machine-dependent.

@@ -188,7 +188,7 @@ def make_record(paper: str, method: str, dataset: str, bits: int, seed: int, sca
         started_s = started.isoformat(timespec="seconds")
     else:
         started_s = str(started)
-    return {
+    record = {
         "schema": SCHEMA,
         "paper": paper,
         "method": method,
@@ -213,6 +213,9 @@ def make_record(paper: str, method: str, dataset: str, bits: int, seed: int, sca
         "finished": finished.isoformat(timespec="seconds"),
         "complete": True,
     }
+    if git.get("source"):       # the tree was checked against a manifest, not by git (tree_manifest)
+        record["git_source"] = git["source"]
+    return record
 
 
 _run_name = run_name  # save_run's parameter shadows the function

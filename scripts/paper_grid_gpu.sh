@@ -36,7 +36,8 @@ export HASHREPRO_CACHE="${HASHREPRO_CACHE:-$PWD/data/cache}"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1      # one CPU thread per worker
 export PYTHONUNBUFFERED=1
 # Let the workers' kernels overlap on the GPU when the MPS daemon can be started (best effort).
-if [ "$DEVICE" != "cpu" ] && command -v nvidia-cuda-mps-control >/dev/null 2>&1; then
+# MPS=0 leaves it alone (scripts/device_paper_grid.sh starts and checks it itself).
+if [ "${MPS:-1}" = 1 ] && [ "$DEVICE" != "cpu" ] && command -v nvidia-cuda-mps-control >/dev/null 2>&1; then
   nvidia-cuda-mps-control -d >/dev/null 2>&1 || true
 fi
 mkdir -p "$OUT"
