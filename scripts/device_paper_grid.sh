@@ -18,6 +18,10 @@ T0=$(date +%s)
 LIMIT_S="${LIMIT_S:-560}"
 PACK_S="${PACK_S:-25}"            # kept for packing the records
 TAIL_S="${TAIL_S:-100}"           # the longest configuration still running at the deadline
+# BUDGET_MINUTES (default: the minutes left before the deadline) is what the schedules are shortened
+# to by the projection (hashrepro paper-grid --estimate); set it above the deadline when the
+# projection is expected to be pessimistic: seed 0 of everything runs first, so a grid cut by the
+# deadline is a complete table with fewer seeds.
 : "${OUT:?OUT must name the folder whose files come back}"
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/device.log") 2>&1
@@ -65,7 +69,8 @@ if [ "$DEADLINE_S" -lt 60 ]; then echo "only ${LEFT} s left: no grid"; DEADLINE_
 if [ "$DEADLINE_S" -gt 0 ]; then
   MIN=$("$PY" -c "print(round($DEADLINE_S / 60, 2))")
   echo "== $(elapsed) s: grid, deadline ${MIN} min, budget ${BUDGET_MINUTES:-$MIN} min, hard stop in ${LEFT} s"
-  OUT="$GRID_OUT" DEADLINE_MINUTES="$MIN" BUDGET_MINUTES="${BUDGET_MINUTES:-$MIN}" \
+  B="${BUDGET_MINUTES:-$MIN}"; [ "$B" = none ] && B=""      # BUDGET_MINUTES=none: the full schedules
+  OUT="$GRID_OUT" DEADLINE_MINUTES="$MIN" BUDGET_MINUTES="$B" \
     timeout -s INT -k 10 "$LEFT" bash scripts/paper_grid_gpu.sh "$@"
   echo "grid exit $? after $(elapsed) s"
 fi

