@@ -29,7 +29,7 @@ DEADLINE_MINUTES="${DEADLINE_MINUTES:-11}"
 WORKERS="${WORKERS:-12}"          # worker processes sharing the one GPU (16 CPU cores on the box)
 DEVICE="${DEVICE:-cuda}"
 PY="${PY:-.venv/bin/python}"
-[ -x "$PY" ] || PY=python
+command -v "$PY" >/dev/null 2>&1 || PY=python3
 
 export HASHREPRO_DATA="${HASHREPRO_DATA:-$PWD/data/datasets}"
 export HASHREPRO_CACHE="${HASHREPRO_CACHE:-$PWD/data/cache}"
