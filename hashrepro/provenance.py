@@ -74,18 +74,23 @@ def git_state(path: str | os.PathLike | None = None, exclude: Iterable[str] = GI
     changes included, the run outputs in ``exclude`` left out; untracked files are not part of
     it) when that diff is not empty, else None; ``dirty`` is ``patch is not None``;
     ``diff_sha256`` the hex SHA-256 of the patch's UTF-8 bytes (None when clean). Everything is
-    None outside a git work tree or without git, unless ``$HASHREPRO_TREE_MANIFEST`` names a
-    manifest of the tree (:mod:`hashrepro.tree_manifest`): then the copy is checked file by file
-    against it and the answer has ``"source": "manifest"``. ``path``: a folder inside the checkout
+    None outside a git work tree or without git. When ``$HASHREPRO_TREE_MANIFEST`` names a
+    manifest of the tree (:mod:`hashrepro.tree_manifest`), git is not asked at all: the copy is
+    checked file by file against the manifest and the answer has ``"source": "manifest"`` (a GPU
+    machine's copy can hold a stale ``.git`` -- seen on 2026-11-30: a snapshot of an older commit,
+    against which git called the committed tree dirty). ``path``: a folder inside the checkout
     (default: the checkout holding this package).
     """
     where = str(path or _repo_dir())
     none = {"commit": None, "dirty": None, "diff_sha256": None, "patch": None}
+    manifest = _manifest_state(where, exclude)
+    if manifest is not None:
+        return manifest
     try:
         sha = subprocess.run(["git", "-C", where, "rev-parse", "HEAD"], capture_output=True, text=True,
                              timeout=20, check=False)
         if sha.returncode != 0 or not sha.stdout.strip():
-            return _manifest_state(where, exclude) or none
+            return none
         top = subprocess.run(["git", "-C", where, "rev-parse", "--show-toplevel"], capture_output=True, text=True,
                              timeout=20, check=False).stdout.strip() or where
         spec = ["--", "."] + [f":(exclude){e}" for e in exclude]
@@ -95,7 +100,7 @@ def git_state(path: str | os.PathLike | None = None, exclude: Iterable[str] = GI
             return {**none, "commit": sha.stdout.strip()}
         patch = diff.stdout.decode("utf-8", errors="surrogateescape")
     except (OSError, subprocess.SubprocessError):
-        return _manifest_state(where, exclude) or none
+        return none
     if not patch.strip():
         return {"commit": sha.stdout.strip(), "dirty": False, "diff_sha256": None, "patch": None}
     digest = hashlib.sha256(patch.encode("utf-8", errors="surrogateescape")).hexdigest()
@@ -103,9 +108,8 @@ def git_state(path: str | os.PathLike | None = None, exclude: Iterable[str] = GI
 
 
 def _manifest_state(where: str, exclude: Iterable[str]) -> dict | None:
-    """Without a git checkout: the tree checked against the manifest named by
-    ``$HASHREPRO_TREE_MANIFEST`` (:mod:`hashrepro.tree_manifest`; a GPU machine's copy of the
-    tree), or None when the variable is unset."""
+    """The tree checked against the manifest named by ``$HASHREPRO_TREE_MANIFEST``
+    (:mod:`hashrepro.tree_manifest`; a GPU machine's copy of the tree), or None when it is unset."""
     from .tree_manifest import MANIFEST_ENV, verify_manifest
 
     manifest = os.environ.get(MANIFEST_ENV)

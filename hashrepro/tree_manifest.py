@@ -1,8 +1,9 @@
 """Tie a run to its commit where the checkout has no ``.git``: a manifest of the committed tree.
 
-A GPU machine gets a copy of the working tree without the repository (``.git`` does not travel,
-and run outputs are left behind to keep the copy small), so :func:`hashrepro.provenance.git_state`
-cannot ask git. Instead, here, from a clean checkout::
+A GPU machine gets a copy of the working tree whose ``.git`` cannot be trusted (none, or -- seen
+on 2026-11-30 -- a snapshot of the commit the session started from, so git compared the tree with
+an older commit and called it dirty), and run outputs are left behind to keep the copy small; so
+with ``HASHREPRO_TREE_MANIFEST`` set, :func:`hashrepro.provenance.git_state` does not ask git. Instead, here, from a clean checkout::
 
     python -m hashrepro.tree_manifest write .devcarry/manifest.json
 

@@ -41,7 +41,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | head
 
 export MPS=0
 if [ "${USE_MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null 2>&1; then
-  if nvidia-cuda-mps-control -d >/dev/null 2>&1 && \
+  # a daemon left by an earlier call on the same (warm) machine is reused, not started twice
+  if { echo get_server_list | timeout 5 nvidia-cuda-mps-control >/dev/null 2>&1 || nvidia-cuda-mps-control -d >/dev/null 2>&1; } && \
      timeout 60 "$PY" -c "import torch; torch.zeros(1, device='cuda').add_(1); torch.cuda.synchronize()" >/dev/null 2>&1; then
     echo "MPS: on"
   else

@@ -90,7 +90,10 @@ def test_git_state_falls_back_to_the_manifest_and_records_say_so(repo, tmp_path,
     monkeypatch.setenv(TM.MANIFEST_ENV, str(tmp_path / "m.json"))
     state = provenance.git_state(copy)
     assert state["commit"] == _git(repo, "rev-parse", "HEAD").strip() and state["dirty"] is False
-    assert "source" not in provenance.git_state(repo)              # a real checkout asks git
+    # the manifest wins over a .git that is there (the GPU machine's copy held a stale one)
+    assert provenance.git_state(repo)["source"] == "manifest"
+    monkeypatch.delenv(TM.MANIFEST_ENV)
+    assert "source" not in provenance.git_state(repo)              # without it, git is asked
     rec = make_record("toy", "m", "d", 8, 0, "smoke", {}, {}, {"map": 0.5}, None, 1.0, "cpu",
                       started=provenance.RunStart("t", state))
     assert rec["git_commit"] == state["commit"] and rec["git_dirty"] is False and rec["git_source"] == "manifest"
