@@ -12,7 +12,9 @@ One recipe, three variants:
   and its hash layer 2σ(z) − 1 (slope fixed at 1, bit weights left at 1); see ``_DSRH_PRESET``.
 
 The network, the scaled-tanh code layer with growing slope and the bit weights are in
-:mod:`hashrepro.models.drsch_net`; the loss is :class:`hashrepro.losses.drsch.DRSCHLoss`.
+:mod:`hashrepro.models.drsch_net`; the loss is :class:`hashrepro.losses.drsch.DRSCHLoss`; the
+configuration (:class:`Config`, the presets per scale) is :mod:`hashrepro.methods.drsch_config` and
+the evaluation :mod:`hashrepro.methods.drsch_eval` (both re-exported here).
 The paper's text was not available: everything follows the released Caffe code as summarised in
 ``../shared/papers/drsch-notes.md`` (section numbers "notes §n" below), with its sign quirk and
 stale-label bug available only behind ``code_faithful=True``.
@@ -54,7 +56,6 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -64,9 +65,10 @@ from ..losses.drsch import DRSCHLoss, margin_at
 from ..losses.dsrh import DSRHLoss
 from ..models.drsch_net import DRSCHFeatureNet, DRSCHNet, slope_at
 from ..diagnostics import diagnose, flag_record
-from ..params import check_seed
-from ..recipe import LOSS_CURVE_KEY, RecipeConfig, final_loss, loss_curve, recipe_run
+from ..recipe import LOSS_CURVE_KEY, final_loss, loss_curve, recipe_run
 from ..train import ClippedSGD, PKSampler  # noqa: F401  (PKSampler: re-exported, it lived here)
+from .drsch_config import (_DSRH_PRESET, _PRETRAINED_PRESETS, _SCALE_PRESETS, BACKBONES,  # noqa: F401  (re-exported)
+                           SCALES, VARIANTS, Config, method_name)
 from .drsch_eval import (DEFAULT_KS, RANKING_DOC, _SUFFIX, _dist, bit_scalable_curve,  # noqa: F401  (re-exported)
                          continuous_distance, evaluate_codes, evaluate_reid, kept_bits, top_retrievals,
                          weighted_hamming)
@@ -75,237 +77,8 @@ __all__ = ["VARIANTS", "SCALES", "BACKBONES", "Config", "build_model", "method_n
            "encode_preactivations", "kept_bits", "top_retrievals", "weighted_hamming", "continuous_distance", "evaluate_codes",
            "run"]
 
-VARIANTS = ("dsch", "drsch", "bs-drsch", "dsrh")
-SCALES = ("smoke", "default", "paper")
-#: "scratch": the released network on the images; "efficientnet_lite0": the frozen ImageNet
-#: backbone's cached pooled features + a trainable head + DRSCH's hash layer.
-BACKBONES = ("scratch", "efficientnet_lite0")
 #: Iterations averaged by the ``final_loss`` metric (:func:`hashrepro.recipe.final_loss`).
 FINAL_LOSS_LAST = 20
-
-#: Schedules per scale. "paper" is the released solver (notes §4) and annealing (notes §1–2);
-#: "default" is the CPU schedule (see ``Config.for_scale``); "smoke" runs in seconds for tests.
-_SCALE_PRESETS: dict[str, dict[str, Any]] = {
-    "paper": dict(iterations=800_000, lr=1 / 300, momentum=0.0, lr_step=50_000, lr_gamma=1 / 3, grad_clip=None,
-                  slope_every=10_000, margin_every=10_000, eval_batch_size=1024),
-    "default": dict(iterations=300, lr=1 / 3000, momentum=0.9, lr_step=100, lr_gamma=1 / 3, grad_clip=5.0,
-                    slope_every=10, margin_every=10, eval_batch_size=1024),
-    "smoke": dict(iterations=6, lr=1 / 3000, momentum=0.9, lr_step=100, lr_gamma=1 / 3,
-                  slope_every=2, margin_every=2, n_query_per_class=5, n_train_per_class=20,
-                  max_database=300, precision_k=100, eval_batch_size=256),
-}
-#: What the pretrained regime changes in a scale's preset (see ``Config.for_scale``).
-_PRETRAINED_PRESETS: dict[str, dict[str, Any]] = {
-    "paper": dict(init="default"),
-    "default": dict(iterations=3000, lr=0.01, lr_step=1000, slope_every=100, margin_every=100, init="default"),
-    "smoke": dict(init="default"),
-}
-#: What variant "dsrh" changes (see ``Config.for_scale``): DSRH's hash layer 2σ(z) − 1 (slope 1,
-#: never grown), a fixed margin ρ = 2 Hamming units (the DRSCH schedule's last margin C = 8 in
-#: its units: C/4) and the balance weight α = 1 (``lam``); ρ and α are assumed, not the paper's.
-_DSRH_PRESET: dict[str, Any] = dict(slope0=1.0, slope_factor=1.0, margin0=2.0, margin_step=0.0, lam=1.0)
-
-
-@dataclass
-class Config(RecipeConfig):
-    """All parameters of a DSCH / DRSCH / BS-DRSCH run (validated on construction).
-
-    Use :meth:`for_scale` to get the smoke / default / paper schedule with overrides.
-
-    Data and protocol
-        dataset, seed, device; protocol "per_class" with ``n_query_per_class`` (100) queries and
-        ``n_train_per_class`` (500) training images per class (notes §7), the database being the
-        rest (``database_includes_train=False``) or the rest plus the training images
-        (``True``; the released code used the training set itself as the database).
-        ``max_database`` subsamples the database (tests only; None keeps it all).
-    Model
-        bits (q trained), variant, keep_bits (BS-DRSCH: bits kept at test, None = all),
-        input_size (30), flip (random horizontal flip in training; None = on for colour data,
-        off for digits; the released code flips always), jitter (±px of the random crop).
-    Loss
-        lam (λ of DRSCH; ignored by DSCH; α of DSRH's balance term), form ("affinity" | "distance"), same/diff (S values),
-        code_faithful (released sign quirk + stale labels), margin0/margin_step/margin_every
-        (C = margin0 + margin_step·⌊it/margin_every⌋), slope0/slope_factor/slope_every
-        (a = slope0·slope_factor^⌊it/slope_every⌋).
-    Optimiser
-        SGD with lr, momentum, weight_decay (per-layer multipliers of the released prototxt),
-        step decay ×lr_gamma every lr_step iterations, for ``iterations`` steps of P × K images;
-        grad_clip: clip the total gradient norm (None: off, as in the released code).
-    Evaluation
-        topk (None = full ranking), precision_k (500), keep_list (bit counts of the
-        bit-scalable curve), n_random_subsets (seeded random draws of as many bits per point of
-        that curve: the control of the truncation claim).
-    Backbone
-        backbone ("scratch" | "efficientnet_lite0": frozen ImageNet features, cached),
-        backbone_input_size (pixels fed to the backbone; None = its default 160), head_hidden
-        (widths of the trainable head on the features; input_size, resize_to, jitter, flip unused).
-    Run
-        threads (CPU threads while the run lasts, restored after; None = leave), progress (bar).
-    """
-
-    dataset: str = "mnist5k"
-    bits: int = 32
-    variant: str = "drsch"
-    keep_bits: int | None = None
-    seed: int = 0
-    scale: str = "default"
-    device: str = "auto"
-    # protocol
-    protocol: str = "per_class"
-    n_query_per_class: int = 100
-    n_train_per_class: int = 500
-    database_includes_train: bool = False
-    max_database: int | None = None
-    # batches / input
-    classes_per_batch: int = 10
-    images_per_class: int = 10
-    input_size: int = 30
-    resize_to: int = 32
-    jitter: int = 1
-    flip: bool | None = None
-    # loss
-    lam: float = 1e-4
-    form: str = "affinity"
-    same: float = 1.0
-    diff: float = 0.001
-    code_faithful: bool = False
-    margin0: float = 5.0
-    margin_step: float = 0.1
-    margin_every: int = 10
-    slope0: float = 5.0
-    slope_factor: float = 1.1
-    slope_every: int = 10
-    # optimiser
-    iterations: int = 300
-    lr: float = 1 / 3000
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    lr_step: int = 100
-    lr_gamma: float = 1 / 3
-    grad_clip: float | None = 5.0
-    init: str = "caffe"
-    # evaluation
-    topk: int | None = None
-    precision_k: int = 500
-    keep_list: tuple = (8, 12, 16, 24, 32, 48, 64)
-    n_random_subsets: int = 5
-    eval_batch_size: int = 1024
-    threads: int | None = None
-    # backbone (the two regimes)
-    backbone: str = "scratch"
-    backbone_input_size: int | None = None
-    head_hidden: tuple = (512,)
-    progress: bool | None = None
-
-    PRESETS = _SCALE_PRESETS
-    #: ``for_scale`` ignores overrides whose value is None (the notebook's "unset").
-    DROP_NONE_OVERRIDES = True
-    THREADS_FIELD = "threads"
-
-    def validate(self) -> None:
-        bad = self.invalid
-        self.check_choice("variant", VARIANTS)
-        self.check_choice("scale", SCALES)
-        if isinstance(self.bits, bool) or not isinstance(self.bits, (int, np.integer)) or self.bits <= 0:
-            bad("bits", "bits must be a positive int")
-        self.bits = int(self.bits)
-        self.seed = check_seed(self.seed)
-        if self.keep_bits is not None:
-            if self.variant != "bs-drsch":
-                bad("keep_bits", f"keep_bits is for variant='bs-drsch' only (got variant={self.variant!r}); "
-                                 "set keep_bits=None")
-            if not 1 <= int(self.keep_bits) <= self.bits:
-                bad("keep_bits", f"keep_bits must be in 1..bits={self.bits}")
-            self.keep_bits = int(self.keep_bits)
-        self.check_choice("form", ("affinity", "distance"))
-        if self.lam < 0:
-            bad("lam", "lam must be >= 0")
-        for name in ("iterations", "classes_per_batch", "images_per_class", "lr_step", "margin_every",
-                     "slope_every", "n_query_per_class", "n_train_per_class", "precision_k", "eval_batch_size",
-                     "n_random_subsets"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or v < (0 if name == "iterations" else 1):
-                bad(name, f"{name} must be a positive int")
-        if self.classes_per_batch < 2 or self.images_per_class < 2:
-            bad("classes_per_batch", "classes_per_batch and images_per_class must be >= 2 so that triplets exist; "
-                f"got {self.classes_per_batch} x {self.images_per_class}")
-        if self.lr <= 0:
-            bad("lr", "lr must be > 0")
-        if not 0 <= self.momentum < 1:
-            bad("momentum", "momentum must be in [0, 1)")
-        if self.jitter < 0 or self.input_size > self.resize_to:
-            bad("input_size", f"need input_size <= resize_to and jitter >= 0; got input_size={self.input_size}, "
-                              f"resize_to={self.resize_to}, jitter={self.jitter}")
-        self.keep_list = tuple(int(k) for k in self.keep_list if 1 <= int(k) <= self.bits) or (self.bits,)
-        self.check_choice("backbone", BACKBONES)
-        if self.backbone_input_size is not None and (not isinstance(self.backbone_input_size, (int, np.integer))
-                                                     or self.backbone_input_size < 16):
-            bad("backbone_input_size", "backbone_input_size must be None (the backbone's default) or an int >= 16 "
-                "(pixels)")
-        self.head_hidden = tuple(self.head_hidden)
-        if any(not isinstance(h, (int, np.integer)) or h < 1 for h in self.head_hidden):
-            bad("head_hidden", "head_hidden must be a tuple of positive ints (widths)")
-        self.head_hidden = tuple(int(h) for h in self.head_hidden)
-
-    # ------------------------------------------------------------------ scales
-    @classmethod
-    def presets(cls, scale: str, overrides) -> dict:
-        """The schedule of a scale (:data:`_SCALE_PRESETS`), then the pretrained regime's and DSRH's
-        changes (:data:`_PRETRAINED_PRESETS`, :data:`_DSRH_PRESET`); ``for_scale`` ignores ``None`` overrides.
-
-        * ``"paper"``: the released solver: SGD lr 1/300, momentum 0, weight decay 5e-4, ×1/3
-          every 50k iterations, 800k iterations; slope ×1.1 and margin +0.1 every 10k (notes §1–4).
-          For a GPU machine (days on a CPU).
-        * ``"default"``: the CPU schedule: 300 iterations of 10 × 10 images (6 epochs of the
-          5,000 training images; 1/2667 of the paper's 800k iterations), SGD lr 1/3000 with
-          momentum 0.9, ×1/3 every 100 iterations, gradients clipped to a total norm of 5; the
-          slope and margin schedules are compressed 1000× (a step every 10 iterations) so that
-          they end where the paper schedule is at 300k iterations: a = 5·1.1³⁰ ≈ 87 and C = 8.
-          Chosen on a validation split of MNIST's official training images (never the query
-          set): the released lr 1/300 (momentum 0) diverges in PyTorch within 20 iterations
-          (unbounded bit weights and (128 − p)·0.1 inputs), 1/3000 without momentum learns too
-          slowly, and without clipping a 64-bit model collapsed to one code once the slope grew.
-        * ``"smoke"``: a few iterations on a tiny split (tests; numbers meaningless).
-
-        With ``backbone="efficientnet_lite0"`` (cached features; only the head and the hash layer
-        train: an iteration of 10 × 10 at 64 bits costs ≤ 30 ms of CPU time on one core):
-        ``"default"`` runs 3,000 iterations (60 epochs of CIFAR-10's 5,000 training images,
-        ≤ 2 min of training) with SGD lr 0.01, momentum 0.9, ×1/3 every 1,000, clipping at 5, and
-        the slope/margin steps every 100 iterations, so that they end where the scratch default
-        ends (a = 5·1.1³⁰ ≈ 87, C = 8); the head is initialised with PyTorch's default
-        (``init="default"``: the released σ = 0.1 saturates the tanh on the 1280 non-negative
-        features). lr 0.01 is 30× the scratch default (a small MLP on fixed features, not a
-        conv net on (128 − p)·0.1 pixels); checked only for stability on the digits features
-        (bit weights move, no divergence), not tuned. ``"paper"`` keeps the released solver
-        (800k iterations) with that initialisation; ``"smoke"`` is unchanged.
-        """
-        kw = dict(_SCALE_PRESETS[scale])
-        if overrides.get("backbone") not in (None, "scratch"):
-            kw.update(_PRETRAINED_PRESETS[scale])
-        if overrides.get("variant") == "dsrh":
-            kw.update(_DSRH_PRESET)
-        return kw
-
-    @property
-    def effective_lam(self) -> float:
-        """λ actually used: 0 for DSCH."""
-        return 0.0 if self.variant == "dsch" else float(self.lam)
-
-    @property
-    def eval_bits(self) -> int:
-        """Code length evaluated: ``keep_bits`` for BS-DRSCH (default all bits), else ``bits``."""
-        return self.keep_bits if (self.variant == "bs-drsch" and self.keep_bits) else self.bits
-
-
-
-def method_name(variant: str, backbone: str = "scratch") -> str:
-    """Record name: the variant (``dsch``, ``drsch``, ``bs-drsch``), with the backbone appended
-    on a pretrained backbone (``drsch-efficientnet_lite0``)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    if backbone not in BACKBONES:
-        raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
-    return variant if backbone == "scratch" else f"{variant}-{backbone}"
 
 
 def build_model(cfg: Config, in_features: int | None = None) -> DRSCHNet | DRSCHFeatureNet:
