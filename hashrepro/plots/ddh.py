@@ -497,13 +497,16 @@ def claims_outputs(records: pd.DataFrame) -> list:
 
 def few_seeds_sentence(records: pd.DataFrame):
     """"Settings with fewer than 3 seeds (k of n; bits: seeds): **method** dataset bits: s/s; …",
-    counted from ``records`` (:func:`hashrepro.claims.seed_counts`); None without records."""
+    counted from ``records`` (:func:`hashrepro.claims.seed_counts`); a sentence saying so when every
+    setting has enough; None without records."""
     from .. import claims as CL
 
     if not len(records):
         return None
     counts = CL.seed_counts(CL.prepare_records("ddh", records), ("method", "dataset", "bits"))
     few = counts[counts["n"] < CL.MIN_SEEDS]
+    if not len(few):
+        return _md(f"Every setting has at least {CL.MIN_SEEDS} seeds ({len(counts)} settings).")
     groups = few.groupby(["method", "dataset"], sort=True)
     return _md(f"Settings with fewer than {CL.MIN_SEEDS} seeds ({len(few)} of {len(counts)}; bits: seeds): "
                + "; ".join(f"**{m}** {d} " + ", ".join(f"{r.bits}: {'/'.join(map(str, r.seeds))}"

@@ -51,7 +51,7 @@ def _mch(base, seed=0, anhc=1.0, agent=EMA, keep_prob=(0.6, 0.5, 0.4), reward0=-
 def _frame(tmp_path, recs):
     """Records written as JSON files and read back by load_records, as the page does."""
     d = tmp_path / "mch"
-    d.mkdir(exist_ok=True)
+    d.mkdir(parents=True, exist_ok=True)
     for i, r in enumerate(recs):
         (d / f"r{i}.json").write_text(json.dumps(r))
     return load_records(d)
