@@ -263,10 +263,13 @@ def protocol_outputs(R: PageRecords) -> list:
 
 # --------------------------------------------------------------------------- ImageNet backbone
 def _pretrained_protocol(d0: dict):
+    """The protocol line of the ImageNet-backbone DDH rows, from one of their records ``d0``."""
     c, m = d0["config"], d0["metrics"]
+    size = int(m.get("backbone_input_size", 0))
+    norm = c.get("info", {}).get("backbone_normalisation", "tf_lite")
     return _md(
-        f"**Protocol of the DDH rows**: {d0['protocol'].get('backbone')}, input {int(m.get('backbone_input_size', 0))} px, "
-        f"normalisation {c.get('info', {}).get('backbone_normalisation', 'tf_lite')}; head `{c.get('head_hidden') or 'none'}` + hash layer, "
+        f"**Protocol of the DDH rows**: {d0['protocol'].get('backbone')}, input {size} px, "
+        f"normalisation {norm}; head `{c.get('head_hidden') or 'none'}` + hash layer, "
         f"{c['iterations']} iterations of {c['batch_size']} ({c['optimizer']}, lr {c['lr']}); the features are "
         "extracted once per dataset and read from the cache by every run.")
 
