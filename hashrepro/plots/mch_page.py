@@ -1,0 +1,454 @@
+"""What the MCH chapter page (``book/mch.md``) shows, built from the run records.
+
+The page only loads the records, calls these and displays what they return; every sentence that
+states a count, a range or a seed is generated here from the records, so it cannot go stale.
+Figures and the single-purpose tables (``summary_table``, ``xi_table``, ``regime_table``, …) live
+in :mod:`hashrepro.plots.mch`; this module puts them together section by section.
+
+Inputs: ``records`` is the frame of :func:`hashrepro.results.load_records` (one row per run, its
+``record`` column the record dict, ``metrics.<name>`` columns), ``recs`` the same records as a list
+of dicts (:func:`hashrepro.plots.mch.as_records`), ``diag`` the crop-diagnostic records
+(method ``"diag-crops-<base>"``). Functions return a DataFrame, a ``Markdown``, a list of them (to
+``display(*items)`` in order) or a matplotlib Figure (the page calls ``plt.show()``); a section with
+no records returns an empty result or the :func:`no_runs` note.
+
+* Setup: :func:`split_diagnostics`, :func:`dataset_order`, :func:`no_runs`.
+* "Protocol and settings": :func:`settings_table`.
+* "On the ImageNet backbone": :func:`regime_note` (below :func:`hashrepro.plots.mch.regime_table`).
+* Table 2: :func:`paper_table2`, :func:`ours_table2`.
+* "X beside MCH-X": :func:`what_happened`.
+* Oracle and crop diagnostics: :func:`oracle_table`, :func:`crop_diagnostic_table`,
+  :func:`crop_diagnostic_text`.
+* Figures 3–7 and 9, the agent's curve: :func:`radius0_figure`, :func:`f1_bucket_figure`,
+  :func:`sensitivity_figure`, :func:`agent_figure`.
+* Table 3 and the ξ study: :func:`table3_records`, :func:`anhc_comparison`, :func:`xi_pivot`.
+* Search cost: :func:`search_cost_table`. Claims: :func:`claims_outputs`, :func:`seeds_sentence`.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown
+
+from .mch import _fmt, agent_curve, agent_variant, anhc_grid, as_records, bucket_ratio, f1_bucket, pairs, \
+    paper_anhc_grid, radius0_vs_bits, sensitivity, xi_table
+
+__all__ = [
+    "SWEEP", "METHOD_ORDER", "no_runs", "split_diagnostics", "dataset_order", "settings_table", "regime_note",
+    "paper_table2", "ours_table2", "what_happened", "oracle_table", "crop_diagnostic_table",
+    "crop_diagnostic_text", "radius0_figure", "f1_bucket_figure", "table3_records", "anhc_comparison",
+    "sensitivity_figure", "xi_pivot", "agent_figure", "search_cost_table", "claims_outputs", "seeds_sentence",
+]
+
+#: The sweep that produces the page's default runs (named where a section has no records).
+SWEEP = ("hashrepro sweep mch --dataset mosaic-mnist5k mosaic-cifar10 --bits 16 32 64 --seeds 0 --scale default "
+         "-p base dch -p base hashnet")
+#: Row order of Table 2 (the paper's, and ours).
+METHOD_ORDER = ["lsh", "itq", "ksh", "mch-ksh", "hashnet", "mch-hashnet", "adsh", "mch-adsh", "dch", "mch-dch",
+                "mmhh", "mch-mmhh"]
+_DATASET_PREF = ["mosaic-mnist5k", "mosaic-cifar10"]
+_DATASET_NAMES = {"mosaic-cifar10": "CIFAR-10 mosaic", "mosaic-mnist5k": "MNIST mosaic"}
+_NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
+
+
+def no_runs(what: str, command: str = SWEEP) -> Markdown:
+    """The note shown where a section has no run records: what is missing and the command that makes it."""
+    return Markdown(f"*No run records for {what} yet; run* `{command}` *and rebuild the book.*")
+
+
+def split_diagnostics(records: pd.DataFrame) -> tuple[pd.DataFrame, list[dict], list[dict]]:
+    """``load_records`` frame -> ``(records, recs, diag)``: the frame without the diagnostic records
+    (method ``"diag-…"``, shown in their own section only), the same as a list of dicts, and the
+    diagnostic records as dicts."""
+    if len(records):
+        diag_rows = records["method"].str.startswith("diag-")
+        diag = as_records(records[diag_rows])
+        records = records[~diag_rows]
+    else:
+        diag = []
+    return records, as_records(records), diag
+
+
+def dataset_order(recs: list[dict]) -> list[str]:
+    """The data sets of ``recs`` in the page's order: the MNIST mosaic, the CIFAR-10 mosaic, then the others by name."""
+    return sorted({r["dataset"] for r in recs},
+                  key=lambda d: (_DATASET_PREF.index(d) if d in _DATASET_PREF else len(_DATASET_PREF), d))
+
+
+def settings_table(default_cfg, paper_cfg) -> pd.DataFrame:
+    """"Protocol and settings": one row per setting, columns ``scale=default (CPU)``, ``scale=paper (GPU)``
+    and ``paper`` (the paper's §5 values). ``default_cfg`` / ``paper_cfg``: the recipe's
+    ``mch.Config.for_scale("default")`` and ``("paper")``."""
+    d, p = default_cfg, paper_cfg
+    rows = {
+        "images / queries per class / training per class": (
+            f"{d.n_images:,} / {d.n_query_per_class} / {d.n_train_per_class}",
+            f"{p.n_images:,} / {p.n_query_per_class} / {p.n_train_per_class}",
+            "NUS-WIDE: 2,100 queries (100/class), 10,500 training (500/class)"),
+        "backbone": (f"small CNN {d.widths}, {d.feat_dim}-d features, {d.input_size}px input",
+                     f"small CNN {p.widths}, {p.feat_dim}-d, {p.input_size}px",
+                     "AlexNet pretrained on ImageNet, conv1–fc7 fine-tuned, 4096-d"),
+        "backbone pretraining": (f"{d.pretrain_iters} Adam iterations, training mosaics + their tiles",
+                                 f"{p.pretrain_iters} iterations", "ImageNet"),
+        "base model training": (
+            f"{d.base_iters} iterations, batch {d.batch_size}, Adam lr {d.base_lr:g} (hash layer ×{d.hash_lr_mult:g})",
+            f"{p.base_iters} iterations", "each author's recommended settings"),
+        "agent: T / batch / lr / momentum / wd": (
+            f"{d.agent_iters} / {d.agent_batch} / {d.agent_lr:g} / {d.agent_momentum} / {d.agent_weight_decay:g}",
+            f"{p.agent_iters} / {p.agent_batch} / {p.agent_lr:g} / {p.agent_momentum} / {p.agent_weight_decay:g}",
+            "100 / 256 / 1e-4 / 0.9 / 5e-4"),
+        "agent update": (
+            f"REINFORCE, baseline '{d.agent_baseline}', normalised advantages: {d.agent_reward_norm}",
+            f"baseline '{p.agent_baseline}', normalised: {p.agent_reward_norm}", "REINFORCE eq. 7, no baseline"),
+        "training crops of the agent": (f"square, side ratio U({d.crop_min}, {d.crop_max}), uniform position", "same",
+                                        "'randomly crop a region' (unspecified)"),
+        "policy hidden widths": (str(d.policy_hidden), str(p.policy_hidden), "5 FC layers (widths not given)"),
+        "σ, ξ": (f"{d.sigma}, {d.xi}", f"{p.sigma}, {p.xi}", "0.5, 0.5"),
+    }
+    return pd.DataFrame(rows, index=["scale=default (CPU)", "scale=paper (GPU)", "paper"]).T
+
+
+def _seed_phrase(counts: list[int]) -> str:
+    """"one seed", "two seeds", "1–3 seeds" from the seed counts of the cells."""
+    lo, hi = min(counts), max(counts)
+    if lo == hi:
+        return f"{_NUMBERS.get(hi, hi)} seed" + ("s" if hi != 1 else "")
+    return f"{lo}–{hi} seeds"
+
+
+def regime_note(recs, dataset: str = "mosaic-cifar10", bits: int = 32,
+                bases=("ksh", "hashnet", "adsh", "dch", "mmhh"), backbone: str = "efficientnet_lite0") -> Markdown:
+    """The sentence under the regime table (:func:`hashrepro.plots.mch.regime_table`): the setting,
+    how many seeds its ImageNet-backbone cells hold (counted from ``recs``), whether a claim can be
+    judged there (it needs :data:`hashrepro.claims.MIN_SEEDS` seeds), and how to read the oracle."""
+    from ..claims import MIN_SEEDS
+
+    methods = {m for x in bases for m in (f"{x}-{backbone}", f"mch-{x}-{backbone}")}
+    seeds = defaultdict(set)
+    for r in as_records(recs):
+        if r["method"] in methods and r["dataset"] == dataset and int(r["bits"]) == int(bits):
+            seeds[r["method"]].add(int(r["seed"]))
+    counts = [len(s) for s in seeds.values()]
+    if not counts:
+        state = "no run in this regime yet"
+    elif max(counts) < MIN_SEEDS:
+        state = f"{_seed_phrase(counts)} per cell so far, so no claim is judged in this regime yet"
+    else:
+        state = f"{_seed_phrase(counts)} per cell"
+    return Markdown(f"{_DATASET_NAMES.get(dataset, dataset)}, {bits} bits, σ = ξ = 0.5; {state}. The oracle keeps "
+                    "exactly the crops whose eq.-6 reward is positive: where it beats the agent, a better agent could "
+                    "have won; where it does not, the crops cannot help.")
+
+
+def paper_table2(t2: pd.DataFrame) -> list:
+    """The paper's Table 2 (``paper_table("mch_table2")``): a heading and the mAP grid, methods as rows in
+    :data:`METHOD_ORDER`, (data set, bits) as columns."""
+    pt = t2.pivot_table(index="method", columns=["dataset", "bits"], values="value")
+    return [Markdown("**Paper, Table 2** (mAP, NUS-WIDE / MS-COCO / MIRFLICKR; not run here):"),
+            pt.reindex(METHOD_ORDER).round(4)]
+
+
+def ours_table2(records: pd.DataFrame) -> list:
+    """Our Table 2 on the mosaics: a heading and mAP as "mean ± std (n=k)" per method × (data set, bits)
+    (std and n only where a cell has several seeds); :func:`no_runs` when there is no record."""
+    if not len(records):
+        return [no_runs("the mosaics")]
+    df = records[["method", "dataset", "bits", "seed", "metrics.map"]].copy()
+    ours = df.groupby(["method", "dataset", "bits"])["metrics.map"].agg(["mean", "std", "count"]).reset_index()
+    ours["ours"] = [_fmt(m, s if c > 1 else float("nan"), c) for m, s, c in zip(ours["mean"], ours["std"], ours["count"])]
+    tab = ours.pivot_table(index="method", columns=["dataset", "bits"], values="ours", aggfunc="first")
+    return [Markdown("**Ours** (mAP on the mosaics; mean ± std over seeds, n seeds in brackets when > 1):"),
+            tab.reindex([m for m in METHOD_ORDER if m in tab.index])]
+
+
+# --------------------------------------------------------------------------- "What happened"
+def _collapse_iter(record: dict, level: float = 0.05):
+    """The first iteration (1-based) at which the agent's mean π(keep) fell below ``level``, or None."""
+    kp = record["curves"]["agent"]["keep_prob"]
+    return next((i + 1 for i, p in enumerate(kp) if p < level), None)
+
+
+def _variant_sentence(variant: str, rs: list[dict]) -> str:
+    """One agent update's runs: ANHC range, largest keep probability, correlation with the true
+    reward, and how many agents collapsed (π(keep) < 0.05) within T iterations."""
+    an = [r["metrics"]["anhc"] for r in rs]
+    kp = [r["metrics"].get("keep_prob_max", float("nan")) for r in rs]
+    dsets = ", ".join(sorted({r["dataset"] for r in rs}))
+    its = [_collapse_iter(r) for r in rs]
+    fast = [f"{r['method'].upper()} {r['bits']} bits: {i}" for r, i in zip(rs, its) if i is not None and i <= 5]
+    cc = [r["metrics"].get("oracle_policy_reward_corr", float("nan")) for r in rs]
+    cc = [c for c in cc if not math.isnan(c)] or [float("nan")]
+    return (f"With the agent update *{variant}* ({len(rs)} runs on {dsets}), ANHC at σ = ξ = 0.5 is "
+            f"{min(an):.3f}–{max(an):.3f} (≤ 1.01 in {sum(x <= 1.01 for x in an)} runs), the largest keep "
+            f"probability of any database crop is {np.nanmax(kp):.3f}, the correlation of the database crops' "
+            f"π(keep) with their true eq.-6 reward is {min(cc):.2f}–{max(cc):.2f}, and mean π(keep) fell below "
+            f"0.05 within the T = 100 iterations in {sum(i is not None for i in its)} runs"
+            + (f" (in ≤ 5 iterations: {'; '.join(fast)})" if fast else "") + ". ")
+
+
+def _eq7_explanation(mch_recs: list[dict]) -> str:
+    """Why eq. 7 collapses: the range of the first batch's (negative) mean sampled reward, then the reading."""
+    r0 = [r["curves"]["agent"]["reward"][0] for r in mch_recs]
+    r0 = [x for x in r0 if x < 0] or [float("nan")]
+    return (f"Eq. 7 without a baseline collapses for a numerical reason: the first batch's mean sampled reward is "
+            f"{max(r0):.0f} to {min(r0):.3g} units (a sum over N pairs), so a few SGD steps at learning rate 1e-4 push "
+            "π(keep) towards 0 for every crop, after which \"keep\" is hardly sampled again. "
+            "With the baseline and normalised advantages the updates are scale-free, the agent learns which "
+            "crops are better (a higher correlation with the true reward, notably for HashNet, whose eq.-7 agent "
+            "collapsed before learning anything) and moves steadily towards what eq. 6 asks for, but on our data "
+            "that is still to discard nearly every crop: "
+            "only a few per cent of the crops have a positive reward (oracle table below), their gains are "
+            "small next to the losses of the others, and the state does not tell the good crops apart well "
+            "enough (the correlations above), so for almost every state the "
+            "expected reward of keeping is negative. The baseline changes the variance and scale of the update, "
+            "not its target; the diagnostic below shows why the crops are so poor. Where ANHC is 1, MCH-X stores "
+            "only the whole-image codes and its numbers equal X's; the ξ table further down shows what the same "
+            "agents give at lower thresholds.")
+
+
+def _degenerate_sentence(recs: list[dict]) -> str:
+    """The base models (not MCH-X) whose codes put the whole database into one bucket; "" if none."""
+    collapsed = [r for r in recs if not r["method"].startswith("mch-") and r["metrics"].get("n_buckets", 2) <= 1]
+    if not collapsed:
+        return ""
+    return (" **Degenerate base models:** " + ", ".join(
+        f"{r['method'].upper()} on {r['dataset']} at {r['bits']} bits" for r in collapsed)
+        + " put every database image into a single bucket (mAP at chance, R@H=0 = 1). For MMHH this is a "
+        "property of Table 1's form (t-distribution scale γ = 1, see the base-model table above); with the "
+        "authors' γ = 10 it does not collapse. Such a row says nothing about MCH.")
+
+
+def what_happened(recs) -> Markdown:
+    """"What happened": for each agent update (the paper's eq. 7 last) the numbers of its MCH-X runs
+    (paired with their X, :func:`hashrepro.plots.mch.pairs`), why eq. 7 collapses (the first
+    batch's reward), and the degenerate base models. Every count and range is read from ``recs``."""
+    recs = as_records(recs)
+    by_var = defaultdict(list)
+    for _, m in pairs(recs):
+        by_var[agent_variant(m)].append(m)
+    text = "**What happened.** "
+    for v, rs in sorted(by_var.items(), key=lambda kv: kv[0] == "eq. 7"):
+        text += _variant_sentence(v, rs)
+    text += _eq7_explanation([r for rs in by_var.values() for r in rs])
+    text += _degenerate_sentence(recs)
+    return Markdown(text)
+
+
+# --------------------------------------------------------------------------- diagnostics
+def oracle_table(recs) -> pd.DataFrame:
+    """The oracle agent beside X, one row per (X, MCH-X) pair whose record has the oracle metrics:
+    positive-reward fraction, corr(policy, reward), ANHC, mAP and R@H=0 of X and the oracle, and the
+    buckets the oracle visits per bucket X visits at equal F1. Empty when no record has them."""
+    rows = []
+    for xb, xm in pairs(recs):
+        m = xm["metrics"]
+        if "oracle_map" not in m:
+            continue
+        r_or = bucket_ratio(xb, xm, curve="f1_bucket_oracle") if "f1_bucket_oracle" in xm["curves"] else {}
+        rows.append({"dataset": xm["dataset"], "bits": xm["bits"], "base": xb["method"], "agent": agent_variant(xm),
+                     "crops with reward > 0": round(m["oracle_positive_reward_fraction"], 4),
+                     "corr(policy, reward)": round(m.get("oracle_policy_reward_corr", float("nan")), 3),
+                     "ANHC oracle": round(m["oracle_anhc"], 3),
+                     "mAP X": round(xb["metrics"]["map"], 4), "mAP oracle": round(m["oracle_map"], 4),
+                     "R@H=0 X": round(xb["metrics"]["recall_radius0"], 5),
+                     "R@H=0 oracle": round(m["oracle_recall_radius0"], 5),
+                     "buckets oracle/X at equal F1": round(r_or.get("ratio", float("nan")), 3)})
+    return pd.DataFrame(rows)
+
+
+def _diag_base(record: dict) -> str:
+    return record["method"].replace("diag-crops-", "")
+
+
+def crop_diagnostic_table(diag: list[dict]) -> pd.DataFrame:
+    """The crop diagnostic (:func:`hashrepro.methods.mch_diagnostics.crop_diagnostic`), one column per
+    record: positive-reward fraction (overall and by number of objects), the summed positive and
+    negative rewards per image, and the median Hamming distances of tile crops and whole images
+    to their own and the other classes."""
+    rows = []
+    for r in diag:
+        m = r["metrics"]
+        row = {"dataset": r["dataset"], "bits": r["bits"], "base": _diag_base(r),
+               "crops with reward > 0": round(m["positive_fraction"], 3),
+               "Σ positive rewards / image": round(m["reward_pos_per_item"], 1),
+               "Σ negative rewards / image": round(m["reward_neg_per_item"], 1)}
+        for k in range(1, 5):
+            if f"positive_fraction_objects{k}" in m:
+                row[f"reward > 0, {k} object(s)"] = round(m[f"positive_fraction_objects{k}"], 3)
+        row["d(tile crop, own class)"] = m["d_tile_same_class"]
+        row["d(tile crop, other classes)"] = m["d_tile_other_class"]
+        row["d(whole, own class)"] = m["d_whole_same_class"]
+        row["d(whole, other classes)"] = m["d_whole_other_class"]
+        rows.append(row)
+    return pd.DataFrame(rows).T
+
+
+def crop_diagnostic_text(record: dict) -> Markdown:
+    """How to read the crop diagnostic, with the numbers of one diagnostic ``record``."""
+    m = record["metrics"]
+    nan = float("nan")
+    return Markdown(
+        f"Read it as follows ({_diag_base(record).upper()}, {record['bits']} bits). "
+        f"Only {m['positive_fraction']:.1%} of the crops have a positive reward, and their gains sum to "
+        f"{m['reward_pos_per_item']:.1f} per image against {m['reward_neg_per_item']:.1f} for the losses of the others: "
+        "keeping a crop the agent cannot single out with near certainty costs far more than it can gain. "
+        f"A crop of a one-object mosaic has a positive reward in {m.get('positive_fraction_objects1', nan):.1%} "
+        "of cases (the whole image already is that object), one of a four-object mosaic in "
+        f"{m.get('positive_fraction_objects4', nan):.1%}: multi-object images are where crops help, as the "
+        "paper's Figure 1 argues. But a tile crop is "
+        f"coded at a median {m['d_tile_same_class']:.0f} bits from the single-object images of its own class and "
+        f"{m['d_tile_other_class']:.0f} from the others, where a whole single-object image sits at "
+        f"{m['d_whole_same_class']:.0f} and {m['d_whole_other_class']:.0f}: the base models, fine-tuned on whole "
+        "mosaics where an object fills a quarter of a 32-pixel input, code a full-frame object poorly. With "
+        "ImageNet features and real photographs (objects at every scale) crops are coded far better; this is the "
+        "main way our stand-in falls short of the paper's setting for MCH.")
+
+
+# --------------------------------------------------------------------------- figures
+def radius0_figure(recs, datasets: list[str]):
+    """Figs. 3–4: one row per data set, R@H=0 (left) and P@H=0 (right) against bits; None without data sets."""
+    import matplotlib.pyplot as plt
+
+    if not datasets:
+        return None
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(9, 3.3 * len(datasets)), squeeze=False)
+    for i, d in enumerate(datasets):
+        radius0_vs_bits(recs, d, "recall_radius0", axes[i, 0])
+        radius0_vs_bits(recs, d, "precision_radius0", axes[i, 1])
+    fig.tight_layout()
+    return fig
+
+
+def f1_bucket_figure(recs, datasets: list[str]):
+    """Figs. 5–7: F1–bucket curves, one row per data set and one column per code length of ``recs``
+    (with the oracle agent's curves); None without data sets or records."""
+    import matplotlib.pyplot as plt
+
+    bits_run = sorted({int(r["bits"]) for r in as_records(recs)})
+    if not (datasets and bits_run):
+        return None
+    fig, axes = plt.subplots(len(datasets), len(bits_run), figsize=(4.6 * len(bits_run), 3.6 * len(datasets)),
+                             squeeze=False)
+    for i, d in enumerate(datasets):
+        for j, b in enumerate(bits_run):
+            f1_bucket(recs, d, b, ax=axes[i, j], legend=True, oracle=True)
+    fig.tight_layout()
+    return fig
+
+
+def table3_records(recs, method: str = "mch-dch", bits: int = 32) -> list[dict]:
+    """The records our Table 3 and Figure 9 are drawn from: ``method`` at ``bits`` with an ANHC grid."""
+    return [r for r in as_records(recs) if r["method"] == method and int(r["bits"]) == bits
+            and "anhc_grid" in r["curves"]]
+
+
+def anhc_comparison(cand: list[dict], t3: pd.DataFrame) -> list:
+    """Our Table 3 for every record of ``cand`` (:func:`table3_records`): a heading (data set, seed,
+    agent update), the σ × ξ ANHC grid, and a sentence setting the paper's cells (σ, ξ) = (0.5, 0.5),
+    (0.5, 0.1), (0.3, 0.5) and the σ = 1 row beside ours. ``t3``: ``paper_table("mch_table3")``."""
+    pg = paper_anhc_grid(t3)
+    out = []
+    for r in cand:
+        out.append(Markdown(f"**Ours**, {r['dataset']}, seed {r['seed']}, agent update *{agent_variant(r)}*:"))
+        g = anhc_grid(r)
+        out.append(g.round(3))
+        parts = []
+        for sg, x in ((0.5, 0.5), (0.5, 0.1), (0.3, 0.5)):
+            if sg in g.index and x in g.columns:
+                parts.append(f"ANHC(σ = {sg}, ξ = {x}) = {g.loc[sg, x]:.3f} (paper {pg.loc[sg, x]:.2f})")
+        if 1.0 in g.index:
+            parts.append("σ = 1: " + ("exactly 1 for every ξ" if np.allclose(g.loc[1.0].values, 1.0)
+                                       else f"{g.loc[1.0].min():.3f}–{g.loc[1.0].max():.3f}") + " (paper 1.00)")
+        out.append(Markdown("; ".join(parts) + "."))
+    return out
+
+
+def sensitivity_figure(recs, cand: list[dict]):
+    """Fig. 9 for the last record of ``cand``: F1–bucket curves over σ (left) and ξ (right), with
+    its base model's curve; None when ``cand`` is empty."""
+    import matplotlib.pyplot as plt
+
+    if not cand:
+        return None
+    r = cand[-1]
+    base_rec = next((x for x, m in pairs(recs) if m is r), None)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    sensitivity(r, "sigma", axes[0], base_rec)
+    sensitivity(r, "xi", axes[1], base_rec)
+    axes[0].set_title(f"{r['dataset']}: " + axes[0].get_title(), fontsize=9)
+    axes[1].set_title(f"{r['dataset']}: " + axes[1].get_title(), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def xi_pivot(recs) -> pd.DataFrame:
+    """"Buckets against codes": ANHC and buckets MCH/X for each ξ (σ = 0.5), one row per (data set,
+    bits, base), from :func:`hashrepro.plots.mch.xi_table`; rounded to 3 digits; empty without data."""
+    xt = xi_table(recs)
+    if not len(xt):
+        return xt
+    xi_rows = xt[xt["vary"] == "xi"]
+    return xi_rows.pivot_table(index=["dataset", "bits", "base"], columns="ξ",
+                               values=["ANHC", "buckets MCH/X"]).round(3)
+
+
+def agent_figure(recs, bits: int = 32):
+    """The learning curve of every MCH-X agent at ``bits`` (one panel each); None when there is none."""
+    import matplotlib.pyplot as plt
+
+    agents = [m for _, m in pairs(recs) if int(m["bits"]) == bits]
+    if not agents:
+        return None
+    fig, axes = plt.subplots(1, len(agents), figsize=(4.6 * len(agents), 3.2), squeeze=False)
+    for ax, r in zip(axes[0], agents):
+        agent_curve(r, ax)
+        ax.set_title(f"{r['method'].upper()}, {r['dataset']}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def search_cost_table(records: pd.DataFrame) -> pd.DataFrame:
+    """Search cost at K = 100 per (data set, bits, method), mean over seeds: buckets visited and
+    non-empty, codes and buckets in the index, and ms per query of bucket search and linear scan."""
+    cols = ["buckets_visited", "buckets_nonempty", "n_codes", "n_buckets", "bucket_search_ms", "linear_scan_ms"]
+    cost = records[["method", "dataset", "bits"] + [f"metrics.{c}" for c in cols]].copy()
+    cost.columns = ["method", "dataset", "bits"] + cols
+    return cost.groupby(["dataset", "bits", "method"]).mean().round(3)
+
+
+# --------------------------------------------------------------------------- claims
+def claims_outputs(recs, records: pd.DataFrame, default_cfg) -> list:
+    """The "Claims" section: one claims table per agent update (the recipe's default first, with the
+    number of its MCH runs), then how a verdict is reached and the provenance of ``records``.
+    ``default_cfg``: ``mch.Config.for_scale("default")`` (names the default agent update)."""
+    from .. import claims as CL
+    from ..book import provenance_line
+
+    default_agent = agent_variant({"config": default_cfg.to_dict()})
+    agents = [agent_variant(m) for _, m in pairs(recs)]
+    variants = sorted(set(agents), key=lambda v: (v != default_agent, v))
+    out = []
+    for v in variants:
+        out.append(Markdown(f"**Agent update *{v}*** ({agents.count(v)} MCH runs"
+                            + ("; the default" if v == default_agent
+                               else "; the paper's eq. 7, runs made before the baseline option") + "):"))
+        out.append(CL.claims_table("mch", recs, agent=v, legacy_column=True))
+    if not variants:
+        out.append(CL.claims_table("mch", recs, legacy_column=True))
+    out.append(Markdown("**How a verdict is reached.** " + CL.RULE + " Each (data set, bits, base model) is a setting; "
+                        "MCH-X is paired with X of the same run. " + provenance_line(records)))
+    return out
+
+
+def seeds_sentence(recs) -> Markdown | None:
+    """"Seeds per data set and code length (every method of the setting): …", from the records; None without any."""
+    from ..claims import seed_counts
+
+    counts = seed_counts(recs, ("dataset", "bits"))
+    if not len(counts):
+        return None
+    return Markdown("Seeds per data set and code length (every method of the setting): " + "; ".join(
+        f"{r.dataset} {r.bits} b: {', '.join(map(str, r.seeds))}" for r in counts.itertuples()) + ".")

@@ -1,0 +1,322 @@
+"""hashrepro.plots.mch_page: what the MCH chapter page shows, on small hand-made records."""
+import json
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from IPython.display import Markdown  # noqa: E402
+
+from hashrepro.plots import mch_page as MP  # noqa: E402
+from hashrepro.results import load_records  # noqa: E402
+
+EMA = {"agent_baseline": "ema", "agent_reward_norm": True, "agent_entropy": 0.0}
+EQ7 = {"agent_baseline": "none", "agent_reward_norm": False, "agent_entropy": 0.0}
+F1 = {"K": [1, 10, 100], "f1": [0.1, 0.5, 0.8], "buckets": [1.0, 10.0, 100.0]}
+
+
+def _rec(method, seed=0, bits=32, dataset="mosaic-cifar10", legacy=False, metrics=None, curves=None, config=None):
+    """A run record as the MCH recipe writes it (clean, or legacy: dirty tree and no command)."""
+    m = {"map": 0.6, "recall_radius0": 0.01, "precision_radius0": 0.5, "anhc": 1.0, "n_buckets": 50,
+         "buckets_visited": 10.0, "buckets_nonempty": 5.0, "n_codes": 100, "bucket_search_ms": 1.0,
+         "linear_scan_ms": 2.0}
+    m.update(metrics or {})
+    r = {"schema": 1, "paper": "mch", "method": method, "dataset": dataset, "bits": bits, "seed": seed,
+         "scale": "default", "config": dict(config or {}), "protocol": {}, "metrics": m,
+         "curves": {"f1_bucket": F1, **(curves or {})}, "complete": True, "device": "cpu", "wall_time_s": 1.0,
+         "started": "2026-11-01T00:00:00+00:00", "finished": f"2026-11-01T00:0{seed}:00+00:00",
+         "git_commit": "0" * 40, "git_dirty": False, "git_read_at": "start",
+         "command": f"hashrepro sweep mch --dataset {dataset} --bits {bits} --seeds {seed} --scale default"}
+    if legacy:
+        r.update(git_dirty=True, command=None)
+        del r["git_read_at"]
+    return r
+
+
+def _agent(keep_prob, reward0=-50.0):
+    n = len(keep_prob)
+    return {"iteration": list(range(n)), "keep_prob": list(keep_prob), "oracle_keep": [0.05] * n,
+            "reward": [reward0] + [-1.0] * (n - 1)}
+
+
+def _mch(base, seed=0, anhc=1.0, agent=EMA, keep_prob=(0.6, 0.5, 0.4), reward0=-50.0, corr=0.2, **kw):
+    metrics = {"anhc": anhc, "keep_prob_max": max(keep_prob), "oracle_policy_reward_corr": corr, **kw.pop("metrics", {})}
+    curves = {"agent": _agent(keep_prob, reward0), **kw.pop("curves", {})}
+    return _rec(f"mch-{base}", seed=seed, metrics=metrics, curves=curves, config=agent, **kw)
+
+
+def _frame(tmp_path, recs):
+    """Records written as JSON files and read back by load_records, as the page does."""
+    d = tmp_path / "mch"
+    d.mkdir(parents=True, exist_ok=True)
+    for i, r in enumerate(recs):
+        (d / f"r{i}.json").write_text(json.dumps(r))
+    return load_records(d)
+
+
+# --------------------------------------------------------------------------- set-up
+def test_split_diagnostics_keeps_diag_records_apart(tmp_path):
+    diag = _rec("diag-crops-dch", metrics={"positive_fraction": 0.1})
+    records, recs, dg = MP.split_diagnostics(_frame(tmp_path, [_rec("dch"), _mch("dch"), diag]))
+    assert sorted(records["method"]) == ["dch", "mch-dch"]
+    assert [r["method"] for r in recs] == list(records["method"])
+    assert [r["method"] for r in dg] == ["diag-crops-dch"]
+
+
+def test_split_diagnostics_without_records(tmp_path):
+    records, recs, dg = MP.split_diagnostics(load_records(tmp_path / "nothing"))
+    assert len(records) == 0 and recs == [] and dg == []
+
+
+def test_dataset_order_mnist_mosaic_then_cifar_mosaic_then_by_name():
+    recs = [_rec("dch", dataset=d) for d in ("zzz", "mosaic-cifar10", "aaa", "mosaic-mnist5k", "zzz")]
+    assert MP.dataset_order(recs) == ["mosaic-mnist5k", "mosaic-cifar10", "aaa", "zzz"]
+    assert MP.dataset_order([]) == []
+
+
+def test_no_runs_names_what_and_the_command():
+    md = MP.no_runs("the agent")
+    assert isinstance(md, Markdown)
+    assert md.data == f"*No run records for the agent yet; run* `{MP.SWEEP}` *and rebuild the book.*"
+    assert "`python -c x`" in MP.no_runs("it", "python -c x").data
+
+
+def test_settings_table_reads_both_scales_of_the_recipe():
+    from hashrepro.methods import mch
+
+    d, p = mch.Config.for_scale("default"), mch.Config.for_scale("paper")
+    t = MP.settings_table(d, p)
+    assert list(t.columns) == ["scale=default (CPU)", "scale=paper (GPU)", "paper"]
+    assert t.loc["σ, ξ", "scale=default (CPU)"] == f"{d.sigma}, {d.xi}"
+    assert t.loc["σ, ξ", "paper"] == "0.5, 0.5"
+    assert t.loc["policy hidden widths", "scale=paper (GPU)"] == str(p.policy_hidden)
+    assert t.loc["images / queries per class / training per class", "scale=default (CPU)"].startswith(f"{d.n_images:,} /")
+
+
+# --------------------------------------------------------------------------- regime note
+def _pt(base, seed, **kw):
+    return _rec(f"{base}-efficientnet_lite0", seed=seed, **kw)
+
+
+def test_regime_note_counts_the_seeds_of_the_imagenet_cells():
+    none = MP.regime_note([_rec("dch")]).data  # from-scratch records only
+    assert none.startswith("CIFAR-10 mosaic, 32 bits, σ = ξ = 0.5; no run in this regime yet. The oracle keeps")
+    one = MP.regime_note([_pt("dch", 0), _pt("mch-dch", 0), _pt("ksh", 0), _rec("dch", seed=1)]).data
+    assert "; one seed per cell so far, so no claim is judged in this regime yet. " in one
+    mixed = MP.regime_note([_pt("dch", 0), _pt("dch", 1), _pt("ksh", 0)]).data
+    assert "; 1–2 seeds per cell so far, so no claim is judged in this regime yet. " in mixed
+    full = MP.regime_note([_pt("dch", s) for s in range(3)] + [_pt("mch-dch", s) for s in range(3)]).data
+    assert "; three seeds per cell. The oracle" in full
+
+
+def test_regime_note_other_setting_and_legacy_only_cells():
+    recs = [_pt("dch", s, legacy=True) for s in range(2)]  # legacy records are shown in the table: counted
+    assert "two seeds per cell so far" in MP.regime_note(recs).data
+    # another code length or data set: not this table's cells
+    assert "no run in this regime yet" in MP.regime_note(recs, bits=16).data
+    other = MP.regime_note([_pt("dch", 0, dataset="mosaic-mnist5k")], dataset="mosaic-mnist5k", bits=32).data
+    assert other.startswith("MNIST mosaic, 32 bits") and "one seed per cell" in other
+
+
+# --------------------------------------------------------------------------- Table 2
+def test_paper_table2_in_method_order():
+    t2 = pd.DataFrame({"method": ["mch-dch", "dch", "lsh"], "dataset": ["coco"] * 3, "bits": [32] * 3,
+                       "value": [0.71234, 0.70001, 0.5]})
+    head, tab = MP.paper_table2(t2)
+    assert head.data.startswith("**Paper, Table 2**")
+    assert list(tab.index) == MP.METHOD_ORDER
+    assert tab.loc["dch", ("coco", 32)] == 0.7 and tab.loc["mch-dch", ("coco", 32)] == 0.7123
+    assert np.isnan(tab.loc["ksh", ("coco", 32)])
+
+
+def test_ours_table2_mean_std_n_and_no_records(tmp_path):
+    assert MP.ours_table2(load_records(tmp_path / "none"))[0].data.startswith("*No run records for the mosaics yet")
+    recs = [_rec("dch", seed=0, metrics={"map": 0.6}), _rec("dch", seed=1, metrics={"map": 0.7}),
+            _rec("lsh", seed=0, metrics={"map": 0.3}), _rec("zzz", metrics={"map": 0.1})]
+    head, tab = MP.ours_table2(_frame(tmp_path, recs))
+    assert "mean ± std over seeds" in head.data
+    assert list(tab.index) == ["lsh", "dch"]  # the page's order; methods outside it are left out
+    assert tab.loc["dch", ("mosaic-cifar10", 32)] == f"0.6500 ± {np.std([0.6, 0.7], ddof=1):.4f} (n=2)"
+    assert tab.loc["lsh", ("mosaic-cifar10", 32)] == "0.3000"  # one seed: no std, no n
+
+
+# --------------------------------------------------------------------------- "What happened"
+def test_what_happened_states_counts_and_ranges_from_the_records():
+    recs = [_rec("dch", seed=0), _mch("dch", seed=0, anhc=1.0, keep_prob=(0.5, 0.04, 0.01), reward0=-120.0, corr=0.1),
+            _rec("dch", seed=1), _mch("dch", seed=1, anhc=1.2, keep_prob=(0.5, 0.3, 0.2), reward0=-50.0, corr=0.3),
+            _rec("hashnet"), _mch("hashnet", anhc=1.0, agent=EQ7, keep_prob=(0.3, 0.2, 0.01), reward0=-80.0,
+                                  corr=float("nan"))]
+    text = MP.what_happened(recs).data
+    assert text.startswith("**What happened.** With the agent update *baseline ema + norm* (2 runs on mosaic-cifar10)")
+    assert "ANHC at σ = ξ = 0.5 is 1.000–1.200 (≤ 1.01 in 1 runs)" in text
+    assert "the largest keep probability of any database crop is 0.500" in text
+    assert "with their true eq.-6 reward is 0.10–0.30" in text
+    assert "fell below 0.05 within the T = 100 iterations in 1 runs (in ≤ 5 iterations: MCH-DCH 32 bits: 2). " in text
+    # eq. 7 comes after the other updates; a NaN correlation is left out of the range
+    assert text.index("*baseline ema + norm*") < text.index("With the agent update *eq. 7* (1 runs on mosaic-cifar10)")
+    assert "reward is nan–nan" in text and "(in ≤ 5 iterations: MCH-HASHNET 32 bits: 3)" in text
+    assert "the first batch's mean sampled reward is -50 to -120 units" in text
+    assert "Degenerate base models" not in text
+
+
+def test_what_happened_degenerate_base_and_one_seed():
+    recs = [_rec("mmhh", metrics={"n_buckets": 1}), _mch("mmhh", keep_prob=(0.5, 0.5), reward0=3.0)]
+    text = MP.what_happened(recs).data
+    assert "(1 runs on mosaic-cifar10)" in text and "within the T = 100 iterations in 0 runs. " in text
+    assert "reward is nan to nan units" in text  # no negative first reward
+    assert " **Degenerate base models:** MMHH on mosaic-cifar10 at 32 bits put every database image" in text
+
+
+def test_what_happened_without_pairs_has_only_the_explanation():
+    text = MP.what_happened([_rec("dch")]).data
+    assert "With the agent update" not in text and text.startswith("**What happened.** Eq. 7 without a baseline")
+
+
+# --------------------------------------------------------------------------- diagnostics
+def test_oracle_table_rows_only_for_records_with_the_oracle():
+    assert len(MP.oracle_table([_rec("dch"), _mch("dch")])) == 0
+    oracle = {"oracle_map": 0.61234, "oracle_positive_reward_fraction": 0.08, "oracle_anhc": 2.0,
+              "oracle_recall_radius0": 0.02}
+    orc = {"K": [1, 10, 100], "f1": [0.1, 0.5, 0.8], "buckets": [1.0, 5.0, 50.0]}
+    t = MP.oracle_table([_rec("dch"), _mch("dch", metrics=oracle, curves={"f1_bucket_oracle": orc})])
+    row = t.iloc[0]
+    assert (row["base"], row["agent"], row["mAP oracle"], row["mAP X"]) == ("dch", "baseline ema + norm", 0.6123, 0.6)
+    assert row["buckets oracle/X at equal F1"] == 0.5  # 5 buckets against 10 at F1 = 0.5
+    t = MP.oracle_table([_rec("dch"), _mch("dch", metrics=oracle)])  # no oracle curve: no ratio
+    assert np.isnan(t.iloc[0]["buckets oracle/X at equal F1"])
+
+
+DIAG = {"positive_fraction": 0.083, "reward_pos_per_item": 4.86, "reward_neg_per_item": -454.26,
+        "positive_fraction_objects1": 0.0, "positive_fraction_objects4": 0.2328, "d_tile_same_class": 16.0,
+        "d_tile_other_class": 18.0, "d_whole_same_class": 8.5, "d_whole_other_class": 12.0}
+
+
+def test_crop_diagnostic_table_and_text():
+    d = _rec("diag-crops-hashnet", metrics=DIAG)
+    t = MP.crop_diagnostic_table([d])
+    assert t[0]["base"] == "hashnet" and t[0]["crops with reward > 0"] == 0.083
+    assert t[0]["Σ negative rewards / image"] == -454.3
+    assert "reward > 0, 4 object(s)" in t.index and "reward > 0, 2 object(s)" not in t.index
+    text = MP.crop_diagnostic_text(d).data
+    assert text.startswith("Read it as follows (HASHNET, 32 bits). Only 8.3% of the crops have a positive reward")
+    assert "sum to 4.9 per image against -454.3" in text and "four-object mosaic in 23.3%" in text
+    assert "coded at a median 16 bits" in text and "sits at 8 and 12" in text  # 8.5 rounds to even
+    partial = {k: v for k, v in DIAG.items() if k != "positive_fraction_objects4"}
+    assert "four-object mosaic in nan%" in MP.crop_diagnostic_text(_rec("diag-crops-x", metrics=partial)).data
+
+
+# --------------------------------------------------------------------------- Table 3, ξ, cost
+def _grid(ones=True):
+    sig, xi, an = [], [], []
+    for s in (0.3, 0.5, 1.0):
+        for x in (0.1, 0.5):
+            sig.append(s)
+            xi.append(x)
+            an.append(1.0 if s == 1.0 and ones else 1.0 + s * x + (0.01 if s == 1.0 else 0.0))
+    return {"sigma": sig, "xi": xi, "anhc": an}
+
+
+T3 = pd.DataFrame({"metric": ["anhc[sigma=0.5,xi=0.5]", "anhc[sigma=0.5,xi=0.1]", "anhc[sigma=0.3,xi=0.5]"],
+                   "value": [1.31, 1.62, 1.2], "method": "mch-dch", "dataset": "coco", "bits": 32})
+
+
+def test_table3_records_and_anhc_comparison():
+    recs = [_mch("dch", curves={"anhc_grid": _grid()}), _mch("dch", seed=1), _mch("hashnet", curves={"anhc_grid": _grid()})]
+    cand = MP.table3_records(recs)
+    assert [(r["method"], r["seed"]) for r in cand] == [("mch-dch", 0)]
+    head, grid, text = MP.anhc_comparison(cand, T3)
+    assert head.data == "**Ours**, mosaic-cifar10, seed 0, agent update *baseline ema + norm*:"
+    assert grid.loc[0.5, 0.1] == 1.05
+    assert text.data == ("ANHC(σ = 0.5, ξ = 0.5) = 1.250 (paper 1.31); ANHC(σ = 0.5, ξ = 0.1) = 1.050 (paper 1.62); "
+                         "ANHC(σ = 0.3, ξ = 0.5) = 1.150 (paper 1.20); σ = 1: exactly 1 for every ξ (paper 1.00).")
+    r = _mch("dch", curves={"anhc_grid": _grid(ones=False)})
+    assert MP.anhc_comparison([r], T3)[2].data.endswith("σ = 1: 1.110–1.510 (paper 1.00).")
+    assert MP.anhc_comparison([], T3) == []
+
+
+def _sens():
+    rows = {"vary": [], "sigma": [], "xi": [], "K": [], "f1": [], "buckets": [], "anhc": []}
+    for xi, b in ((0.1, 2.0), (0.5, 10.0)):
+        for k, f in zip(F1["K"], F1["f1"]):
+            for key, v in (("vary", "xi"), ("sigma", 0.5), ("xi", xi), ("K", k), ("f1", f),
+                           ("buckets", b * k), ("anhc", 1 + xi)):
+                rows[key].append(v)
+    return rows
+
+
+def test_xi_pivot_anhc_and_bucket_ratio_per_xi():
+    assert len(MP.xi_pivot([_rec("dch"), _mch("dch")])) == 0  # no sensitivity curves
+    t = MP.xi_pivot([_rec("dch"), _mch("dch", curves={"sensitivity": _sens()})])
+    row = t.loc[("mosaic-cifar10", 32, "dch")]
+    assert row[("ANHC", 0.1)] == 1.1 and row[("buckets MCH/X", 0.1)] == 2.0 and row[("buckets MCH/X", 0.5)] == 10.0
+
+
+def test_search_cost_table_means_over_seeds(tmp_path):
+    recs = [_rec("dch", seed=0, metrics={"bucket_search_ms": 1.0}), _rec("dch", seed=1, metrics={"bucket_search_ms": 2.0})]
+    t = MP.search_cost_table(_frame(tmp_path, recs))
+    assert list(t.columns) == ["buckets_visited", "buckets_nonempty", "n_codes", "n_buckets",
+                               "bucket_search_ms", "linear_scan_ms"]
+    assert t.loc[("mosaic-cifar10", 32, "dch"), "bucket_search_ms"] == 1.5
+
+
+# --------------------------------------------------------------------------- figures
+def test_figures_none_without_records_and_drawn_with_them():
+    assert MP.radius0_figure([], []) is None and MP.f1_bucket_figure([], []) is None
+    assert MP.sensitivity_figure([], []) is None and MP.agent_figure([_rec("dch")]) is None
+    recs = [_rec("dch"), _mch("dch", curves={"sensitivity": _sens()})]
+    try:
+        assert len(MP.radius0_figure(recs, ["mosaic-cifar10"]).axes) == 2
+        assert len(MP.f1_bucket_figure(recs, ["mosaic-cifar10"]).axes) == 1
+        fig = MP.sensitivity_figure(recs, [recs[1]])
+        assert fig.axes[1].get_title().startswith("mosaic-cifar10: MCH-DCH, 32 bits: varying ξ")
+        fig = MP.agent_figure(recs, bits=32)
+        assert fig.axes[0].get_title() == "MCH-DCH, mosaic-cifar10"
+        assert MP.agent_figure(recs, bits=16) is None
+    finally:
+        plt.close("all")
+
+
+# --------------------------------------------------------------------------- claims and seeds
+class _Cfg:
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def to_dict(self):
+        return dict(self.cfg)
+
+
+def test_claims_outputs_default_update_first_and_provenance(tmp_path):
+    recs = [_rec("dch"), _mch("dch", agent=EQ7), _rec("dch", seed=1), _mch("dch", seed=1),
+            _rec("dch", seed=2), _mch("dch", seed=2)]
+    out = MP.claims_outputs(recs, _frame(tmp_path, recs), _Cfg(EMA))
+    heads = [o.data for o in out if isinstance(o, Markdown)]
+    assert heads[0] == "**Agent update *baseline ema + norm*** (2 MCH runs; the default):"
+    assert heads[1] == ("**Agent update *eq. 7*** (1 MCH runs; the paper's eq. 7, runs made before the "
+                        "baseline option):")
+    assert heads[-1].startswith("**How a verdict is reached.** ") and "Of 6 run records, 6 are clean" in heads[-1]
+    assert all(isinstance(o, pd.DataFrame) and "verdict" in o.columns for o in (out[1], out[3]))
+
+
+def test_claims_outputs_no_pairs_and_legacy_only(tmp_path):
+    recs = [_rec("dch", legacy=True), _rec("dch", seed=1, legacy=True)]
+    out = MP.claims_outputs(recs, _frame(tmp_path, recs), _Cfg(EMA))
+    assert len(out) == 2 and isinstance(out[0], pd.DataFrame)
+    assert set(out[0]["verdict"]) <= {"not testable here"}
+    assert "Of 2 run records, 0 are clean, 0 ran on a dirty tree with the diff saved, and 2 are *legacy*" in out[1].data
+
+
+def test_seeds_sentence_from_the_records():
+    assert MP.seeds_sentence([]) is None
+    recs = [_rec("dch", seed=s) for s in (2, 0)] + [_rec("lsh", seed=1), _rec("dch", bits=16, dataset="mosaic-mnist5k")]
+    assert MP.seeds_sentence(recs).data == ("Seeds per data set and code length (every method of the setting): "
+                                            "mosaic-cifar10 32 b: 0, 1, 2; mosaic-mnist5k 16 b: 0.")
+    assert MP.seeds_sentence([_rec("dch", legacy=True)]).data.endswith("mosaic-cifar10 32 b: 0.")
+
+
+@pytest.mark.parametrize("fn", [MP.what_happened, MP.oracle_table, MP.xi_pivot])
+def test_sections_accept_a_load_records_frame(tmp_path, fn):
+    frame = _frame(tmp_path, [_rec("dch"), _mch("dch")])
+    assert fn(frame) is not None
