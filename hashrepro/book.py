@@ -29,7 +29,8 @@ from .paths import PAPERS, repo_root, results_root, runs_root
 
 __all__ = ["all_records", "runs_table", "claims_table", "claims_counts", "provenance_line",
            "run_title", "finish_run_notebook", "retitle_runs", "slim_images", "runs_index",
-           "runs_index_html", "HEADLINE_METRICS"]
+           "runs_index_html", "HEADLINE_METRICS", "no_runs", "table_or_no_runs",
+           "runs_outputs"]
 
 
 # The claims and their verdicts live in hashrepro.claims (one list per paper, one evaluator);
@@ -425,3 +426,31 @@ def runs_index_html(paper: str, results_dir=None, runs_dir=None, digits: int = 3
             + (f", which also holds {extra} records written beside them (companion runs, baselines)"
                if extra > 0 else "") + ".</p>")
     return HTML(note + "\n".join(out))
+
+
+def no_runs(what: str, command: str):
+    """The note a page shows where a section has no run records: what is missing and the command
+    that makes it (an IPython ``Markdown``)."""
+    from IPython.display import Markdown
+
+    return Markdown(f"*No run records for {what} yet; run* `{command}` *and rebuild the book.*")
+
+
+def table_or_no_runs(df, what: str, command: str):
+    """``df`` when it has rows, else :func:`no_runs` (what a page section displays either way)."""
+    return no_runs(what, command) if df is None or not len(df) else df
+
+
+def runs_outputs(records: pd.DataFrame | None = None) -> list:
+    """The "Every run in results/" section of the Reproduce page: the provenance sentence, runs and
+    wall time per chapter and device, and every run (:func:`runs_table`, styled); a one-line note
+    when there is no record yet. Returns the list of things to display."""
+    from IPython.display import Markdown
+
+    runs = runs_table(records)
+    out: list = [Markdown(provenance_line(records))]
+    if not len(runs):
+        return out + [Markdown("No run records yet: run a sweep (above).")]
+    totals = runs.groupby(["paper", "device"], dropna=False)["wall_time_s"].agg(["count", "sum"])
+    totals.columns = ["runs", "wall time (s)"]
+    return out + [totals, runs.style.hide(axis="index").format({"wall_time_s": "{:.1f}"})]

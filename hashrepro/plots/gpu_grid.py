@@ -27,7 +27,7 @@ import pandas as pd
 from .regimes import PRETRAINED, _as_dicts, _fmt, pretrained_name, regime_cells
 
 __all__ = ["load_gpu_records", "gpu_grid_table", "gpu_speed_table", "grid_calls", "gpu_sentence", "schedule",
-           "full_grid_minutes"]
+           "full_grid_minutes", "gpu_summary_outputs"]
 
 
 def load_gpu_records(paper: str, root: str | Path | None = None) -> list[dict]:
@@ -249,3 +249,28 @@ def full_grid_minutes(gpu_records, workers: int = 12) -> dict:
         ev += s_ev
     return {"train": train / workers / 60, "eval": ev / workers / 60, "total": (train + ev) / workers / 60,
             "kinds_missing": sorted(missing)}
+
+
+def gpu_summary_outputs(date: str, papers=("dnnh", "drsch"), workers: int = 12) -> list:
+    """The Reproduce page's GPU section for the device run of ``date`` (``results/gpu/<date>/``):
+    the calls against the stated projection (:func:`grid_calls` with the committed CPU cost file
+    ``benchmarks/paper_grid_costs.json``), the measured speed (:func:`gpu_speed_table`) and the
+    sentence with the whole grid projected from the measured costs (:func:`full_grid_minutes`).
+    Returns the list of things to display."""
+    import json
+
+    from IPython.display import Markdown
+
+    from ..paths import repo_root, results_root
+
+    recs = [r for p in papers for r in load_gpu_records(p)]
+    costs = json.loads((repo_root() / "benchmarks" / "paper_grid_costs.json").read_text())["costs"]
+    full = full_grid_minutes(recs, workers)
+    calls = grid_calls(results_root() / "gpu" / date / "logs", recs, costs, workers)
+    mps = ", ".join(f"{c} {'with' if m == 'on' else 'without'} MPS" for c, m in zip(calls["call"], calls["MPS"]))
+    text = (f"Measured: {gpu_sentence(recs)} Milliseconds per training iteration are per worker, with the "
+            "other workers sharing the GPU; they are several times the projection's floor of 8 µs of host time "
+            "per kernel. **The whole grid at the papers' schedules, projected from these measured costs: "
+            f"{full['total']:.0f} minutes** ({full['train']:.0f} of training, {full['eval']:.0f} of evaluation, "
+            f"{workers} workers) against the 10-minute target, from the mean cost over the calls ({mps}).")
+    return [calls, gpu_speed_table(recs), Markdown(text)]

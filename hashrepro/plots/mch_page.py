@@ -55,8 +55,10 @@ _NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
 
 
 def no_runs(what: str, command: str = SWEEP) -> Markdown:
-    """The note shown where a section has no run records: what is missing and the command that makes it."""
-    return Markdown(f"*No run records for {what} yet; run* `{command}` *and rebuild the book.*")
+    """:func:`hashrepro.book.no_runs` with the MCH sweep as the default command."""
+    from ..book import no_runs as _no_runs
+
+    return _no_runs(what, command)
 
 
 def split_diagnostics(records: pd.DataFrame) -> tuple[pd.DataFrame, list[dict], list[dict]]:

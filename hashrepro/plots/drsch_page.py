@@ -1,0 +1,156 @@
+"""What the DRSCH chapter page (``book/drsch.md``) shows, built from the records: the settings
+table, the reading of the from-scratch numbers, the BS-DRSCH section on the ImageNet backbone
+(with its claims) and Fig. 6's top-10 lists. The page only loads records, calls these and shows
+the result; every count and range in the text comes from the records.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import pandas as pd
+from IPython.display import Markdown
+
+__all__ = ["SWEEP", "SWEEP_BS", "settings_table", "scratch_reading", "pretrained_bs_outputs", "fig6_outputs"]
+
+SWEEP = ("hashrepro sweep drsch --dataset mnist cifar10 --bits 16 32 64 --seeds 0 --scale default "
+         "-p variant dsch -p variant drsch")
+SWEEP_BS = "hashrepro sweep drsch --dataset mnist cifar10 --bits 64 --seeds 0 --scale default -p variant bs-drsch"
+_SWEEP_BS_PT = ("hashrepro sweep drsch --dataset cifar10 --bits 64 --seeds 0 1 2 --scale default "
+                "-p backbone efficientnet_lite0 -p variant bs-drsch")
+
+
+def settings_table(default_cfg, paper_cfg) -> pd.DataFrame:
+    """Our two schedules (``scale="default"`` on the CPU, ``"paper"`` for a GPU) beside the released
+    code's settings (§4 of the paper and its released solver), one row per setting."""
+    from ..methods import drsch
+
+    rows = {
+        "iterations (batches of 10×10 images)": (f"{default_cfg.iterations:,}", f"{paper_cfg.iterations:,}", "800,000"),
+        "SGD lr / momentum": (f"{default_cfg.lr:.2e} / {default_cfg.momentum}",
+                              f"{paper_cfg.lr:.2e} / {paper_cfg.momentum}", "3.33e-03 / 0"),
+        "lr ×1/3 every": (f"{default_cfg.lr_step:,}", f"{paper_cfg.lr_step:,}", "50,000"),
+        "slope ×1.1 and margin +0.1 every": (f"{default_cfg.slope_every:,}", f"{paper_cfg.slope_every:,}", "10,000"),
+        "final slope a / margin C": (f"{drsch.slope_at(default_cfg.iterations, every=default_cfg.slope_every):.0f} / "
+                                     f"{drsch.margin_at(default_cfg.iterations, every=default_cfg.margin_every):.1f}",
+                                     "≈1.0e4 / 13.0", "≈1.0e4 / 13.0"),
+        "λ (regulariser)": (default_cfg.lam, paper_cfg.lam, "0.001, ÷400k triplets"),
+        "weight decay (conv ×0.1, fc ×0.5, biases 0)": (default_cfg.weight_decay, paper_cfg.weight_decay, "5e-4"),
+        "gradient-norm clipping": (default_cfg.grad_clip, "none", "none"),
+        "initialisation": ("conv σ=0.01, fc σ=0.1", "conv σ=0.01, fc σ=0.1", "conv σ=0.01, fc σ=0.1"),
+        "inputs": ("(128−p)·0.1, 30×30 crops ±1 px", "same", "(128−p)·0.1, 30×30 crops ±9 px, flip"),
+    }
+    return pd.DataFrame(rows, index=["scale=default (CPU)", "scale=paper (GPU)", "released code"]).T
+
+
+def scratch_reading(recs: Sequence[Mapping]) -> Markdown | None:
+    """"Reading these numbers": the mAP range of our from-scratch DSCH/DRSCH runs per dataset and
+    the range of the learned bit weights |w| (None without records)."""
+    lines = []
+    for ds in ("mnist", "cifar10"):
+        r = [x for x in recs if x["dataset"] == ds and x["method"] in ("dsch", "drsch")]
+        if r:
+            lo, hi = min(x["metrics"]["map"] for x in r), max(x["metrics"]["map"] for x in r)
+            lines.append(f"{ds}: mAP {lo:.3f}–{hi:.3f} over our DSCH/DRSCH runs")
+    scratch = [x for x in recs if x["method"] in ("dsch", "drsch", "bs-drsch")
+               and "bit_weight_abs_min" in x.get("metrics", {})]
+    if not lines or not scratch:
+        return None
+    wmin = min(x["metrics"]["bit_weight_abs_min"] for x in scratch)
+    wmax = max(x["metrics"]["bit_weight_abs_max"] for x in scratch)
+    return Markdown(
+        "**Reading these numbers.** " + "; ".join(lines) + " (a random ranking gives 0.10 on both). "
+        "MNIST is learned reasonably in 300 iterations; CIFAR-10, learned from scratch by this small "
+        "network, is barely past chance, far from the ≈ 0.62 quoted for the paper: the schedule, not "
+        f"a verdict on the method. The bit weights stay within {wmin:.4f}–{wmax:.4f} of their initial 1 "
+        "in every from-scratch run, so the weighted Hamming ranking is nearly the plain one.")
+
+
+def _flag_kinds(records: Sequence[Mapping]) -> str:
+    return "; ".join(sorted({f.split(":")[1].strip() for x in records for f in x.get("flags", []) if ":" in f}))
+
+
+def pretrained_bs_outputs(recs: Sequence[Mapping], gpu_records: Sequence[Mapping] = ()) -> list:
+    """The BS-DRSCH section on the ImageNet backbone: the truncation table
+    (:func:`hashrepro.plots.drsch.bit_scalable_table`: top-|w| bits vs random bits vs DRSCH trained
+    at the kept length), the flagged-run warning with the GPU runs' counter-evidence (longer
+    schedule, same head: are the 48-bit DRSCH and 64-bit BS-DRSCH runs still degenerate?), and the
+    two truncation claims' verdicts. Returns the list of things to display."""
+    from .. import claims as CL
+    from ..book import no_runs
+    from .drsch import bit_scalable_table
+
+    pt_bs = [x for x in recs if x["method"] == "bs-drsch-efficientnet_lite0"]
+    t = bit_scalable_table(recs, "cifar10", fixed="drsch-efficientnet_lite0", bs="bs-drsch-efficientnet_lite0")
+    if not len(t):
+        return [no_runs("BS-DRSCH on the ImageNet backbone", _SWEEP_BS_PT)]
+    w = [(x["metrics"]["bit_weight_abs_min"], x["metrics"]["bit_weight_abs_max"]) for x in pt_bs]
+    out: list = [Markdown(f"**CIFAR-10, ImageNet backbone: Precision@500 of the truncated 64-bit codes** "
+                          f"(|w| from {min(a for a, _ in w):.2f} to {max(b for _, b in w):.2f} across {len(w)} runs)"), t]
+    fl = [x for x in pt_bs if x.get("flags")]
+    d48 = [x for x in recs if x["method"] == "drsch-efficientnet_lite0" and int(x["bits"]) == 48]
+    if fl:
+        text = (f"**Read with care: {len(fl)} of these {len(pt_bs)} runs are flagged as degenerate** ("
+                + _flag_kinds(fl) + "). Many bits of the 64-bit code never change over the database, and those "
+                "dead bits can carry large |w|: that is why keeping the top-|w| bits does worse than keeping "
+                "random ones here. The claims below leave flagged runs out. "
+                f"DRSCH at 48 bits on the backbone: {sum(bool(x.get('flags')) for x in d48)} of {len(d48)} runs "
+                "flagged the same way; DSCH, the same recipe without the Laplacian term, is not.")
+        gpu = [r for r in gpu_records if r.get("method") in ("bs-drsch-efficientnet_lite0", "drsch-efficientnet_lite0")
+               and int(r.get("bits", 0)) in (48, 64)]
+        if gpu:
+            n_fl = sum(bool(r.get("flags")) for r in gpu)
+            text += (f" On the GPU the same head and loss ran with the paper-scale settings ({_settings(gpu)}, "
+                     f"against {_settings(pt_bs + d48)} here) and gave {n_fl} flagged of {len(gpu)} runs at 48 "
+                     "and 64 bits (see *On one GPU* above). So the dead bits come with our CPU settings, not "
+                     "with the Laplacian regulariser as such; which of the differences matters (schedule "
+                     "length, learning rate and momentum, the slope and margin steps) is not isolated yet.")
+        else:
+            text += " Why is not diagnosed yet: this is a finding about our pretrained schedule, not about the method."
+        out.append(Markdown(text))
+    for cid in ("bs-drsch-pt-truncation", "bs-drsch-pt-weights"):
+        v = next(x for x in CL.evaluate_paper("drsch", recs) if x.claim.id == cid)
+        out.append(Markdown(f"**{v.claim.text}: {v.verdict}** ({v.evidence})."))
+    return out
+
+
+def _settings(records: Sequence[Mapping]) -> str:
+    """"16,320 iterations, lr 0.0033, momentum 0, slope/margin steps every 204" from the records'
+    configs (the values shared by all of them; ranges where they differ)."""
+    def vals(key):
+        return sorted({(r.get("config") or {}).get(key) for r in records} - {None})
+
+    def show(v, fmt):
+        return "–".join(fmt(x) for x in ((v[0], v[-1]) if len(v) > 1 else v)) if v else "?"
+
+    return (f"{show(vals('iterations'), lambda x: f'{int(x):,}')} iterations, lr {show(vals('lr'), lambda x: f'{x:.2g}')}, "
+            f"momentum {show(vals('momentum'), lambda x: f'{x:g}')}, slope/margin steps every "
+            f"{show(vals('slope_every'), lambda x: f'{int(x):,}')}")
+
+
+def fig6_outputs(recs: Sequence[Mapping]) -> list:
+    """Fig. 6: the top-10 retrievals of fixed 32-bit DRSCH against BS-DRSCH 64 → 32 on CIFAR-10
+    (a figure; the page calls ``plt.show()``) and the fraction of same-class images in those lists.
+    Returns ``[figure or None, Markdown...]``; the images come from the CIFAR-10 mirror, and a
+    missing mirror is said in one line."""
+    from .. import data as _data
+    from .drsch import fig_top10, top10_precision
+
+    out: list = []
+    try:
+        c10 = _data.load("cifar10")
+        imgs, labs = c10.images, c10.labels
+    except Exception as exc:  # noqa: BLE001 - the mirror is optional for the build
+        imgs = labs = None
+        out.append(Markdown(f"*The CIFAR-10 images are not available here ({type(exc).__name__}); set "
+                            "`HASHREPRO_DATA`.*"))
+    fig = fig_top10(recs, "cifar10", imgs, labs)
+    out.insert(0, fig)
+    if fig is not None:
+        prec = top10_precision([r for r in recs if r["method"] in ("drsch", "bs-drsch") and r["bits"] in (32, 64)],
+                               "cifar10", labs)
+        if prec:
+            out.append(Markdown("**Fraction of same-class images in these top-10 lists (10 queries):** " + "; ".join(
+                f"{k}: {v:.2f}" for k, v in prec.items())))
+    elif imgs is not None:
+        out.append(Markdown("*No run with the Fig. 6 data yet (records written before the `top10` curve existed).*"))
+    return out

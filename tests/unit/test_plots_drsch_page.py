@@ -1,0 +1,79 @@
+"""hashrepro.plots.drsch_page: the DRSCH page's text and tables from hand-made records."""
+import pandas as pd
+import pytest
+from IPython.display import Markdown
+
+from hashrepro.book import no_runs
+from hashrepro.methods import drsch
+from hashrepro.plots import drsch_page as DP
+
+
+def rec(method, bits, seed, m, ds="cifar10", wmin=0.999, wmax=1.001, flags=None, **config):
+    r = {"paper": "drsch", "method": method, "dataset": ds, "bits": bits, "seed": seed, "scale": "default",
+         "metrics": {"map": m, "bit_weight_abs_min": wmin, "bit_weight_abs_max": wmax}, "config": config,
+         "git_dirty": False}
+    if flags:
+        r["flags"] = flags
+    return r
+
+
+def test_settings_table_reads_both_configs():
+    d, p = drsch.Config.for_scale("default"), drsch.Config.for_scale("paper")
+    t = DP.settings_table(d, p)
+    assert list(t.columns) == ["scale=default (CPU)", "scale=paper (GPU)", "released code"]
+    assert t.loc["iterations (batches of 10×10 images)", "scale=default (CPU)"] == f"{d.iterations:,}"
+    assert t.loc["iterations (batches of 10×10 images)", "scale=paper (GPU)"] == "800,000"
+
+
+def test_scratch_reading_ranges_from_records():
+    recs = [rec("drsch", 12, 0, 0.18, wmin=0.998), rec("dsch", 24, 0, 0.20, wmax=1.006),
+            rec("drsch", 12, 0, 0.80, ds="mnist"), rec("drsch-efficientnet_lite0", 12, 0, 0.6, wmin=0.2)]
+    text = DP.scratch_reading(recs).data
+    assert "mnist: mAP 0.800–0.800" in text and "cifar10: mAP 0.180–0.200" in text
+    assert "within 0.9980–1.0060" in text          # the pretrained run's |w| is not a from-scratch one
+    assert DP.scratch_reading([]) is None
+
+
+def test_settings_sentence_shows_ranges():
+    rs = [{"config": {"iterations": 3000, "lr": 0.01, "momentum": 0.9, "slope_every": 100}},
+          {"config": {"iterations": 6000, "lr": 0.01, "momentum": 0.9, "slope_every": 100}}]
+    assert DP._settings(rs) == "3,000–6,000 iterations, lr 0.01, momentum 0.9, slope/margin steps every 100"
+    assert DP._settings([{}]) == "? iterations, lr ?, momentum ?, slope/margin steps every ?"
+
+
+def test_pretrained_section_without_records_says_what_to_run():
+    out = DP.pretrained_bs_outputs([])
+    assert len(out) == 1 and "No run records for BS-DRSCH on the ImageNet backbone" in out[0].data
+    assert "--variant" not in out[0].data and "-p variant bs-drsch" in out[0].data
+
+
+def test_no_runs_is_one_markdown_line():
+    m = no_runs("X", "hashrepro sweep x")
+    assert isinstance(m, Markdown) and m.data == "*No run records for X yet; run* `hashrepro sweep x` *and rebuild the book.*"
+
+
+def _bs(seed, flags=None):
+    r = rec("bs-drsch-efficientnet_lite0", 64, seed, 0.5, wmin=0.1, wmax=3.0, flags=flags, iterations=3000, lr=0.01,
+            momentum=0.9, slope_every=100)
+    r["curves"] = {"bit_scalable": {"bits": [32, 64], "precision_at_500": [0.2, 0.3],
+                                    "precision_at_500_random": [0.4, 0.3]}}
+    r["metrics"]["precision_at_500"] = 0.3
+    return r
+
+
+def test_pretrained_section_flags_and_gpu_counter_evidence():
+    recs = [_bs(0, flags=["constant_bits: 33 of 64 bits take one value"]), _bs(1),
+            rec("drsch-efficientnet_lite0", 48, 0, 0.5, flags=["constant_bits: 20 of 48 bits ..."], iterations=3000,
+                lr=0.01, momentum=0.9, slope_every=100)]
+    gpu = [rec("drsch-efficientnet_lite0", 48, 0, 0.58, iterations=16320, lr=0.0033, momentum=0.0, slope_every=204)]
+    out = DP.pretrained_bs_outputs(recs, gpu)
+    head, table, warn = out[0].data, out[1], out[2].data
+    assert "|w| from 0.10 to 3.00 across 2 runs" in head
+    assert isinstance(table, pd.DataFrame) and list(table["bits kept"]) == [32, 64]
+    assert table.loc[0, "random n bits"] == pytest.approx(0.4)
+    assert warn.startswith("**Read with care: 1 of these 2 runs are flagged")
+    assert "(33 of 64 bits take one value)" in warn and "DRSCH at 48 bits on the backbone: 1 of 1 runs" in warn
+    assert "16,320 iterations, lr 0.0033, momentum 0" in warn and "gave 0 flagged of 1 runs" in warn
+    assert len(out) == 5 and all(isinstance(x, Markdown) for x in out[3:])   # the two truncation claims
+    no_gpu = DP.pretrained_bs_outputs(recs)[2].data
+    assert "Why is not diagnosed yet" in no_gpu
