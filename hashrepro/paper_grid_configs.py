@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 __all__ = ["GridConfig", "PAPERS", "REGIMES", "SEEDS", "TABLE2", "METHOD_VARIANTS", "paper_grid", "recipe_config",
            "paper_iterations", "shortened_iterations"]
@@ -69,6 +69,19 @@ class GridConfig:
         longest code of the grid (:data:`hashrepro.paper_grid_cost.MEASURE_BITS`: the conservative
         choice)."""
         return (self.paper, self.variant, self.backbone, self.scale)
+
+    @classmethod
+    def from_record(cls, record: Mapping) -> "GridConfig":
+        """The configuration a run record of the grid was run from: its ``paper``, ``bits``, ``seed``,
+        ``dataset``, ``scale`` and, from its ``config``, the backbone (default "scratch") and the
+        variant — the recipe's ``method`` for the variants of :data:`METHOD_VARIANTS` (a CNNH* record
+        has ``config["method"] == "cnnh-star"`` and no ``variant``), else ``config["variant"]``
+        (default "dem")."""
+        c = record.get("config") or {}
+        by_method = {m: v for v, (_, m) in METHOD_VARIANTS.items()}
+        variant = by_method.get(c.get("method")) or c.get("variant") or "dem"
+        return cls(str(record.get("paper")), variant, int(record["bits"]), int(record["seed"]),
+                   c.get("backbone") or "scratch", str(record.get("dataset")), str(record.get("scale")))
 
     def label(self) -> str:
         reg = "" if self.backbone == "scratch" else f" [{self.backbone}]"
