@@ -9,12 +9,15 @@ The grid (:func:`paper_grid`), per regime (``backbone`` "scratch" — the papers
 ``scale="paper"`` — and "efficientnet_lite0" — the frozen ImageNet backbone's cached features with
 each paper's head) and seed (0, 1, 2), on CIFAR-10:
 
-* DNNH: variants ``dem``, ``fc``, ``two-subnets`` at 12, 24, 32 and 48 bits (12 per seed);
-* DRSCH: ``dsch`` and ``drsch`` at 12, 24, 32, 48 bits, ``bs-drsch`` trained at 64 bits (its
-  record carries the 64 → 12/24/32/48 truncation curve and the random-subset control) (9 per seed).
+* DNNH: variants ``dem``, ``fc``, ``two-subnets`` and the comparison method CNNH* (``cnnh-star``,
+  :mod:`hashrepro.methods.cnnh`) at 12, 24, 32 and 48 bits (16 per seed);
+* DRSCH: ``dsch``, ``drsch`` and the comparison method DSRH (``dsrh``, ``variant="dsrh"`` of the
+  DRSCH recipe) at 12, 24, 32, 48 bits, ``bs-drsch`` trained at 64 bits (its record carries the
+  64 → 12/24/32/48 truncation curve and the random-subset control) (13 per seed).
 
-That is 21 configurations × 3 seeds × 2 regimes = 126 runs. Each is the recipe's own ``run``
-(:func:`hashrepro.methods.dnnh.run`, :func:`hashrepro.methods.drsch.run`), saved with
+That is 29 configurations × 3 seeds × 2 regimes = 174 runs. Each is the recipe's own ``run``
+(:func:`hashrepro.methods.dnnh.run`, :func:`hashrepro.methods.cnnh.run`,
+:func:`hashrepro.methods.drsch.run`), saved with
 :func:`hashrepro.results.save_run` as one JSON per configuration under ``<out>/results/<paper>/``
 (atomic); a configuration whose record is complete is skipped (resumable). Runs go to a pool of
 ``workers`` processes that share the one device (concurrent CUDA contexts; with the CUDA MPS daemon
@@ -27,9 +30,10 @@ with fewer seeds rather than a table with holes.
 ``budget_minutes`` shortens every schedule by the one factor that makes the *projected* total fit
 (:func:`fit_fraction`; never lengthens it): iterations, and for DRSCH its step schedules (lr step,
 slope and margin steps, all in absolute iterations) scaled by the same factor, DNNH's ε and lr steps
-being fractions of training already. The records say so: ``protocol["schedule"]`` =
+being fractions of training already (CNNH*'s too: it has DNNH's schedule), DSRH's as DRSCH's. The
+records say so: ``protocol["schedule"]`` =
 ``{"kind": "shortened", "iterations", "paper_iterations", "fraction", "budget_minutes"}`` (and
-``"kind": "paper"`` for a full schedule), and the run name ends in ``_iterations-<n>``, so a
+``"kind": "paper"`` for a full schedule), and the run name carries ``_iterations-<n>``, so a
 shortened record never stands in for a full one.
 
 Three modules, one direction of imports: the configurations (:func:`paper_grid`,
@@ -54,15 +58,16 @@ from pathlib import Path
 from typing import Sequence
 
 # re-exported: the grid's configurations and its cost model lived here
-from .paper_grid_configs import (PAPERS, REGIMES, SEEDS, TABLE2, GridConfig, _check_subset,  # noqa: F401
-                                 _module, paper_grid, paper_iterations, recipe_config, shortened_iterations)
+from .paper_grid_configs import (METHOD_VARIANTS, PAPERS, REGIMES, SEEDS, TABLE2, GridConfig,  # noqa: F401
+                                 _check_subset, _module, paper_grid, paper_iterations, recipe_config,
+                                 shortened_iterations)
 from .paper_grid_cost import (DEVICE_US_PER_KERNEL, EVAL_S, FEATURE_DIM, GPU_EFFICIENCY,  # noqa: F401
                               GPU_PEAK_TFLOPS, HOST_US_PER_OP, MEASURE_BITS, TARGET_MINUTES, _costs_by_key,
                               _gpu_s_per_it, _host_s_per_it, _key_str, _OpCounter, _train_fn, estimate,
                               fit_fraction, format_estimate, measure_cost, project)
 
-__all__ = ["GridConfig", "PAPERS", "REGIMES", "SEEDS", "TABLE2", "paper_grid", "recipe_config", "measure_cost",
-           "project", "fit_fraction", "shortened_iterations", "run_grid", "estimate", "format_estimate",
+__all__ = ["GridConfig", "PAPERS", "REGIMES", "SEEDS", "TABLE2", "METHOD_VARIANTS", "paper_grid", "recipe_config",
+           "measure_cost", "project", "fit_fraction", "shortened_iterations", "run_grid", "estimate", "format_estimate",
            "GPU_PEAK_TFLOPS", "GPU_EFFICIENCY", "HOST_US_PER_OP", "DEVICE_US_PER_KERNEL", "EVAL_S",
            "TARGET_MINUTES"]
 
@@ -89,13 +94,13 @@ def _run_one(gc: GridConfig, device: str, iterations: int | None, full: int, out
         torch.set_num_threads(int(threads))
     t0 = time.perf_counter()
     cfg = recipe_config(gc, device=device, iterations=iterations)
-    if gc.paper == "dnnh":
+    if gc.paper == "dnnh":  # DNNH's and CNNH*'s Config (``num_threads``)
         cfg = dataclasses.replace(cfg, num_threads=threads or None)
     elif threads:
         cfg = dataclasses.replace(cfg, threads=int(threads))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rec = _module(gc.paper).run(cfg)
+        rec = _module(gc.paper, gc.variant).run(cfg)
     its = int(cfg.iterations)
     sched = {"kind": "paper" if its == full else "shortened", "iterations": its, "paper_iterations": full,
              "fraction": its / full}

@@ -151,9 +151,7 @@ _DONE = re.compile(r"^\s*done (\S+):", re.M)
 def _grid_config(r: Mapping):
     from ..paper_grid import GridConfig
 
-    c = r.get("config") or {}
-    return GridConfig(str(r.get("paper")), c.get("variant") or "dem", int(r["bits"]), int(r["seed"]),
-                      c.get("backbone") or "scratch", str(r.get("dataset")), str(r.get("scale")))
+    return GridConfig.from_record(r)  # CNNH*'s variant is its config's ``method``
 
 
 def _projected_s(names: list[str], gpu_records, costs: Mapping, workers: int) -> float:
@@ -220,7 +218,7 @@ def gpu_sentence(gpu_records) -> str:
 
 
 def full_grid_minutes(gpu_records, workers: int = 12) -> dict:
-    """The whole paper grid (:func:`hashrepro.paper_grid.paper_grid`: 126 runs) at the papers' full
+    """The whole paper grid (:func:`hashrepro.paper_grid.paper_grid`: 174 runs) at the papers' full
     schedules, projected from what the GPU runs *measured* instead of the stated constants: per
     configuration kind (paper, variant, regime) its measured ms per training iteration (with the
     other workers sharing the GPU, as in the run) × the paper's iterations, plus its measured
@@ -233,9 +231,8 @@ def full_grid_minutes(gpu_records, workers: int = 12) -> dict:
         train, its = (r.get("metrics") or {}).get("train_time_s"), schedule(r).get("iterations")
         if train is None or not its:
             continue
-        variant = (r.get("config") or {}).get("variant") or "dem"
-        backbone = (r.get("config") or {}).get("backbone") or "scratch"
-        per_kind[(r.get("paper"), variant, backbone)].append((float(train) / int(its),
+        gc = _grid_config(r)
+        per_kind[(gc.paper, gc.variant, gc.backbone)].append((float(train) / int(its),
                                                                float(r.get("wall_time_s", np.nan)) - float(train)))
     train = ev = 0.0
     missing = set()

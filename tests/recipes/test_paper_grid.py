@@ -17,23 +17,30 @@ def _smoke(paper="dnnh", variant="fc", bits=12, seed=0):
 
 
 # ---------------------------------------------------------------- the grid
+OLD_VARIANTS = ("dem", "fc", "two-subnets", "dsch", "drsch", "bs-drsch")  # the grid before CNNH* and DSRH
+
+
 def test_grid_is_exactly_table2_of_both_chapters():
     grid = pg.paper_grid()
     expected = set()
     for backbone in ("scratch", "efficientnet_lite0"):
         for seed in (0, 1, 2):
-            for v in ("dem", "fc", "two-subnets"):
+            for v in ("dem", "fc", "two-subnets", "cnnh-star"):
                 for b in (12, 24, 32, 48):
                     expected.add(("dnnh", v, b, seed, backbone))
-            for v in ("dsch", "drsch"):
+            for v in ("dsch", "drsch", "dsrh"):
                 for b in (12, 24, 32, 48):
                     expected.add(("drsch", v, b, seed, backbone))
             expected.add(("drsch", "bs-drsch", 64, seed, backbone))
     got = [(g.paper, g.variant, g.bits, g.seed, g.backbone) for g in grid]
-    assert len(got) == len(set(got)) == 126 and set(got) == expected
+    assert len(got) == len(set(got)) == 174 and set(got) == expected
     assert all(g.dataset == "cifar10" and g.scale == "paper" for g in grid)
     names = [g.run_name() for g in grid]
     assert len(set(names)) == len(names)  # one record file per configuration
+    # the comparison methods: 2 x 4 lengths x 3 seeds x 2 regimes; the 126 runs before them unchanged, in order
+    assert len(pg.paper_grid(variants=["cnnh-star", "dsrh"])) == 48
+    old = pg.paper_grid(variants=OLD_VARIANTS)
+    assert len(old) == 126 and old == [g for g in grid if g.variant in OLD_VARIANTS]
 
 
 def test_run_names_follow_the_sweep_and_paper_schedules():
@@ -47,6 +54,63 @@ def test_run_names_follow_the_sweep_and_paper_schedules():
     assert pg.paper_iterations(pg.GridConfig("drsch", "dsch", 12, 0)) == 800_000
 
 
+@pytest.mark.parametrize("backbone", ["scratch", "efficientnet_lite0"])
+@pytest.mark.parametrize("iterations", [None, 768])
+def test_comparison_methods_are_named_as_the_sweep_names_them(backbone, iterations):
+    """CNNH*'s record is ``hashrepro sweep dnnh -p method cnnh-star``'s, DSRH's ``sweep drsch -p variant dsrh``'s."""
+    from hashrepro.sweep import build_grid
+
+    extra = {} if backbone == "scratch" else {"backbone": [backbone]}
+    if iterations is not None:
+        extra["iterations"] = [iterations]
+    for gc, axis in [(pg.GridConfig("dnnh", "cnnh-star", 24, 1, backbone), {"method": ["cnnh-star"]}),
+                     (pg.GridConfig("drsch", "dsrh", 32, 2, backbone), {"variant": ["dsrh"]})]:
+        (task,) = build_grid(gc.paper, dataset=["cifar10"], bits=[gc.bits], seed=[gc.seed], scale=["paper"],
+                             **axis, **extra)
+        assert gc.run_name(iterations) == task.run_name
+        assert task.record_path.endswith(f"results/{gc.paper}/{gc.run_name(iterations)}.json")
+    assert pg.GridConfig("dnnh", "cnnh-star", 48, 0).run_name() == "dnnh_cifar10_48b_seed0_paper_method-cnnh-star"
+    assert pg.GridConfig("drsch", "dsrh", 12, 0, "efficientnet_lite0").run_name(6145) == \
+        "drsch_cifar10_12b_seed0_paper_backbone-efficientnet_lite0_iterations-6145_variant-dsrh"
+
+
+def test_comparison_methods_recipe_configs_and_schedules():
+    from hashrepro.methods import cnnh, drsch
+
+    assert pg._module("dnnh", "cnnh-star") is cnnh and pg._module("drsch", "dsrh") is drsch
+    assert pg._module("dnnh") is pg._module("dnnh", "dem") is not cnnh
+    for backbone in pg.REGIMES:
+        gc = pg.GridConfig("dnnh", "cnnh-star", 24, 1, backbone)
+        cfg = pg.recipe_config(gc, "cpu")
+        # what the DNNH notebook builds for -p method cnnh-star -p scale paper (progress off in the grid)
+        _, nb = cnnh.chapter_recipe("cnnh-star", "paper", dataset="cifar10", bits=24, seed=1, device="cpu",
+                                    backbone=backbone, backbone_input_size=None)
+        assert isinstance(cfg, cnnh.Config) and cfg.to_dict() == {**nb.to_dict(), "progress": False}
+        assert (cfg.method, cfg.iterations, cfg.width, cfg.lr) == ("cnnh-star", 100_000, 1.0, 0.01)
+        assert pg.paper_iterations(gc) == 100_000
+        short = pg.recipe_config(gc, "cpu", iterations=768)  # DNNH's schedule: lr steps are fractions
+        assert short.to_dict() == {**cfg.to_dict(), "iterations": 768}
+
+        gc = pg.GridConfig("drsch", "dsrh", 32, 0, backbone)
+        cfg = pg.recipe_config(gc, "cpu")
+        assert cfg.to_dict() == drsch.Config.for_scale("paper", dataset="cifar10", bits=32, seed=0, variant="dsrh",
+                                                       device="cpu", backbone=backbone).to_dict()
+        assert (cfg.variant, cfg.iterations, cfg.slope_factor, cfg.margin_step) == ("dsrh", 800_000, 1.0, 0.0)
+        assert pg.paper_iterations(gc) == 800_000
+        short = pg.recipe_config(gc, "cpu", iterations=8000)  # DRSCH's: absolute steps scaled by 1/100
+        assert (short.iterations, short.lr_step, short.slope_every, short.margin_every) == (8000, 500, 100, 100)
+        assert short.to_dict() == {**cfg.to_dict(), "iterations": 8000, "lr_step": 500, "slope_every": 100,
+                                   "margin_every": 100}
+
+
+def test_grid_config_from_record():
+    for gc in pg.paper_grid(seeds=[2], bits=[12, 64]):
+        cfg = pg.recipe_config(gc, "cpu")
+        rec = {"paper": gc.paper, "bits": gc.bits, "seed": gc.seed, "dataset": gc.dataset, "scale": gc.scale,
+               "config": cfg.to_dict()}
+        assert pg.GridConfig.from_record(rec) == gc
+
+
 def test_shortened_drsch_schedule_scales_its_step_schedules():
     gc = pg.GridConfig("drsch", "drsch", 32, 0)
     full = pg.recipe_config(gc, "cpu")
@@ -55,6 +119,57 @@ def test_shortened_drsch_schedule_scales_its_step_schedules():
     assert (full.lr_step, full.slope_every) == (50_000, 10_000)
     dn = pg.recipe_config(pg.GridConfig("dnnh", "dem", 48, 0), "cpu", iterations=1000)
     assert dn.iterations == 1000 and dn.paper_iterations == 100_000 and dn.epsilon_every_effective == 200
+
+
+# ---------------------------------------------------------------- cost of the comparison methods
+def test_cost_of_the_comparison_methods_measures_their_own_loops(monkeypatch):
+    """CNNH*'s cost is one iteration of its stage 2 (``cnnh.train_net``), DSRH's one of DRSCH's loop with
+    DSRH's loss; on the frozen features CNNH*'s network is one linear layer 1280 -> bits."""
+    from hashrepro.losses.dsrh import DSRHLoss
+    from hashrepro.methods import cnnh, drsch
+
+    seen = []
+    for mod, fn in ((cnnh, "train_net"), (drsch, "train_model")):
+        orig = getattr(mod, fn)
+
+        def spy(cfg, *a, _orig=orig, **k):
+            seen.append((type(cfg).__module__, getattr(cfg, "method", None) or cfg.variant, cfg.iterations))
+            return _orig(cfg, *a, **k)
+        monkeypatch.setattr(mod, fn, spy)
+    losses = []
+    orig_fwd = DSRHLoss.forward
+    monkeypatch.setattr(DSRHLoss, "forward", lambda self, *a, **k: losses.append(1) or orig_fwd(self, *a, **k))
+
+    gc = pg.GridConfig("dnnh", "cnnh-star", 48, 0, "efficientnet_lite0", "digits", "smoke")
+    c = pg.measure_cost(gc)
+    batch = pg.recipe_config(gc, "cpu").batch_size
+    assert c["flops_per_it"] == 4 * batch * pg.FEATURE_DIM * 48  # forward + weight gradient of the linear layer
+    assert c["kernels_per_it"] > 0 and c["cpu_s_per_it"] > 0
+    assert seen == [("hashrepro.methods.cnnh", "cnnh-star", 1)] * 2  # counted, then timed
+    seen.clear()
+    c = pg.measure_cost(_smoke("dnnh", "cnnh-star"))
+    assert c["flops_per_it"] > 0 and seen == [("hashrepro.methods.cnnh", "cnnh-star", 1)] * 2
+    seen.clear()
+    c = pg.measure_cost(_smoke("drsch", "dsrh"))
+    assert c["flops_per_it"] > 0 and c["kernels_per_it"] > 0 and losses
+    assert seen == [("hashrepro.methods.drsch_config", "dsrh", 1)] * 2
+    assert pg.MEASURE_BITS["dnnh"]["cnnh-star"] == pg.MEASURE_BITS["drsch"]["dsrh"] == 48
+
+
+def test_committed_costs_cover_the_whole_grid():
+    """``benchmarks/paper_grid_costs.json`` has every configuration (``--costs`` measures nothing),
+    each kind measured once at its longest code."""
+    from hashrepro.paths import repo_root
+
+    costs = json.loads((repo_root() / "benchmarks" / "paper_grid_costs.json").read_text())["costs"]
+    grid = pg.paper_grid()
+    assert {pg._key_str(gc) for gc in grid} == set(costs)
+    for gc in grid:
+        c = costs[pg._key_str(gc)]
+        assert c["measured_at_bits"] == pg.MEASURE_BITS[gc.paper][gc.variant] and c["kernels_per_it"] > 0
+    logs = []
+    est = pg.estimate(grid, 12, costs=costs, log=logs.append)
+    assert logs == [] and len(est["rows"]) == 174 and 0 < est["fraction"] < 1
 
 
 # ---------------------------------------------------------------- projection
@@ -134,6 +249,49 @@ def test_budget_minutes_from_the_cli_shortens(tmp_path, capsys):
     assert rc == 0 and "schedules x" in out
     recs = list((tmp_path / "results" / "dnnh").glob("*_iterations-*.json"))
     assert len(recs) == 1 and json.loads(recs[0].read_text())["protocol"]["schedule"]["kind"] == "shortened"
+
+
+def test_comparison_methods_smoke_run_from_the_cli(tmp_path, capsys):
+    """``paper-grid --variants cnnh-star dsrh`` at smoke scale writes a CNNH* (DNNH) and a DSRH (DRSCH)
+    record per regime, under the sweep's names, with the same metrics as the recipes run directly."""
+    import warnings
+
+    from hashrepro.methods import cnnh, drsch
+
+    rc = main(["paper-grid", "--device", "cpu", "--dataset", "digits", "--scale", "smoke", "--seeds", "0",
+               "--variants", "cnnh-star", "dsrh", "--bits", "12", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0 and "4 done" in out
+    expected = {("dnnh", "dnnh_digits_12b_seed0_smoke_method-cnnh-star"): "cnnh-star",
+                ("dnnh", "dnnh_digits_12b_seed0_smoke_backbone-efficientnet_lite0_method-cnnh-star"):
+                    "cnnh-star-efficientnet_lite0",
+                ("drsch", "drsch_digits_12b_seed0_smoke_variant-dsrh"): "dsrh",
+                ("drsch", "drsch_digits_12b_seed0_smoke_backbone-efficientnet_lite0_variant-dsrh"):
+                    "dsrh-efficientnet_lite0"}
+    written = {(p.parent.name, p.stem) for p in (tmp_path / "results").rglob("*.json")}
+    assert written == set(expected)
+    recs = {}
+    for (paper, name), method in expected.items():
+        rec = json.loads((tmp_path / "results" / paper / f"{name}.json").read_text())
+        assert rec["paper"] == paper and rec["method"] == method and np.isfinite(rec["metrics"]["map"])
+        assert rec["protocol"]["schedule"]["kind"] == "paper"
+        gc = pg.GridConfig.from_record(rec)
+        assert gc.run_name() == name and gc.variant in ("cnnh-star", "dsrh")
+        recs[method] = rec
+    assert recs["cnnh-star"]["protocol"]["schedule"]["iterations"] == 15
+    assert "stage1_map" in recs["cnnh-star"]["metrics"]
+    assert recs["dsrh"]["protocol"]["schedule"]["iterations"] == 6 and recs["dsrh"]["config"]["variant"] == "dsrh"
+    # the grid runs the recipes themselves: the same numbers as a direct run (from scratch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        direct = {"cnnh-star": cnnh.run(cnnh.Config.for_scale("smoke", dataset="digits", bits=12, method="cnnh-star",
+                                                              device="cpu", progress=False)),
+                  "dsrh": drsch.run(drsch.Config.for_scale("smoke", dataset="digits", bits=12, variant="dsrh",
+                                                           device="cpu"))}
+    for method, d in direct.items():
+        got = {k: v for k, v in recs[method]["metrics"].items() if "time" not in k}
+        want = {k: v for k, v in d["metrics"].items() if "time" not in k}
+        assert got.keys() == want.keys() and got == pytest.approx(want, rel=1e-6, nan_ok=True)
 
 
 @pytest.mark.parametrize("argv, needle", [
