@@ -267,7 +267,11 @@ def gpu_summary_outputs(date: str, papers=("dnnh", "drsch"), workers: int = 12) 
     mps = ", ".join(f"{c} {'with' if m == 'on' else 'without'} MPS" for c, m in zip(calls["call"], calls["MPS"]))
     text = (f"Measured: {gpu_sentence(recs)} Milliseconds per training iteration are per worker, with the "
             "other workers sharing the GPU; they are several times the projection's floor of 8 µs of host time "
-            "per kernel. **The whole grid at the papers' schedules, projected from these measured costs: "
+            "per kernel. **The grid at the papers' schedules, projected from these measured costs: "
             f"{full['total']:.0f} minutes** ({full['train']:.0f} of training, {full['eval']:.0f} of evaluation, "
-            f"{workers} workers) against the 10-minute target, from the mean cost over the calls ({mps}).")
+            f"{workers} workers) against the 10-minute target, from the mean cost over the calls ({mps})")
+    if full["kinds_missing"]:
+        names = sorted({f"{p} {v}" + ("" if b == "scratch" else f" [{b}]") for p, v, b in full["kinds_missing"]})
+        text += f"; not counted, having no GPU record yet: {', '.join(names)}"
+    text += "."
     return [calls, gpu_speed_table(recs), Markdown(text)]
