@@ -10,7 +10,8 @@ from typing import Mapping, Sequence
 import pandas as pd
 from IPython.display import Markdown
 
-__all__ = ["SWEEP", "SWEEP_BS", "settings_table", "scratch_reading", "pretrained_bs_outputs", "fig6_outputs"]
+__all__ = ["SWEEP", "SWEEP_BS", "settings_table", "scratch_reading", "pretrained_bs_outputs", "fig6_outputs",
+           "dead_bits_table"]
 
 SWEEP = ("hashrepro sweep drsch --dataset mnist cifar10 --bits 16 32 64 --seeds 0 --scale default "
          "-p variant dsch -p variant drsch")
@@ -154,3 +155,35 @@ def fig6_outputs(recs: Sequence[Mapping]) -> list:
     elif imgs is not None:
         out.append(Markdown("*No run with the Fig. 6 data yet (records written before the `top10` curve existed).*"))
     return out
+
+
+def dead_bits_table(records: Sequence[Mapping], cpu_records: Sequence[Mapping] = (),
+                    gpu_records: Sequence[Mapping] = ()) -> pd.DataFrame:
+    """The dead-bit controls of ``benchmarks/drsch_dead_bits.py`` (DRSCH on the backbone, 48 bits)
+    beside the CPU runs and the GPU runs: one row per setting with its iterations, learning rate,
+    momentum, runs flagged ``constant_bits`` of runs, and the mean mAP of the unflagged ones.
+    ``records``: the controls (``protocol["control"]``); ``cpu_records`` / ``gpu_records``: the
+    chapter's and the GPU grid's records (only ``drsch-efficientnet_lite0`` at 48 bits is used)."""
+    import numpy as np
+
+    def pick(rs):
+        return [r for r in rs if r.get("method") == "drsch-efficientnet_lite0" and int(r.get("bits", 0)) == 48]
+
+    groups = {"CPU (scale=default)": pick(cpu_records)}
+    for r in records:
+        c = (r.get("protocol") or {}).get("control")
+        if c and r.get("method") == "drsch-efficientnet_lite0":
+            groups.setdefault(f"control: {c}", []).append(r)
+    groups["GPU (scale=paper, shortened)"] = pick(gpu_records)
+    rows = []
+    for name, rs in groups.items():
+        if not rs:
+            continue
+        cfg = [r.get("config") or {} for r in rs]
+        ok = [r["metrics"]["map"] for r in rs if not r.get("flags")]
+        rows.append({"setting": name, "iterations": "/".join(sorted({f"{int(c.get('iterations', 0)):,}" for c in cfg})),
+                     "lr": "/".join(sorted({f"{c.get('lr', float('nan')):.2g}" for c in cfg})),
+                     "momentum": "/".join(sorted({f"{c.get('momentum', float('nan')):g}" for c in cfg})),
+                     "flagged": f"{sum(bool(r.get('flags')) for r in rs)} of {len(rs)}",
+                     "mAP (unflagged)": f"{np.mean(ok):.3f} (n={len(ok)})" if ok else "—"})
+    return pd.DataFrame(rows, columns=["setting", "iterations", "lr", "momentum", "flagged", "mAP (unflagged)"])

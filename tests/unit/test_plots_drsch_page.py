@@ -77,3 +77,20 @@ def test_pretrained_section_flags_and_gpu_counter_evidence():
     assert len(out) == 5 and all(isinstance(x, Markdown) for x in out[3:])   # the two truncation claims
     no_gpu = DP.pretrained_bs_outputs(recs)[2].data
     assert "Why is not diagnosed yet" in no_gpu
+
+
+def test_dead_bits_table_groups_controls_cpu_and_gpu():
+    cfg_cpu = dict(iterations=3000, lr=0.01, momentum=0.9)
+    cpu = [rec("drsch-efficientnet_lite0", 48, s, 0.5, flags=["constant_bits: ..."], **cfg_cpu) for s in (0, 1)]
+    cpu += [rec("drsch-efficientnet_lite0", 24, 0, 0.6, **cfg_cpu)]                 # other length: not used
+    ctrl = [rec("drsch-efficientnet_lite0", 48, s, m, **dict(cfg_cpu, iterations=16320)) for s, m in ((0, 0.58), (1, 0.60))]
+    for r in ctrl:
+        r["protocol"] = {"control": "long-cpu-settings"}
+    gpu = [rec("drsch-efficientnet_lite0", 48, 0, 0.59, iterations=16320, lr=0.0033, momentum=0.0)]
+    t = DP.dead_bits_table(ctrl, cpu, gpu).set_index("setting")
+    assert list(t.index) == ["CPU (scale=default)", "control: long-cpu-settings", "GPU (scale=paper, shortened)"]
+    assert t.loc["CPU (scale=default)", "flagged"] == "2 of 2" and t.loc["CPU (scale=default)", "mAP (unflagged)"] == "—"
+    assert t.loc["control: long-cpu-settings", "iterations"] == "16,320"
+    assert t.loc["control: long-cpu-settings", "mAP (unflagged)"] == "0.590 (n=2)"
+    assert t.loc["GPU (scale=paper, shortened)", "lr"] == "0.0033" and t.loc["GPU (scale=paper, shortened)", "momentum"] == "0"
+    assert DP.dead_bits_table([], [], []).empty
