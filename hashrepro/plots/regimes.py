@@ -151,5 +151,5 @@ def seed_sentence(records, methods: Iterable[str], dataset: str = "cifar10", bac
             continue
         lo, hi = min(ns), max(ns)
         span = f"{lo}" if lo == hi else f"{lo}–{hi}"
-        parts.append(f"{regime}: {span} seed{'s' if hi > 1 else ''} per cell ({len(ns)} cells)")
+        parts.append(f"{regime}: {span} seed{'s' if hi > 1 else ''} per cell ({len(ns)} cell{'s' if len(ns) != 1 else ''})")
     return "; ".join(parts) + "."

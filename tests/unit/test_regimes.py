@@ -69,5 +69,5 @@ def test_seed_sentence_counts_from_records():
     recs = [_rec("dnnh-dem", 12, 0, 0.25)] + [_rec("dnnh-dem-efficientnet_lite0", b, s, 0.5)
                                             for b in (12, 24) for s in range(3)]
     s = R.seed_sentence(recs, ["dnnh-dem"])
-    assert "from scratch: 1 seed per cell (1 cells)" in s
+    assert "from scratch: 1 seed per cell (1 cell)" in s
     assert "on the ImageNet backbone: 3 seeds per cell (2 cells)" in s
