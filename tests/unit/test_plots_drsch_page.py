@@ -90,6 +90,7 @@ def test_dead_bits_table_groups_controls_cpu_and_gpu():
     t = DP.dead_bits_table(ctrl, cpu, gpu).set_index("setting")
     assert list(t.index) == ["CPU (scale=default)", "control: long-cpu-settings", "GPU (scale=paper, shortened)"]
     assert t.loc["CPU (scale=default)", "flagged"] == "2 of 2" and t.loc["CPU (scale=default)", "mAP (unflagged)"] == "—"
+    assert t.loc["CPU (scale=default)", "mAP (all runs)"] == "0.500 (n=2)"
     assert t.loc["control: long-cpu-settings", "iterations"] == "16,320"
     assert t.loc["control: long-cpu-settings", "mAP (unflagged)"] == "0.590 (n=2)"
     assert t.loc["GPU (scale=paper, shortened)", "lr"] == "0.0033" and t.loc["GPU (scale=paper, shortened)", "momentum"] == "0"
