@@ -24,7 +24,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from .regimes import PRETRAINED, _as_dicts, _fmt, pretrained_name, regime_cells
+from .regimes import PRETRAINED, _as_dicts, _fmt, paper_value, pretrained_name, regime_cells
 
 __all__ = ["load_gpu_records", "gpu_grid_table", "gpu_speed_table", "grid_calls", "gpu_sentence", "schedule",
            "full_grid_minutes", "gpu_summary_outputs"]
@@ -110,11 +110,7 @@ def gpu_grid_table(gpu_records, cpu_records, paper: pd.DataFrame | None, methods
             continue
         cpu_sc, cpu_pt = regime_cells(cpu_records, scratch, dataset, metric), regime_cells(cpu_records, pt, dataset, metric)
         for b in bits:
-            p = None
-            if paper is not None and paper_name is not None and len(paper):
-                m = paper[(paper["method"] == paper_name) & (paper["dataset"] == dataset)
-                          & (paper["bits"] == b) & (paper["metric"] == metric)]
-                p = float(m["value"].iloc[0]) if len(m) else None
+            p = paper_value(paper, paper_name, dataset, b, metric)
             at_b = [r for r in gpu if int(r.get("bits", -1)) == b]
             rows.append({"method": label, "bits": b, "paper": "—" if p is None else f"{p:.3f}",
                          "CPU scratch": _fmt(cpu_sc.get(b)), "GPU scratch": _fmt_gpu(_cell(at_b, scratch, dataset, metric)),

@@ -22,7 +22,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["PRETRAINED", "pretrained_name", "regime_cells", "regime_table", "seed_sentence"]
+__all__ = ["PRETRAINED", "pretrained_name", "regime_cells", "regime_table", "seed_sentence", "paper_value"]
 
 PRETRAINED = "efficientnet_lite0"
 
@@ -100,6 +100,17 @@ def _fmt(cell: dict | None) -> str:
     return f"{text} legacy" if cell.get("legacy") else text
 
 
+def paper_value(paper: pd.DataFrame | None, method: str | None, dataset: str, bits: int,
+                metric: str = "map") -> float | None:
+    """The paper's number for ``method`` on ``dataset`` at ``bits`` (long-format paper table,
+    :func:`hashrepro.results.paper_table`), or None when the table or the row is missing."""
+    if paper is None or method is None or not len(paper):
+        return None
+    m = paper[(paper["method"] == method) & (paper["dataset"] == dataset) & (paper["bits"] == bits)
+              & (paper["metric"] == metric)]
+    return float(m["value"].iloc[0]) if len(m) else None
+
+
 def regime_table(records, paper: pd.DataFrame | None, methods: Mapping[str, tuple[str, str | None]],
                  dataset: str = "cifar10", bits: Iterable[int] = (12, 24, 32, 48), metric: str = "map",
                  backbone: str = PRETRAINED, value=None) -> pd.DataFrame:
@@ -122,11 +133,7 @@ def regime_table(records, paper: pd.DataFrame | None, methods: Mapping[str, tupl
         sc = regime_cells(records, scratch, dataset, metric, value)
         pt = regime_cells(records, pretrained_name(scratch, backbone), dataset, metric, value)
         for b in bits:
-            p = None
-            if paper is not None and paper_name is not None and len(paper):
-                m = paper[(paper["method"] == paper_name) & (paper["dataset"] == dataset)
-                          & (paper["bits"] == b) & (paper["metric"] == metric)]
-                p = float(m["value"].iloc[0]) if len(m) else None
+            p = paper_value(paper, paper_name, dataset, b, metric)
             s_cell, p_cell = sc.get(b), pt.get(b)
 
             def show(c):
