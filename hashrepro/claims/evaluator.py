@@ -36,6 +36,7 @@ Use::
     from hashrepro import claims
     claims.claims_table("dnnh", records)            # one row per claim: verdict, evidence
     claims.checks_table("mch", records)
+    claims.claims_table("mch", records, ids=["mch-pt-r0", "mch-pt-map"])   # only these claims
     claims.summary_table()                          # every chapter, from results/ (the intro)
 
 Layout: this module (:mod:`hashrepro.claims.evaluator`) is the data model and the evaluator; each
@@ -419,16 +420,30 @@ def _evaluate_check(claim: Claim, recs: list[dict], note: str, excluded: int) ->
     return Verdict(claim, verdict, evidence, [], len(vals), excluded)
 
 
-def evaluate_paper(paper: str, records=None, kind: str | None = "claim", *, include_legacy: bool = False,
-                   **prepare_kw) -> list[Verdict]:
-    """Every claim (``kind="claim"``), check (``"check"``) or both (None) of one chapter.
-    ``records`` default: the committed records (:func:`load_paper_records`); ``include_legacy``:
-    count dirty and legacy records too (:func:`evaluate`)."""
+def _selected(paper: str, ids: Iterable[str] | None) -> tuple:
+    """The chapter's claims and checks, in their order; with ``ids``, only those (each must exist)."""
     if paper not in CLAIMS:
         raise ValueError(f"no claims for paper {paper!r}; papers: {', '.join(CLAIMS)}")
+    if ids is None:
+        return CLAIMS[paper]
+    ids = [ids] if isinstance(ids, str) else list(ids)
+    known = [c.id for c in CLAIMS[paper]]
+    bad = [i for i in ids if i not in known]
+    if bad:
+        raise ValueError(f"no claim {bad[0]!r} in chapter {paper!r}; its claim ids: {', '.join(known)}")
+    return tuple(c for c in CLAIMS[paper] if c.id in ids)
+
+
+def evaluate_paper(paper: str, records=None, kind: str | None = "claim", *, include_legacy: bool = False,
+                   ids: Iterable[str] | None = None, **prepare_kw) -> list[Verdict]:
+    """Every claim (``kind="claim"``), check (``"check"``) or both (None) of one chapter.
+    ``records`` default: the committed records (:func:`load_paper_records`); ``include_legacy``:
+    count dirty and legacy records too (:func:`evaluate`); ``ids``: only the claims with these ids
+    (e.g. one regime's, ``hashrepro.claims.mch.MCH_PRETRAINED``), in the chapter's order."""
+    claims = _selected(paper, ids)
     recs = load_paper_records(paper, **prepare_kw) if records is None else prepare_records(
         paper, records, **prepare_kw)
-    return [evaluate(c, recs, include_legacy=include_legacy) for c in CLAIMS[paper] if kind is None or c.kind == kind]
+    return [evaluate(c, recs, include_legacy=include_legacy) for c in claims if kind is None or c.kind == kind]
 
 
 def _frame(verdicts: list[Verdict]) -> pd.DataFrame:
@@ -441,26 +456,28 @@ LEGACY_COLUMN = "if legacy records counted"
 
 
 def claims_table(paper: str, records=None, *, include_legacy: bool = False, legacy_column: bool = False,
-                 **prepare_kw) -> pd.DataFrame:
+                 ids: Iterable[str] | None = None, **prepare_kw) -> pd.DataFrame:
     """One row per claim of ``paper``: ``claim, verdict, evidence`` (clean records only unless
-    ``include_legacy``).
+    ``include_legacy``; ``ids``: only these claims, :func:`evaluate_paper`).
 
     ``legacy_column``: add :data:`LEGACY_COLUMN`, the verdict the same rule gives when the dirty and
     legacy records are counted too ("same" where it does not change), so that a page can show what
     the older evidence said without letting it decide.
     """
-    verdicts = evaluate_paper(paper, records, "claim", include_legacy=include_legacy, **prepare_kw)
+    verdicts = evaluate_paper(paper, records, "claim", include_legacy=include_legacy, ids=ids, **prepare_kw)
     frame = _frame(verdicts)
     if legacy_column and not include_legacy:
-        with_legacy = evaluate_paper(paper, records, "claim", include_legacy=True, **prepare_kw)
+        with_legacy = evaluate_paper(paper, records, "claim", include_legacy=True, ids=ids, **prepare_kw)
         frame.insert(2, LEGACY_COLUMN, [w.verdict if w.verdict != v.verdict else "same"
                                         for v, w in zip(verdicts, with_legacy)])
     return frame
 
 
-def checks_table(paper: str, records=None, *, include_legacy: bool = False, **prepare_kw) -> pd.DataFrame:
-    """One row per check (holds by construction) of ``paper``: ``claim, verdict, evidence``."""
-    return _frame(evaluate_paper(paper, records, "check", include_legacy=include_legacy, **prepare_kw))
+def checks_table(paper: str, records=None, *, include_legacy: bool = False, ids: Iterable[str] | None = None,
+                 **prepare_kw) -> pd.DataFrame:
+    """One row per check (holds by construction) of ``paper``: ``claim, verdict, evidence`` (``ids``:
+    only these, :func:`evaluate_paper`)."""
+    return _frame(evaluate_paper(paper, records, "check", include_legacy=include_legacy, ids=ids, **prepare_kw))
 
 
 def summary_table(records_by_paper: Mapping[str, Any] | None = None, *, include_legacy: bool = False) -> pd.DataFrame:

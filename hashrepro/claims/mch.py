@@ -1,12 +1,15 @@
-"""MCH's claims (Li, Jiang & Li) as data, with the ANHC and bucket quantities they read."""
+"""MCH's claims (Li, Jiang & Li) as data, with the ANHC and bucket quantities they read.
+
+Each claim is stated twice, once per regime (:func:`_claims`): from scratch (:data:`MCH_SCRATCH`,
+ids ``mch-…``) and on the ImageNet backbone (:data:`MCH_PRETRAINED`, ids ``mch-pt-…``, texts
+"[ImageNet backbone] …"); :data:`MCH` is both, the chapter's list in ``hashrepro.claims.CLAIMS``."""
 from __future__ import annotations
 
 import math
 
 from .evaluator import Claim, Compare, Side
 
-__all__ = ["MCH"]
-
+__all__ = ["MCH", "MCH_SCRATCH", "MCH_PRETRAINED", "BACKBONE"]
 
 
 def _anhc_cell(record, sigma, xi):
@@ -65,44 +68,79 @@ def _buckets(record):
 
 _MCH_BASES = ("ksh", "hashnet", "adsh", "dch", "mmhh")
 _MID = {"config.sigma": 0.5, "config.xi": 0.5}
+#: The ImageNet backbone of the pretrained regime (issue 16); its records are named
+#: ``<method>-efficientnet_lite0`` (:func:`hashrepro.methods.mch.method_name`, not imported here: the
+#: recipe pulls in torch and the training code).
+BACKBONE = "efficientnet_lite0"
 
-MCH = (
-    Claim("mch-r0", "mch", "MCH raises R@H=0 over its base model (Fig. 3)",
-          tuple(Compare(Side(f"mch-{x}", metric="recall_radius0"), Side(x, metric="recall_radius0"),
-                        label=f"MCH-{x} − {x}") for x in _MCH_BASES)),
-    Claim("mch-map", "mch", "MCH does not lower mAP (Table 2; by more than 0.01)",
-          tuple(Compare(Side(f"mch-{x}"), Side(x), margin=-0.01, label=f"MCH-{x} − {x} + 0.01") for x in _MCH_BASES)),
-    Claim("mch-buckets", "mch", "MCH reaches the same F1 with fewer buckets (Figs. 5–7)",
-          tuple(Compare(Side(f"mch-{x}"), Side(x), diff=_fewer_buckets, label=f"1 − buckets MCH-{x} / {x}")
-                for x in _MCH_BASES)),
-    Claim("mch-anhc-range", "mch", "ANHC is between 1 and 2 at σ = ξ = 0.5 (Table 3: 1.54 for MCH-DCH)",
-          tuple(Compare(Side(f"mch-{x}", metric="anhc", where=_MID), Side(const=1.0), label=f"ANHC − 1, MCH-{x}")
-                for x in _MCH_BASES)
-          + tuple(Compare(Side(const=2.0), Side(f"mch-{x}", metric="anhc", where=_MID), label=f"2 − ANHC, MCH-{x}")
-                  for x in _MCH_BASES)),
-    Claim("mch-anhc-peak", "mch", "ANHC peaks near σ = 0.3–0.5 (Table 3)",
-          tuple(Compare(Side(f"mch-{x}", metric=_anhc_peak), Side(const=0.0),
-                        label=f"peak in [0.3, 0.5] − peak elsewhere, MCH-{x}") for x in _MCH_BASES)),
-    Claim("mch-unsupervised-buckets", "mch",
-          "Unsupervised LSH / ITQ need more buckets than the supervised models (§5.3 (1))",
-          tuple(Compare(Side(u, metric=_buckets), Side(s, metric=_buckets), label=f"{u} − {s} (log10 buckets at F1 0.5)")
-                for u in ("lsh", "itq") for s in _MCH_BASES),
-          note="models whose codes fell into one bucket are left out"),
-    Claim("mch-adsh-buckets", "mch", "ADSH (asymmetric) needs fewer buckets than the symmetric models (§5.3 (2))",
-          tuple(Compare(Side(s, metric=_buckets), Side("adsh", metric=_buckets),
-                        label=f"{s} − adsh (log10 buckets at F1 0.5)") for s in ("ksh", "hashnet", "dch", "mmhh")),
-          note="models whose codes fell into one bucket are left out"),
-    Claim("mch-offline", "mch", "results on NUS-WIDE, MS-COCO and MIRFLICKR (Tables 2–3, Figs. 3–9)",
-          untestable="not run: data not available offline (synthetic mosaics instead)"),
-    Claim("mch-anhc-xi", "mch", "ANHC grows as ξ falls (Table 3)",
-          tuple(Compare(Side(f"mch-{x}", metric=_anhc_xi_gap), Side(const=0.0), label=f"MCH-{x}")
-                for x in _MCH_BASES),
-          kind="check", note="ANHC(σ = 0.5, ξ = 0.1) ≥ ANHC(σ = 0.5, ξ = 0.9): a lower threshold keeps every crop a "
-                             "higher one keeps, so ANHC cannot fall"),
-    Claim("mch-anhc-sigma1", "mch", "ANHC is exactly 1 at σ = 1 (Table 3)",
-          tuple(Compare(Side(f"mch-{x}", metric=_anhc_sigma1), Side(const=0.0), label=f"MCH-{x}")
-                for x in _MCH_BASES),
-          kind="check", note="at σ = 1 the five crops are the whole image and equal codes are merged; MCH-ADSH "
-                             "stores the training images with ADSH's learned codes V, which differ from the "
-                             "network's code of the whole image for some, so it can exceed 1"),
-)
+
+def _claims(backbone: str | None = None) -> tuple[Claim, ...]:
+    """MCH's claims in one regime: from scratch (``backbone=None``: ids ``mch-…``, methods ``mch-dch``,
+    ``dch``, ``lsh``) or on ``backbone`` (ids ``mch-pt-…``, texts "[ImageNet backbone] …", every method
+    name with the suffix ``-<backbone>``: ``mch-dch-efficientnet_lite0``, ``dch-efficientnet_lite0``,
+    ``lsh-efficientnet_lite0``). Both regimes read the same quantities and the same margins; the
+    evaluator pairs seeds per (data set, bits) within each comparison, so each base model and length
+    is its own setting. The untestable data-set claim is stated once, in the from-scratch regime."""
+    sfx = f"-{backbone}" if backbone else ""
+    tag = "mch-pt-" if backbone else "mch-"
+    head = "[ImageNet backbone] " if backbone else ""
+
+    def mch(x):
+        return f"mch-{x}{sfx}"
+
+    def base(x):
+        return f"{x}{sfx}"
+
+    def claim(name, text, comparisons=(), **kw):
+        comparisons = tuple(comparisons)
+        if backbone and comparisons:
+            kw.setdefault("missing", f"needs MCH runs on the ImageNet backbone (-p backbone {backbone})")
+        return Claim(tag + name, "mch", head + text, comparisons, **kw)
+
+    claims = (
+        claim("r0", "MCH raises R@H=0 over its base model (Fig. 3)",
+              (Compare(Side(mch(x), metric="recall_radius0"), Side(base(x), metric="recall_radius0"),
+                       label=f"MCH-{x} − {x}") for x in _MCH_BASES)),
+        claim("map", "MCH does not lower mAP (Table 2; by more than 0.01)",
+              (Compare(Side(mch(x)), Side(base(x)), margin=-0.01, label=f"MCH-{x} − {x} + 0.01")
+               for x in _MCH_BASES)),
+        claim("buckets", "MCH reaches the same F1 with fewer buckets (Figs. 5–7)",
+              (Compare(Side(mch(x)), Side(base(x)), diff=_fewer_buckets, label=f"1 − buckets MCH-{x} / {x}")
+               for x in _MCH_BASES)),
+        claim("anhc-range", "ANHC is between 1 and 2 at σ = ξ = 0.5 (Table 3: 1.54 for MCH-DCH)",
+              tuple(Compare(Side(mch(x), metric="anhc", where=_MID), Side(const=1.0), label=f"ANHC − 1, MCH-{x}")
+                    for x in _MCH_BASES)
+              + tuple(Compare(Side(const=2.0), Side(mch(x), metric="anhc", where=_MID), label=f"2 − ANHC, MCH-{x}")
+                      for x in _MCH_BASES)),
+        claim("anhc-peak", "ANHC peaks near σ = 0.3–0.5 (Table 3)",
+              (Compare(Side(mch(x), metric=_anhc_peak), Side(const=0.0),
+                       label=f"peak in [0.3, 0.5] − peak elsewhere, MCH-{x}") for x in _MCH_BASES)),
+        claim("unsupervised-buckets", "Unsupervised LSH / ITQ need more buckets than the supervised models (§5.3 (1))",
+              (Compare(Side(base(u), metric=_buckets), Side(base(s), metric=_buckets),
+                       label=f"{u} − {s} (log10 buckets at F1 0.5)") for u in ("lsh", "itq") for s in _MCH_BASES),
+              note="models whose codes fell into one bucket are left out"),
+        claim("adsh-buckets", "ADSH (asymmetric) needs fewer buckets than the symmetric models (§5.3 (2))",
+              (Compare(Side(base(s), metric=_buckets), Side(base("adsh"), metric=_buckets),
+                       label=f"{s} − adsh (log10 buckets at F1 0.5)") for s in ("ksh", "hashnet", "dch", "mmhh")),
+              note="models whose codes fell into one bucket are left out"),
+    )
+    if not backbone:
+        claims += (claim("offline", "results on NUS-WIDE, MS-COCO and MIRFLICKR (Tables 2–3, Figs. 3–9)",
+                         untestable="not run: data not available offline (synthetic mosaics instead)"),)
+    return claims + (
+        claim("anhc-xi", "ANHC grows as ξ falls (Table 3)",
+              (Compare(Side(mch(x), metric=_anhc_xi_gap), Side(const=0.0), label=f"MCH-{x}") for x in _MCH_BASES),
+              kind="check", note="ANHC(σ = 0.5, ξ = 0.1) ≥ ANHC(σ = 0.5, ξ = 0.9): a lower threshold keeps every "
+                                 "crop a higher one keeps, so ANHC cannot fall"),
+        claim("anhc-sigma1", "ANHC is exactly 1 at σ = 1 (Table 3)",
+              (Compare(Side(mch(x), metric=_anhc_sigma1), Side(const=0.0), label=f"MCH-{x}") for x in _MCH_BASES),
+              kind="check", note="at σ = 1 the five crops are the whole image and equal codes are merged; MCH-ADSH "
+                                 "stores the training images with ADSH's learned codes V, which differ from the "
+                                 "network's code of the whole image for some, so it can exceed 1"),
+    )
+
+
+#: From scratch (the small CNN trained on the mosaics) and on the ImageNet backbone (issue 16).
+MCH_SCRATCH = _claims()
+MCH_PRETRAINED = _claims(BACKBONE)
+MCH = MCH_SCRATCH + MCH_PRETRAINED

@@ -170,7 +170,8 @@ def test_checks_are_judged_per_record_and_kept_apart():
     assert v.verdict == "fails" and "2 of 3" in v.evidence
     for paper, claims in C.CLAIMS.items():
         assert all(c.paper == paper and c.kind in ("claim", "check") for c in claims)
-    assert {c.id for c in C.CLAIMS["mch"] if c.kind == "check"} == {"mch-anhc-xi", "mch-anhc-sigma1"}
+    assert {c.id for c in C.CLAIMS["mch"] if c.kind == "check"} == {"mch-anhc-xi", "mch-anhc-sigma1",
+                                                                     "mch-pt-anhc-xi", "mch-pt-anhc-sigma1"}
 
 
 def test_truncation_claim_needs_the_random_subset_control():
@@ -207,6 +208,115 @@ def test_tables_and_summary_from_records(tmp_path):
     assert (s[s["chapter"] == "mch"]["verdict"] == "not testable here").all()
     with pytest.raises(ValueError, match="no claims for paper 'nope'; papers: drsch, dnnh, ddh, mch"):
         C.claims_table("nope", [])
+
+
+# --------------------------------------------------------------------------- MCH on the ImageNet backbone
+PT = "-efficientnet_lite0"
+#: The MCH recipe's default agent update (the claims read only its runs) and σ = ξ = 0.5.
+MCH_CFG = {"agent_baseline": "ema", "agent_reward_norm": True, "agent_entropy": 0.0, "sigma": 0.5, "xi": 0.5}
+
+
+def mch_rec(method, seed, bits=32, config=None, curves=None, **metrics):
+    """A clean MCH-chapter record (the recipe's default agent update unless ``config`` says otherwise)."""
+    return {"paper": "mch", "method": method, "dataset": "mosaic-cifar10", "bits": bits, "seed": seed,
+            "scale": "default", "metrics": metrics, "config": {**MCH_CFG, **(config or {})}, "curves": curves or {},
+            "finished": f"2026-01-0{seed + 1}", **CLEAN}
+
+
+def r0_pairs(base, mch_vals, base_vals, suffix=PT, bits=32):
+    """MCH-X and X records (R@H=0) on the ImageNet backbone (``suffix``) or from scratch (``""``), seed by seed."""
+    return ([mch_rec(f"mch-{base}{suffix}", s, bits, recall_radius0=v) for s, v in enumerate(mch_vals)]
+            + [mch_rec(f"{base}{suffix}", s, bits, recall_radius0=v) for s, v in enumerate(base_vals)])
+
+
+def _cells(verdict):
+    return {c["label"].split(",")[0]: (c["verdict"], c["n"]) for c in verdict.cells}
+
+
+def test_mch_pretrained_claims_mirror_the_scratch_ones():
+    by_id = {c.id: c for c in C.CLAIMS["mch"]}
+    for name in ("r0", "map", "buckets", "anhc-range", "anhc-peak", "unsupervised-buckets", "adsh-buckets",
+                 "anhc-xi", "anhc-sigma1"):
+        scratch, pt = by_id[f"mch-{name}"], by_id[f"mch-pt-{name}"]
+        assert pt.text == "[ImageNet backbone] " + scratch.text and pt.kind == scratch.kind
+        assert [(c.label, c.margin, c.diff, c.a.metric, c.b.metric, dict(c.a.where)) for c in pt.comparisons] == \
+               [(c.label, c.margin, c.diff, c.a.metric, c.b.metric, dict(c.a.where)) for c in scratch.comparisons]
+        sides = [(p, q) for cp, cs in zip(pt.comparisons, scratch.comparisons) for p, q in ((cp.a, cs.a), (cp.b, cs.b))]
+        assert all((p.const, p.method) == (q.const, None if q.method is None else q.method + PT) for p, q in sides)
+    assert "mch-pt-offline" not in by_id  # the data-set claim is stated once
+    from hashrepro.methods.mch import method_name  # the recipe names its records the same way
+    from hashrepro.claims.mch import BACKBONE
+
+    assert method_name("mch-dch", BACKBONE) == "mch-dch" + PT and method_name("lsh", BACKBONE) == "lsh" + PT
+
+
+def test_mch_pretrained_claims_win_lose_disagree_and_too_few_seeds():
+    win = r0_pairs("dch", [0.30, 0.31, 0.32], [0.20, 0.21, 0.20])          # MCH-DCH above DCH in every seed
+    loss = r0_pairs("hashnet", [0.10, 0.11, 0.10], [0.20, 0.22, 0.21])     # below in every seed
+    disagree = r0_pairs("ksh", [0.30, 0.15, 0.32], [0.20, 0.21, 0.20])     # seed 1 disagrees
+    few = r0_pairs("mmhh", [0.30, 0.31], [0.20, 0.21, 0.22])               # only two paired seeds
+    # the from-scratch runs say the opposite; they must not enter the pretrained claim (and vice versa)
+    scratch = r0_pairs("dch", [0.10, 0.10, 0.10], [0.20, 0.20, 0.20], suffix="")
+    # a pretrained run of another agent update (the paper's eq. 7) is not the default: left out
+    eq7 = [mch_rec("mch-dch" + PT, 3, config={"agent_baseline": "none", "agent_reward_norm": False},
+                   recall_radius0=0.0), mch_rec("dch" + PT, 3, config={"agent_baseline": "none",
+                                                                        "agent_reward_norm": False},
+                                                recall_radius0=0.9)]
+    everything = win + loss + disagree + few + scratch + eq7
+
+    def verdict(recs, claim_id="mch-pt-r0"):
+        return next(v for v in C.evaluate_paper("mch", recs, ids=[claim_id]))
+
+    v = verdict(everything)
+    assert _cells(v) == {"MCH-ksh − ksh": ("inconclusive", 3), "MCH-hashnet − hashnet": ("not reproduced", 3),
+                         "MCH-dch − dch": ("reproduced", 3), "MCH-mmhh − mmhh": ("inconclusive (n<3)", 2)}
+    assert v.verdict == "not reproduced" and v.n_min == 2
+    assert all(c["bits"] == 32 and c["dataset"] == "mosaic-cifar10" for c in v.cells)
+    assert verdict(win).verdict == "reproduced"
+    assert verdict(win + few).verdict == "inconclusive (n<3)"
+    assert verdict(win + disagree).verdict == "inconclusive"
+    only_scratch = verdict(scratch)
+    assert only_scratch.verdict == "not testable here" and "-p backbone efficientnet_lite0" in only_scratch.evidence
+    from_scratch = verdict(everything, "mch-r0")        # the scratch claim sees only the scratch runs
+    assert from_scratch.verdict == "not reproduced" and len(from_scratch.cells) == 1
+    # each bit length is its own setting
+    v = verdict(win + r0_pairs("dch", [0.1, 0.1, 0.1], [0.2, 0.2, 0.2], bits=64))
+    assert [(c["bits"], c["verdict"]) for c in v.cells] == [(32, "reproduced"), (64, "not reproduced")]
+    # one regime's table: only its claims, in the chapter's order
+    t = C.claims_table("mch", everything, ids=[c.id for c in C.CLAIMS["mch"] if c.id.startswith("mch-pt-")])
+    assert len(t) == 7 and t["claim"].str.startswith("[ImageNet backbone] ").all()
+    assert t.iloc[0]["verdict"] == "not reproduced"
+    with pytest.raises(ValueError, match="no claim 'mch-pt-nope' in chapter 'mch'; its claim ids: mch-r0, "):
+        C.claims_table("mch", [], ids=["mch-pt-nope"])
+
+
+def test_mch_pretrained_map_buckets_and_anhc_claims():
+    def pair_recs(base, mch_metrics, base_metrics):
+        return ([mch_rec(f"mch-{base}{PT}", s, **m) for s, m in enumerate(mch_metrics)]
+                + [mch_rec(f"{base}{PT}", s, **m) for s, m in enumerate(base_metrics)])
+
+    # mAP: MCH may lose up to 0.01 (within the margin in every seed: reproduced) but not 0.03
+    ok = pair_recs("adsh", [{"map": 0.595}, {"map": 0.60}, {"map": 0.598}], [{"map": 0.60}] * 3)
+    bad = pair_recs("dch", [{"map": 0.57}] * 3, [{"map": 0.60}, {"map": 0.61}, {"map": 0.605}])
+    v = C.evaluate_paper("mch", ok + bad, ids=["mch-pt-map"])[0]
+    assert _cells(v) == {"MCH-adsh − adsh + 0.01": ("reproduced", 3), "MCH-dch − dch + 0.01": ("not reproduced", 3)}
+    # ANHC in (1, 2) at σ = ξ = 0.5 (a run at another σ does not count)
+    anhc = pair_recs("hashnet", [{"anhc": 1.5}, {"anhc": 1.4}, {"anhc": 1.6}], [{}] * 3)
+    anhc.append(mch_rec("mch-hashnet" + PT, 5, config={"sigma": 0.3}, anhc=3.0))
+    v = C.evaluate_paper("mch", anhc, ids=["mch-pt-anhc-range"])[0]
+    assert v.verdict == "reproduced" and {c["n"] for c in v.cells} == {3}
+    # §5.3 (1): LSH on the backbone's features needs more buckets than KSH on them (log10 buckets)
+    lsh = [mch_rec("lsh" + PT, s, **{"buckets_at_f1_0.5": b}) for s, b in enumerate([500, 800, 600])]
+    ksh = [mch_rec("ksh" + PT, s, **{"buckets_at_f1_0.5": b}) for s, b in enumerate([50, 60, 40])]
+    lsh_scratch = [mch_rec("lsh", s, **{"buckets_at_f1_0.5": 1.0}) for s in range(3)]
+    v = C.evaluate_paper("mch", lsh + ksh + lsh_scratch, ids=["mch-pt-unsupervised-buckets"])[0]
+    assert _cells(v) == {"lsh − ksh (log10 buckets at F1 0.5)": ("reproduced", 3)}
+    # the checks are judged per run
+    grid = {"anhc_grid": {"sigma": [0.5, 0.5, 1.0, 1.0], "xi": [0.1, 0.9, 0.1, 0.9], "anhc": [1.4, 1.1, 1.0, 1.0]}}
+    runs = [mch_rec("mch-dch" + PT, s, curves=grid) for s in range(2)]
+    checks = {v.claim.id: v.verdict for v in C.evaluate_paper("mch", runs, kind="check")}
+    assert checks == {"mch-anhc-xi": "not testable here", "mch-anhc-sigma1": "not testable here",
+                      "mch-pt-anhc-xi": "holds", "mch-pt-anhc-sigma1": "holds"}
 
 
 def test_seed_counts():
