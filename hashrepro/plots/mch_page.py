@@ -14,7 +14,8 @@ no records returns an empty result or the :func:`no_runs` note.
 
 * Setup: :func:`split_diagnostics`, :func:`dataset_order`, :func:`no_runs`.
 * "Protocol and settings": :func:`settings_table`.
-* "On the ImageNet backbone": :func:`regime_note` (below :func:`hashrepro.plots.mch.regime_table`).
+* "On the ImageNet backbone": :func:`regime_note` (below :func:`hashrepro.plots.mch.regime_table`) and
+  :func:`claims_outputs` with ``regime="pretrained"`` (the ``mch-pt-…`` claims).
 * Table 2: :func:`paper_table2`, :func:`ours_table2`.
 * "X beside MCH-X": :func:`what_happened`.
 * Oracle and crop diagnostics: :func:`oracle_table`, :func:`crop_diagnostic_table`,
@@ -40,7 +41,8 @@ __all__ = [
     "SWEEP", "METHOD_ORDER", "no_runs", "split_diagnostics", "dataset_order", "settings_table", "regime_note",
     "paper_table2", "ours_table2", "what_happened", "oracle_table", "crop_diagnostic_table",
     "crop_diagnostic_text", "radius0_figure", "f1_bucket_figure", "table3_records", "anhc_comparison",
-    "sensitivity_figure", "xi_pivot", "agent_figure", "search_cost_table", "claims_outputs", "seeds_sentence",
+    "sensitivity_figure", "xi_pivot", "agent_figure", "search_cost_table", "REGIMES", "claims_outputs",
+    "seeds_sentence",
 ]
 
 #: The sweep that produces the page's default runs (named where a section has no records).
@@ -422,26 +424,53 @@ def search_cost_table(records: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- claims
-def claims_outputs(recs, records: pd.DataFrame, default_cfg) -> list:
-    """The "Claims" section: one claims table per agent update (the recipe's default first, with the
-    number of its MCH runs), then how a verdict is reached and the provenance of ``records``.
-    ``default_cfg``: ``mch.Config.for_scale("default")`` (names the default agent update)."""
+#: The page's two claims tables: the from-scratch claims (section *Claims*) and their ImageNet-backbone
+#: counterparts (section *On the ImageNet backbone*); :func:`claims_outputs` takes one of these.
+REGIMES = ("scratch", "pretrained")
+
+
+def _regime_claims(regime: str):
+    """(claim ids, whether a record is of the regime) for ``regime`` in :data:`REGIMES`."""
+    from ..claims.mch import BACKBONE, MCH_PRETRAINED, MCH_SCRATCH
+
+    if regime not in REGIMES:
+        raise ValueError(f"regime must be one of {', '.join(map(repr, REGIMES))}; got {regime!r}")
+    pretrained = regime == "pretrained"
+    claims = MCH_PRETRAINED if pretrained else MCH_SCRATCH
+    return [c.id for c in claims], (lambda r: str(r["method"]).endswith(f"-{BACKBONE}") == pretrained)
+
+
+def claims_outputs(recs, records: pd.DataFrame, default_cfg, regime: str = "scratch") -> list:
+    """A claims section for one ``regime`` (:data:`REGIMES`): one claims table per agent update of the
+    regime's MCH runs (the recipe's default first, with the number of its MCH runs), then how a
+    verdict is reached (from scratch: the rule and the provenance of ``records``; on the ImageNet
+    backbone: how its runs are paired, pointing to the rule). ``default_cfg``:
+    ``mch.Config.for_scale("default")`` (names the default agent update)."""
     from .. import claims as CL
     from ..book import provenance_line
 
+    ids, in_regime = _regime_claims(regime)
     default_agent = agent_variant({"config": default_cfg.to_dict()})
-    agents = [agent_variant(m) for _, m in pairs(recs)]
+    agents = [agent_variant(m) for _, m in pairs(recs) if in_regime(m)]
     variants = sorted(set(agents), key=lambda v: (v != default_agent, v))
+    where = " on the ImageNet backbone" if regime == "pretrained" else ""
     out = []
     for v in variants:
-        out.append(Markdown(f"**Agent update *{v}*** ({agents.count(v)} MCH runs"
+        out.append(Markdown(f"**Agent update *{v}*** ({agents.count(v)} MCH runs{where}"
                             + ("; the default" if v == default_agent
                                else "; the paper's eq. 7, runs made before the baseline option") + "):"))
-        out.append(CL.claims_table("mch", recs, agent=v, legacy_column=True))
+        out.append(CL.claims_table("mch", recs, agent=v, legacy_column=True, ids=ids))
     if not variants:
-        out.append(CL.claims_table("mch", recs, legacy_column=True))
+        out.append(CL.claims_table("mch", recs, legacy_column=True, ids=ids))
+    if regime == "pretrained":
+        out.append(Markdown("**How a verdict is reached.** With the rule of *Claims* below, on the runs on the "
+                            "ImageNet backbone only: each (data set, bits, base model) is a setting; MCH-X on the "
+                            "backbone is paired with X on the backbone of the same run, and LSH / ITQ use the "
+                            "backbone's features."))
+        return out
     out.append(Markdown("**How a verdict is reached.** " + CL.RULE + " Each (data set, bits, base model) is a setting; "
-                        "MCH-X is paired with X of the same run. " + provenance_line(records)))
+                        "MCH-X is paired with X of the same run. The same claims on the ImageNet backbone are "
+                        "judged in *On the ImageNet backbone* above. " + provenance_line(records)))
     return out
 
 

@@ -308,6 +308,26 @@ def test_claims_outputs_no_pairs_and_legacy_only(tmp_path):
     assert "Of 2 run records, 0 are clean, 0 ran on a dirty tree with the diff saved, and 2 are *legacy*" in out[1].data
 
 
+def test_claims_outputs_per_regime(tmp_path):
+    pt = "-efficientnet_lite0"
+    scratch = [r for s in range(3) for r in (_rec("dch", seed=s), _mch("dch", seed=s))]
+    backbone = [{**r, "method": r["method"] + pt} for s in range(3) for r in (_rec("hashnet", seed=s),
+                                                                            _mch("hashnet", seed=s))]
+    frame = _frame(tmp_path, scratch + backbone)
+    out = MP.claims_outputs(scratch + backbone, frame, _Cfg(EMA), regime="pretrained")
+    assert out[0].data == "**Agent update *baseline ema + norm*** (3 MCH runs on the ImageNet backbone; the default):"
+    table = out[1]
+    assert len(table) == 7 and table["claim"].str.startswith("[ImageNet backbone] ").all()
+    assert out[-1].data.startswith("**How a verdict is reached.** With the rule of *Claims* below")
+    # the from-scratch section counts and judges its own runs only, and points to the other regime
+    out = MP.claims_outputs(scratch + backbone, frame, _Cfg(EMA))
+    assert out[0].data == "**Agent update *baseline ema + norm*** (3 MCH runs; the default):"
+    assert not out[1]["claim"].str.contains("ImageNet backbone").any() and len(out[1]) == 8
+    assert "judged in *On the ImageNet backbone* above" in out[-1].data
+    with pytest.raises(ValueError, match="regime must be one of 'scratch', 'pretrained'; got 'imagenet'"):
+        MP.claims_outputs(scratch, frame, _Cfg(EMA), regime="imagenet")
+
+
 def test_seeds_sentence_from_the_records():
     assert MP.seeds_sentence([]) is None
     recs = [_rec("dch", seed=s) for s in (2, 0)] + [_rec("lsh", seed=1), _rec("dch", bits=16, dataset="mosaic-mnist5k")]
