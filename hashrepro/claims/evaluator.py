@@ -524,23 +524,10 @@ def prepare_records(paper: str, records, agent: str | None = "default") -> list[
         return with_full_length_bs_as_drsch(recs)
     if paper == "mch":
         recs = [r for r in recs if not str(r.get("method", "")).startswith("diag-")]
-        if agent is None:
-            return recs
-        from ..plots.mch import agent_variant
+        from ..plots.mch import with_agent
 
-        if agent == "default":
-            agent = _mch_default_agent()
-        return [r for r in recs if r.get("paper") != "mch" or agent_variant(r) == agent]
+        return with_agent(recs, agent)
     return recs
-
-
-def _mch_default_agent() -> str:
-    """The agent update of the MCH recipe's defaults (data: ``mch_agent.AGENT_DEFAULTS``, not the
-    recipe's Config, which would close an import circle through ``params``)."""
-    from ..methods.mch_agent import AGENT_DEFAULTS
-    from ..plots.mch import agent_variant
-
-    return agent_variant({"config": dict(AGENT_DEFAULTS)})
 
 
 def load_paper_records(paper: str, **prepare_kw) -> list[dict]:

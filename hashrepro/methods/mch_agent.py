@@ -27,12 +27,18 @@ from ..losses.pairwise import PairwiseHashLoss, pair_weights, similarity
 from ..models.policy import KEEP, PolicyNet, build_state
 from ..train import NonFiniteLossError
 
-__all__ = ["AGENT_DEFAULTS", "AgentResult", "train_agent", "crop_keep_probabilities", "extend"]
+__all__ = ["AGENT_DEFAULTS", "AGENT_ITERS_BY_SCALE", "AgentResult", "train_agent", "crop_keep_probabilities", "extend"]
 
 #: The default REINFORCE update of the recipe (the ``Config`` fields' defaults, as data): a
 #: moving-average baseline and normalised advantages, no entropy bonus (a deviation from eq. 7,
 #: see :func:`train_agent`). The claims read it to pick the records of the default agent.
 AGENT_DEFAULTS = {"agent_baseline": "ema", "agent_reward_norm": True, "agent_entropy": 0.0}
+
+#: The agent's schedule T (Algorithm 2's iterations) of each scale's preset, as data (the recipe's
+#: ``Config.agent_iters`` and ``PRESETS``; a test keeps them equal): §5.2.2's T = 100 except the
+#: seconds-long ``smoke`` scale. A record whose ``agent_iters`` differs from its scale's T is a
+#: different agent update for the claims and tables (:func:`hashrepro.plots.mch.agent_variant`).
+AGENT_ITERS_BY_SCALE = {"smoke": 5, "default": 100, "paper": 100}
 
 
 @dataclass

@@ -30,6 +30,7 @@ __all__ = [
     "as_records",
     "pairs",
     "agent_variant",
+    "with_agent",
     "f1_bucket",
     "radius0_vs_bits",
     "sensitivity",
@@ -97,19 +98,39 @@ def pairs(records) -> list[tuple[dict, dict]]:
 
 def agent_variant(record: dict) -> str:
     """How the record's agent was trained: ``"eq. 7"`` (REINFORCE as printed, no baseline: every
-    record made before the ``agent_baseline`` option existed) or e.g. ``"baseline ema + norm"``."""
+    record made before the ``agent_baseline`` option existed) or e.g. ``"baseline ema + norm"``;
+    with ``" + T <n>"`` when its schedule ``agent_iters`` is not its scale's T
+    (:data:`hashrepro.methods.mch_agent.AGENT_ITERS_BY_SCALE`: §5.2.2's T = 100), e.g.
+    ``"baseline ema + norm + T 2000"`` (the agent trained until its training reward levels off)."""
+    from ..methods.mch_agent import AGENT_ITERS_BY_SCALE
+
     cfg = record.get("config", {}) or {}
     b = cfg.get("agent_baseline", "none")
     norm = bool(cfg.get("agent_reward_norm", False))
     ent = float(cfg.get("agent_entropy", 0.0) or 0.0)
-    if b == "none" and not norm and not ent:
-        return "eq. 7"
     parts = [f"baseline {b}"] if b != "none" else []
     if norm:
         parts.append("norm")
     if ent:
         parts.append(f"entropy {ent:g}")
-    return " + ".join(parts)
+    text = " + ".join(parts) if parts else "eq. 7"
+    iters, scale = cfg.get("agent_iters"), cfg.get("scale", record.get("scale"))
+    if iters is not None and scale in AGENT_ITERS_BY_SCALE and int(iters) != AGENT_ITERS_BY_SCALE[scale]:
+        text += f" + T {int(iters)}"
+    return text
+
+
+def with_agent(recs: list[dict], agent: str | None = "default") -> list[dict]:
+    """The records of one agent update: MCH's records (X, MCH-X and companions) whose
+    :func:`agent_variant` is ``agent`` (``"default"``: the recipe's default update and schedule,
+    :data:`hashrepro.methods.mch_agent.AGENT_DEFAULTS`), every other record as is; None: all."""
+    if agent is None:
+        return list(recs)
+    if agent == "default":
+        from ..methods.mch_agent import AGENT_DEFAULTS
+
+        agent = agent_variant({"config": dict(AGENT_DEFAULTS)})
+    return [r for r in recs if r.get("paper") != "mch" or agent_variant(r) == agent]
 
 
 # --------------------------------------------------------------------------- figures
@@ -400,17 +421,21 @@ def plot_run(record: dict, companions: Iterable[dict] = ()):
 
 
 def regime_table(records, dataset: str = "mosaic-cifar10", bits: int = 32,
-                 bases=("ksh", "hashnet", "adsh", "dch", "mmhh"), backbone: str = "efficientnet_lite0"):
+                 bases=("ksh", "hashnet", "adsh", "dch", "mmhh"), backbone: str = "efficientnet_lite0",
+                 agent: str | None = "default"):
     """Both regimes per base model X at ``bits``: mAP of X from scratch and on the ImageNet backbone,
     MCH-X on the backbone, recall within radius 0 (X / MCH-X), ANHC kept by the agent, and the oracle
     diagnostic (the ANHC and mAP of keeping exactly the crops with a positive eq.-6 reward).
 
     ``records``: run records (list or :func:`hashrepro.results.load_records` frame); cells are the mean
-    over the seeds present with "(n=k)" appended when k > 1, "—" where no record exists. Returns a DataFrame.
+    over the seeds present with "(n=k)" appended when k > 1, "—" where no record exists. ``agent``: the
+    runs of one agent update (:func:`agent_variant`; ``"default"``: the recipe's, T = 100) only, so that a
+    run of another agent, whose X companions repeat the same base model, is not counted twice; None: all.
+    Returns a DataFrame.
     """
     import pandas as pd
 
-    recs = as_records(records)
+    recs = with_agent(as_records(records), agent)
 
     def cell(method, metric, digits=3):
         vals = [r["metrics"].get(metric) for r in recs

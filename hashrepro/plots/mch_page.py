@@ -28,6 +28,7 @@ no records returns an empty result or the :func:`no_runs` note.
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 
 import numpy as np
@@ -35,11 +36,11 @@ import pandas as pd
 from IPython.display import Markdown
 
 from .mch import _fmt, agent_curve, agent_variant, anhc_grid, as_records, bucket_ratio, f1_bucket, pairs, \
-    paper_anhc_grid, radius0_vs_bits, sensitivity, xi_table
+    paper_anhc_grid, radius0_vs_bits, sensitivity, with_agent, xi_table
 
 __all__ = [
     "SWEEP", "METHOD_ORDER", "no_runs", "split_diagnostics", "dataset_order", "settings_table", "regime_note",
-    "paper_table2", "ours_table2", "what_happened", "oracle_table", "crop_diagnostic_table",
+    "agent_schedule_outputs", "paper_table2", "ours_table2", "what_happened", "oracle_table", "crop_diagnostic_table",
     "crop_diagnostic_text", "radius0_figure", "f1_bucket_figure", "table3_records", "anhc_comparison",
     "sensitivity_figure", "xi_pivot", "agent_figure", "search_cost_table", "REGIMES", "claims_outputs",
     "seeds_sentence",
@@ -124,15 +125,17 @@ def _seed_phrase(counts: list[int]) -> str:
 
 
 def regime_note(recs, dataset: str = "mosaic-cifar10", bits: int = 32,
-                bases=("ksh", "hashnet", "adsh", "dch", "mmhh"), backbone: str = "efficientnet_lite0") -> Markdown:
+                bases=("ksh", "hashnet", "adsh", "dch", "mmhh"), backbone: str = "efficientnet_lite0",
+                agent: str | None = "default") -> Markdown:
     """The sentence under the regime table (:func:`hashrepro.plots.mch.regime_table`): the setting,
     how many seeds its ImageNet-backbone cells hold (counted from ``recs``), whether a claim can be
-    judged there (it needs :data:`hashrepro.claims.MIN_SEEDS` seeds), and how to read the oracle."""
+    judged there (it needs :data:`hashrepro.claims.MIN_SEEDS` seeds), and how to read the oracle.
+    ``agent``: as in :func:`hashrepro.plots.mch.regime_table`."""
     from ..claims import MIN_SEEDS
 
     methods = {m for x in bases for m in (f"{x}-{backbone}", f"mch-{x}-{backbone}")}
     seeds = defaultdict(set)
-    for r in as_records(recs):
+    for r in with_agent(as_records(recs), agent):
         if r["method"] in methods and r["dataset"] == dataset and int(r["bits"]) == int(bits):
             seeds[r["method"]].add(int(r["seed"]))
     counts = [len(s) for s in seeds.values()]
@@ -145,6 +148,24 @@ def regime_note(recs, dataset: str = "mosaic-cifar10", bits: int = 32,
     return Markdown(f"{_DATASET_NAMES.get(dataset, dataset)}, {bits} bits, σ = ξ = 0.5; {state}. The oracle keeps "
                     "exactly the crops whose eq.-6 reward is positive: where it beats the agent, a better agent could "
                     "have won; where it does not, the crops cannot help.")
+
+
+def agent_schedule_outputs(recs, iters: int = 2000, dataset: str = "mosaic-cifar10", bits: int = 32) -> list:
+    """The ImageNet-backbone regime table (:func:`hashrepro.plots.mch.regime_table`) and its note for
+    the runs whose agent trained ``iters`` iterations instead of T = 100 (agent update
+    ``"baseline ema + norm + T <iters>"``, :func:`hashrepro.plots.mch.agent_variant`), or a
+    :func:`no_runs` line with the command that makes them."""
+    from .mch import regime_table
+
+    variant = f"{agent_variant({'config': {'agent_baseline': 'ema', 'agent_reward_norm': True}})} + T {iters}"
+    if not any(agent_variant(r) == variant and r["dataset"] == dataset and int(r["bits"]) == int(bits)
+               for r in as_records(recs) if str(r["method"]).startswith("mch-")):
+        return [no_runs(f"the agent trained for T = {iters:,}",
+                        f"hashrepro sweep mch --dataset {dataset} --bits {bits} --seeds 0 1 2 --scale default "
+                        f"-p backbone efficientnet_lite0 -p base ksh -p base hashnet -p base adsh -p base dch "
+                        f"-p base mmhh -p agent_iters {iters}")]
+    table = regime_table(recs, dataset=dataset, bits=bits, agent=variant)
+    return [table, regime_note(recs, dataset=dataset, bits=bits, agent=variant)]
 
 
 def paper_table2(t2: pd.DataFrame) -> list:
@@ -440,6 +461,17 @@ def _regime_claims(regime: str):
     return [c.id for c in claims], (lambda r: str(r["method"]).endswith(f"-{BACKBONE}") == pretrained)
 
 
+def _variant_gloss(variant: str) -> str:
+    """What a non-default agent update is, for the claims tables' headings."""
+    if variant == "eq. 7":
+        return "; the paper's eq. 7, runs made before the baseline option"
+    t = re.search(r"\+ T (\d+)$", variant)
+    if t:
+        return (f"; the default update trained for T = {int(t.group(1)):,} iterations instead of §5.2.2's 100, "
+                "until its training reward levels off (a deviation)")
+    return ""
+
+
 def claims_outputs(recs, records: pd.DataFrame, default_cfg, regime: str = "scratch") -> list:
     """A claims section for one ``regime`` (:data:`REGIMES`): one claims table per agent update of the
     regime's MCH runs (the recipe's default first, with the number of its MCH runs), then how a
@@ -457,8 +489,7 @@ def claims_outputs(recs, records: pd.DataFrame, default_cfg, regime: str = "scra
     out = []
     for v in variants:
         out.append(Markdown(f"**Agent update *{v}*** ({agents.count(v)} MCH runs{where}"
-                            + ("; the default" if v == default_agent
-                               else "; the paper's eq. 7, runs made before the baseline option") + "):"))
+                            + ("; the default" if v == default_agent else _variant_gloss(v)) + "):"))
         out.append(CL.claims_table("mch", recs, agent=v, legacy_column=True, ids=ids))
     if not variants:
         out.append(CL.claims_table("mch", recs, legacy_column=True, ids=ids))

@@ -98,6 +98,7 @@ def test_settings_table_reads_both_scales_of_the_recipe():
 
 # --------------------------------------------------------------------------- regime note
 def _pt(base, seed, **kw):
+    kw.setdefault("config", EMA)  # the recipe's default agent update (the regime table reads that one)
     return _rec(f"{base}-efficientnet_lite0", seed=seed, **kw)
 
 
@@ -119,6 +120,40 @@ def test_regime_note_other_setting_and_legacy_only_cells():
     assert "no run in this regime yet" in MP.regime_note(recs, bits=16).data
     other = MP.regime_note([_pt("dch", 0, dataset="mosaic-mnist5k")], dataset="mosaic-mnist5k", bits=32).data
     assert other.startswith("MNIST mosaic, 32 bits") and "one seed per cell" in other
+
+
+def test_agent_schedule_is_part_of_the_agent_update():
+    from hashrepro.methods import mch
+    from hashrepro.methods.mch_agent import AGENT_ITERS_BY_SCALE
+    from hashrepro.plots.mch import agent_variant
+
+    # the data the plots read agrees with the recipe's presets
+    for scale, t in AGENT_ITERS_BY_SCALE.items():
+        assert mch.Config.for_scale(scale).agent_iters == t
+    assert agent_variant(_rec("mch-dch", config={**EMA, "agent_iters": 100})) == "baseline ema + norm"
+    assert agent_variant(_rec("mch-dch", config={**EMA, "agent_iters": 2000})) == "baseline ema + norm + T 2000"
+    assert agent_variant(_rec("mch-dch", config={**EQ7, "agent_iters": 300})) == "eq. 7 + T 300"
+    smoke = {**_rec("mch-dch", config={**EMA, "agent_iters": 5}), "scale": "smoke"}
+    assert agent_variant(smoke) == "baseline ema + norm"  # the smoke preset's own T
+    assert agent_variant({"config": dict(EMA)}) == "baseline ema + norm"  # no schedule stored: the default
+
+
+def test_regime_table_and_note_read_one_agent_update():
+    from hashrepro.plots.mch import regime_table
+
+    long = {**EMA, "agent_iters": 2000}
+    recs = [_pt(x, s, config=EMA, metrics={"map": 0.6, "anhc": 1.0}) for s in range(3) for x in ("dch", "mch-dch")]
+    recs += [_pt(x, s, config=long, metrics={"map": 0.6, "anhc": 1.5}) for s in range(3) for x in ("dch", "mch-dch")]
+    row = regime_table(recs, bases=("dch",)).iloc[0]
+    assert row["X, ImageNet"] == "0.600 (n=3)" and row["ANHC (ImageNet)"] == "1.000 (n=3)"
+    row = regime_table(recs, bases=("dch",), agent="baseline ema + norm + T 2000").iloc[0]
+    assert row["X, ImageNet"] == "0.600 (n=3)" and row["ANHC (ImageNet)"] == "1.500 (n=3)"
+    assert regime_table(recs, bases=("dch",), agent=None).iloc[0]["X, ImageNet"] == "0.600 (n=6)"
+    assert "; three seeds per cell." in MP.regime_note(recs, agent="baseline ema + norm + T 2000").data
+    table, note = MP.agent_schedule_outputs(recs, iters=2000)
+    assert table.iloc[-2]["ANHC (ImageNet)"] == "1.500 (n=3)" and "three seeds per cell" in note.data
+    none = MP.agent_schedule_outputs(recs, iters=500)
+    assert len(none) == 1 and "-p agent_iters 500" in none[0].data
 
 
 # --------------------------------------------------------------------------- Table 2
