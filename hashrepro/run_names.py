@@ -14,7 +14,8 @@ committed record changes its name:
   they are (``"..._backbone-efficientnet_lite0"``); the axes present in the parameters are used,
   ``results_dir``, ``run_name`` and ``device`` never.
 
-Floats are written with ``:g`` in both styles.
+Floats are written with ``:g`` in both styles, a list or tuple as its parts joined by ``-``
+(``sens_sigmas-0.3-0.5-0.7``).
 """
 from __future__ import annotations
 
@@ -28,12 +29,21 @@ SWEEP_SKIP = ("results_dir", "run_name", "device")
 _STYLES = ("record", "sweep")
 
 
+def _seq(value: Any, part) -> str | None:
+    """A list or tuple value (e.g. ``sens_sigmas=[0.3, 0.5, 0.7]``) as its parts joined by ``-``."""
+    return "-".join(part(v) for v in value) if isinstance(value, (list, tuple)) else None
+
+
 def _record_part(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return _seq(value, _record_part)
     s = f"{value:g}" if isinstance(value, float) else str(value)
     return re.sub(r"[^A-Za-z0-9.+=-]+", "-", s).strip("-") or "x"
 
 
 def _sweep_part(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return _seq(value, _sweep_part)
     if isinstance(value, float):
         return f"{value:g}"
     return str(value).replace("/", "-").replace(" ", "")

@@ -239,6 +239,8 @@ class Config(RecipeConfig):
                               sens_sigmas=(0.5,), base_iters=2000)
     #: MCH has no thread-count field: the notebook sets torch's threads itself.
     THREADS_FIELD = None
+    #: The notebook passes ``agent_iters=None`` / ``sens_sigmas=None`` for "the scale's preset".
+    DROP_NONE_OVERRIDES = True
 
     @classmethod
     def presets(cls, scale: str, overrides) -> dict:

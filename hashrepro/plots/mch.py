@@ -79,20 +79,24 @@ def as_records(records) -> list[dict]:
 
 
 def _latest(recs: list[dict]) -> dict[tuple, dict]:
-    """Latest record per (method, dataset, bits, seed, scale)."""
+    """Latest record per (method, dataset, bits, seed, scale, agent update): the agent update
+    (:func:`agent_variant`) of an MCH-X record, "" for every other record (X alone does not depend
+    on the agent), so that runs of two agent updates of the same seed both stay."""
     out: dict[tuple, dict] = {}
     for r in sorted(recs, key=lambda r: str(r.get("finished", ""))):
-        out[(r["method"], r["dataset"], int(r["bits"]), int(r["seed"]), r.get("scale"))] = r
+        v = agent_variant(r) if str(r["method"]).startswith("mch-") else ""
+        out[(r["method"], r["dataset"], int(r["bits"]), int(r["seed"]), r.get("scale"), v)] = r
     return out
 
 
 def pairs(records) -> list[tuple[dict, dict]]:
-    """(X record, MCH-X record) pairs of the same dataset, bits, seed and scale."""
+    """(X record, MCH-X record) pairs of the same dataset, bits, seed and scale (one pair per agent
+    update of MCH-X)."""
     latest = _latest(as_records(records))
     out = []
-    for (m, d, b, s, sc), r in sorted(latest.items(), key=lambda kv: tuple(map(str, kv[0]))):
-        if m.startswith("mch-") and (m[4:], d, b, s, sc) in latest:
-            out.append((latest[(m[4:], d, b, s, sc)], r))
+    for (m, d, b, s, sc, v), r in sorted(latest.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        if m.startswith("mch-") and (m[4:], d, b, s, sc, "") in latest:
+            out.append((latest[(m[4:], d, b, s, sc, "")], r))
     return out
 
 
@@ -121,16 +125,21 @@ def agent_variant(record: dict) -> str:
 
 
 def with_agent(recs: list[dict], agent: str | None = "default") -> list[dict]:
-    """The records of one agent update: MCH's records (X, MCH-X and companions) whose
+    """The records of one agent update: the MCH-X records (method ``mch-…``) whose
     :func:`agent_variant` is ``agent`` (``"default"``: the recipe's default update and schedule,
-    :data:`hashrepro.methods.mch_agent.AGENT_DEFAULTS`), every other record as is; None: all."""
+    :data:`hashrepro.methods.mch_agent.AGENT_DEFAULTS`), every other record as is; None: all.
+
+    The companions of an MCH run (X alone, LSH, ITQ) do not depend on the agent: X is trained before
+    it, with the same seeds, so runs that differ only in their agent write the same X, under the same
+    file name (:func:`hashrepro.recipe.save_with_companions`); they are kept whatever the agent."""
     if agent is None:
         return list(recs)
     if agent == "default":
         from ..methods.mch_agent import AGENT_DEFAULTS
 
         agent = agent_variant({"config": dict(AGENT_DEFAULTS)})
-    return [r for r in recs if r.get("paper") != "mch" or agent_variant(r) == agent]
+    return [r for r in recs if r.get("paper") != "mch" or not str(r.get("method", "")).startswith("mch-")
+            or agent_variant(r) == agent]
 
 
 # --------------------------------------------------------------------------- figures
@@ -138,7 +147,7 @@ def f1_bucket(records, dataset: str | None = None, bits: int | None = None, meth
               ax=None, curve: str = "f1_bucket", legend: bool = True, oracle: bool = False):
     """Figs. 5–7: F1 (y) against the number of hash buckets visited (x, log scale), one point per K.
 
-    Draws the lowest-seed record of every method for the given dataset and bits (all of them
+    Draws the lowest-seed record of every method (MCH-X: of the default agent update, :func:`with_agent`) for the given dataset and bits (all of them
     when None). MCH-X is a thick solid line drawn first; X (and the baselines) dashed with hollow
     markers on top, so that X stays visible where MCH-X coincides with it (ANHC = 1).
     ``oracle``: also the oracle-agent curve of each MCH-X record (dotted).
@@ -146,10 +155,10 @@ def f1_bucket(records, dataset: str | None = None, bits: int | None = None, meth
     import matplotlib.pyplot as plt
 
     ax = ax or plt.subplots(figsize=(5, 3.6))[1]
-    latest = _latest(as_records(records))
+    latest = _latest(with_agent(as_records(records)))
     seen = set()
     order = sorted(latest.items(), key=lambda kv: (not kv[0][0].startswith("mch-"), kv[0][0], kv[0][3]))
-    for (m, d, b, s, sc), r in order:
+    for (m, d, b, s, sc, _), r in order:
         if (dataset and d != dataset) or (bits and b != bits) or (methods and m not in methods):
             continue
         if (m, d, b) in seen or curve not in r.get("curves", {}):

@@ -142,13 +142,16 @@ def test_regime_table_and_note_read_one_agent_update():
     from hashrepro.plots.mch import regime_table
 
     long = {**EMA, "agent_iters": 2000}
-    recs = [_pt(x, s, config=EMA, metrics={"map": 0.6, "anhc": 1.0}) for s in range(3) for x in ("dch", "mch-dch")]
-    recs += [_pt(x, s, config=long, metrics={"map": 0.6, "anhc": 1.5}) for s in range(3) for x in ("dch", "mch-dch")]
+    # X alone is the same for both agents (one file, written by whichever run came last)
+    recs = [_pt("dch", s, config=long, metrics={"map": 0.6}) for s in range(3)]
+    recs += [_pt("mch-dch", s, config=EMA, metrics={"map": 0.6, "anhc": 1.0}) for s in range(3)]
+    recs += [_pt("mch-dch", s, config=long, metrics={"map": 0.62, "anhc": 1.5}) for s in range(3)]
     row = regime_table(recs, bases=("dch",)).iloc[0]
     assert row["X, ImageNet"] == "0.600 (n=3)" and row["ANHC (ImageNet)"] == "1.000 (n=3)"
     row = regime_table(recs, bases=("dch",), agent="baseline ema + norm + T 2000").iloc[0]
     assert row["X, ImageNet"] == "0.600 (n=3)" and row["ANHC (ImageNet)"] == "1.500 (n=3)"
-    assert regime_table(recs, bases=("dch",), agent=None).iloc[0]["X, ImageNet"] == "0.600 (n=6)"
+    assert row["MCH-X, ImageNet"] == "0.620 (n=3)"
+    assert regime_table(recs, bases=("dch",), agent=None).iloc[0]["ANHC (ImageNet)"] == "1.250 (n=6)"
     assert "; three seeds per cell." in MP.regime_note(recs, agent="baseline ema + norm + T 2000").data
     table, note = MP.agent_schedule_outputs(recs, iters=2000)
     assert table.iloc[-2]["ANHC (ImageNet)"] == "1.500 (n=3)" and "three seeds per cell" in note.data

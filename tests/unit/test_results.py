@@ -474,7 +474,8 @@ def test_every_committed_record_maps_to_its_own_file_name():
     the baselines runner, paper_grid, convergence)."""
     from hashrepro.paths import results_root
 
-    files = sorted(p for p in results_root().glob("*/*.json") if not p.name.startswith("."))
+    files = sorted(p for p in results_root().glob("*/*.json")
+                   if not p.name.startswith(".") and p.parent.name != "benchmarks")  # benchmark logs: not runs
     assert len(files) > 500
     wrong = []
     for p in files:
@@ -493,5 +494,10 @@ def test_run_name_styles_and_bad_style():
                                  "backbone": "efficientnet_lite0", "results_dir": "r", "run_name": None,
                                  "device": "cpu"}) == "dnnh_cifar10_12b_seed0_default_backbone-efficientnet_lite0"
     assert R.run_name is run_name and R.run_name("m", "d", 8, 1, "smoke", lr=0.5) == "m_d_8b_seed1_smoke_lr-0.5"
+    # a list value (notebook parameter sens_sigmas=[0.3, 0.5, 0.7]): its parts joined by "-"
+    assert run_name_for("mch", {"seed": 0, "bits": 32, "dataset": "m", "scale": "default",
+                                "sens_sigmas": [0.3, 0.5, 0.7]}) == "mch_m_32b_seed0_default_sens_sigmas-0.3-0.5-0.7"
+    assert run_name("mch-dch", "m", 32, 0, "default", sens_sigmas=(0.3, 0.5)) == \
+        "mch-dch_m_32b_seed0_default_sens-sigmas-0.3-0.5"
     with pytest.raises(ValueError, match="style must be one of"):
         build_run_name("x", {}, style="other")
