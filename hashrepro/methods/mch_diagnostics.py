@@ -14,6 +14,10 @@ config), codes the 5 crops of ratio σ of a sample of database images (§4.3) an
 
 It uses the tile layout of the mosaics (``ds.meta["tiles"]``), which the method never sees.
 :func:`crop_diagnostic` returns a run record (``method = "diag-crops-<base>"``).
+
+:func:`sigma_sensitivity` is Fig. 9 (a) (§5.5) for one base model: the MCH run of ``cfg`` with the
+out-of-sample extension's F1–bucket curve at several crop ratios σ (ξ fixed), returned as a
+``diag-sigma-<X>`` record, so that it stands beside the chapter's runs without being counted as one.
 """
 from __future__ import annotations
 
@@ -25,12 +29,12 @@ from ..crop_features import crop_resize
 from ..data.crops import crop_boxes, images_tensor, mosaic_tiles
 from ..losses.mch_reward import codes_pm1, oracle_rewards
 from ..losses.pairwise import hamming_distance_pm1, make_loss
-from ..recipe import recipe_run
+from ..recipe import COMPANIONS_KEY, recipe_run
 from . import mch as M
 from .mch_data import load_data
 from .mch_train import pretrain_backbone, train_base
 
-__all__ = ["crop_diagnostic"]
+__all__ = ["crop_diagnostic", "sigma_sensitivity"]
 
 
 def crop_diagnostic(cfg: M.Config | None = None, n_items: int = 600, *, command: str | None = None,
@@ -142,3 +146,37 @@ def _crop_codes(hasher, images_u8: torch.Tensor, sigma: float):
         zs.append(z)
         fs.append(f)
     return np.stack(zs, 1), np.stack(fs, 1)
+
+
+def sigma_sensitivity(cfg: M.Config | None = None, sigmas=(0.3, 0.5, 0.7), *, command: str | None = None,
+                      **overrides) -> dict:
+    """Fig. 9 (a) (§5.5): MCH-X's F1–bucket curve for each crop ratio σ in ``sigmas`` (ξ = ``cfg.xi``)
+    and each ξ of ``cfg.sens_xis`` (σ = ``cfg.sigma``), from one MCH run of ``cfg`` (and
+    ``overrides``) with ``sens_sigmas = sigmas`` (:func:`hashrepro.methods.mch_eval.sensitivity`).
+
+    The run is :func:`hashrepro.methods.mch.run` itself (same seeds, so the same X and agent as the
+    chapter's run of that config, up to the features of the added crops, which come from their own
+    cache files); on the ImageNet backbone the crops of every σ are extracted once and cached
+    (:func:`hashrepro.methods.mch_data.prepare_features`). The returned record has ``method =
+    "diag-sigma-<X>"`` (``<X>`` = the base model's method name, e.g. ``dch-efficientnet_lite0``),
+    the run's metrics and its ``sensitivity`` curve only, no companions; ``command`` defaults to the
+    ``python -c`` call of this function."""
+    base_cfg = cfg if cfg is not None else M.Config.for_scale(overrides.pop("scale", "default"), **overrides)
+    if cfg is not None and overrides:
+        base_cfg = cfg.replace(**overrides)
+    sigmas = tuple(float(v) for v in sigmas)
+    if not sigmas or any(not 0.0 < v <= 1.0 for v in sigmas):
+        raise ValueError(f"sigmas must be crop ratios in (0, 1], e.g. (0.3, 0.5, 0.7); got {sigmas!r}")
+    run_cfg = base_cfg.replace(sens_sigmas=sigmas, baselines=False)
+    if command is None:
+        command = (f"python -c \"from hashrepro.methods.mch_diagnostics import sigma_sensitivity; "
+                   f"sigma_sensitivity(scale='{run_cfg.scale}', dataset='{run_cfg.dataset}', bits={run_cfg.bits}, base='{run_cfg.base}', "
+                   f"backbone='{run_cfg.backbone}', seed={run_cfg.seed}, sigmas={sigmas!r})\"")
+    rec = M.run(run_cfg, command=command)
+    x = M.method_name(run_cfg.base, run_cfg.backbone)
+    out = {k: v for k, v in rec.items() if k != COMPANIONS_KEY}
+    out["method"] = f"diag-sigma-{x}"
+    out["curves"] = {"sensitivity": rec["curves"]["sensitivity"], "f1_bucket": rec["curves"].get("f1_bucket")}
+    out["protocol"] = dict(rec.get("protocol") or {}, diagnostic="Fig. 9 (a): F1-bucket curve of MCH-X per crop ratio "
+                           "sigma (xi fixed) and per xi (sigma fixed), one MCH run")
+    return out

@@ -40,7 +40,7 @@ from .mch import _fmt, agent_curve, agent_variant, anhc_grid, as_records, bucket
 
 __all__ = [
     "SWEEP", "METHOD_ORDER", "no_runs", "split_diagnostics", "dataset_order", "settings_table", "regime_note",
-    "agent_schedule_outputs", "paper_table2", "ours_table2", "what_happened", "oracle_table", "crop_diagnostic_table",
+    "agent_schedule_outputs", "paper_table2", "ours_table2", "what_happened", "oracle_table", "crop_diagnostics", "crop_diagnostic_table",
     "crop_diagnostic_text", "radius0_figure", "f1_bucket_figure", "table3_records", "anhc_comparison",
     "sensitivity_figure", "xi_pivot", "agent_figure", "search_cost_table", "REGIMES", "claims_outputs",
     "seeds_sentence",
@@ -286,6 +286,12 @@ def oracle_table(recs) -> pd.DataFrame:
 
 def _diag_base(record: dict) -> str:
     return record["method"].replace("diag-crops-", "")
+
+
+def crop_diagnostics(diag: list[dict]) -> list[dict]:
+    """The crop diagnostic's records (method ``diag-crops-…``) among ``diag``
+    (:func:`split_diagnostics`; the σ sensitivity's ``diag-sigma-…`` are :mod:`hashrepro.plots.mch_sigma`'s)."""
+    return [r for r in diag if str(r["method"]).startswith("diag-crops-")]
 
 
 def crop_diagnostic_table(diag: list[dict]) -> pd.DataFrame:
