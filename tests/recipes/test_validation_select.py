@@ -3,6 +3,7 @@ on the embedded digits; the pretrained regime reads the cached EfficientNet-Lite
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -50,8 +51,7 @@ def test_select_record_repeatable_and_chosen_is_the_argmax():
     assert rec["metrics"]["chosen_validation_map"] == max(scores)
     assert rec["method"] == "dnnh-dem-efficientnet_lite0" and rec["scale"] == "validation"
     p = rec["protocol"]
-    val = C.validation_split(np.asarray(C._Recipe("dnnh", cfg, 4, None).labels),
-                             C._Recipe("dnnh", cfg, 4, None).train_idx, 4, cfg.seed)
+    val = C._Recipe("dnnh", cfg, 4, None).val  # the same split: convergence.validation_split
     assert p["val_query_sha256_16"] == V._sha(val["val_query"]) and p["n_fit"] == len(val["fit"])
     assert "never used" in p["queries"] and p["backbone"].startswith("efficientnet_lite0")
     assert all("active_triplets" in c for c in rec["selection"]["candidates"])
@@ -108,7 +108,7 @@ def test_cli_bad_input_exit_2(args, match, capsys, tmp_path):
                    *args])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and err.startswith("hashrepro: error: ")
-    assert __import__("re").search(match, err), err
+    assert re.search(match, err), err
     assert not list(tmp_path.glob("*.json"))
 
 
