@@ -1,4 +1,4 @@
-"""Command line: ``hashrepro sweep | data | bench | paper-grid | book``.
+"""Command line: ``hashrepro sweep | data | bench | paper-grid | convergence | select | book``.
 
 Examples
 --------
@@ -11,6 +11,7 @@ hashrepro bench metrics
 hashrepro paper-grid --estimate                 # projected GPU time of the DNNH + DRSCH Table-2 grids
 hashrepro book retitle                          # title (and slim) the executed run notebooks
 hashrepro convergence dnnh --bits 48 --seed 0 --max-multiple 10   # validation mAP vs iterations
+hashrepro select dnnh --bits 48 -p backbone efficientnet_lite0 --grid margin=1,2,4,8   # chosen on validation
 
 Every error is one line on stderr and a non-zero exit status (2: bad input or options, 1: a
 failure while running); ``hashrepro --debug ...`` also prints the traceback.
@@ -173,6 +174,56 @@ def _convergence(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_grid(items: list[str]) -> dict[str, list]:
+    """``["margin=1,2,4,8", "lr=0.01,0.03"]`` → ``{"margin": [1, 2, 4, 8], "lr": [0.01, 0.03]}`` (YAML values)."""
+    grid: dict[str, list] = {}
+    for item in items:
+        key, eq, values = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise CLIError(f"--grid takes FIELD=V1,V2,... (e.g. margin=1,2,4,8), got {item!r}")
+        if key in grid:
+            raise CLIError(f"--grid field {key!r} given twice; give all its values once: {key}=V1,V2,...")
+        vals = [yaml.safe_load(v) for v in values.split(",") if v.strip()]
+        if not vals:
+            raise CLIError(f"--grid {key}= has no values (e.g. {key}=1,2,4,8)")
+        grid[key] = vals
+    return grid
+
+
+def _select(args: argparse.Namespace) -> int:
+    from .convergence import default_config, save_curve_record
+    from .results import _resolve
+    from .sweep import check_git_tree
+    from .validation_select import candidates, record_name, select_on_validation
+
+    grid = _parse_grid(args.grid)
+    over: dict = {}
+    for key, value in args.param or []:
+        if key in over:
+            raise CLIError(f"-p {key} given twice")
+        over[key] = yaml.safe_load(value)
+    for key, value in (("bits", args.bits), ("seed", args.seed), ("dataset", args.dataset), ("device", args.device)):
+        if value is not None:
+            if key in over:
+                raise CLIError(f"give {key} with --{key}, not with -p")
+            over[key] = value
+    over["num_threads" if args.paper == "dnnh" else "threads"] = args.threads
+    cfg = default_config(args.paper, args.scale, **over)
+    candidates(cfg, grid)  # a bad grid: one line before any data is read
+    name = record_name(args.paper, cfg, grid, args.n_val_per_class)
+    results_dir = _resolve(args.results_dir)
+    check_git_tree(repo_root(), args.allow_dirty, [str(results_dir)])
+    path = results_dir / f"{name}.json"
+    print(f"{args.paper}: {name} -> {path}", flush=True)
+    rec = select_on_validation(args.paper, cfg, grid, n_val_per_class=args.n_val_per_class,
+                               progress=not args.no_progress, log=lambda line: print("  " + line, flush=True),
+                               command="hashrepro " + " ".join(shlex.quote(a) for a in args.argv))
+    save_curve_record(rec, path)
+    print(f"chosen: {rec['selection']['chosen_label']} (validation mAP {rec['metrics']['chosen_validation_map']:.4f})")
+    return 0
+
+
 def _book(args: argparse.Namespace) -> int:
     from .book import retitle_runs
 
@@ -285,6 +336,28 @@ def build_parser() -> argparse.ArgumentParser:
     debug_flag(cv)
     cv.set_defaults(func=_convergence)
 
+    se = sub.add_parser("select", help="choose hyperparameters on a validation split of the training images "
+                                       "(never the queries)")
+    se.add_argument("paper", choices=["dnnh", "drsch"])
+    se.add_argument("--grid", action="append", required=True, metavar="FIELD=V1,V2,...",
+                    help="values of a Config field to try (repeat for a product), e.g. margin=1,2,4,8")
+    se.add_argument("--dataset", default=None, help="default cifar10")
+    se.add_argument("--bits", type=_positive_int, default=None, help="default 48 (dnnh) / 32 (drsch)")
+    se.add_argument("--seed", type=int, default=None, help="default 0")
+    se.add_argument("--scale", choices=["smoke", "default", "paper"], default="default")
+    se.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                    help="another Config field of every candidate, e.g. -p backbone efficientnet_lite0")
+    se.add_argument("--n-val-per-class", type=_positive_int, default=50,
+                    help="validation queries per class, held out of the training images (default 50)")
+    se.add_argument("--results-dir", default="results/validation", help="where the record goes")
+    se.add_argument("--device", default=None, help="auto | cpu | cuda")
+    se.add_argument("--threads", type=_positive_int, default=1, help="CPU threads (default 1)")
+    se.add_argument("--no-progress", action="store_true", help="no progress bar")
+    se.add_argument("--allow-dirty", action="store_true",
+                    help="run from a git tree with uncommitted changes (the diff is saved beside the record)")
+    debug_flag(se)
+    se.set_defaults(func=_select)
+
     bo = sub.add_parser("book", help="maintain the book's executed run notebooks")
     bo.add_argument("action", choices=["retitle"],
                     help="retitle: give every run notebook under book/runs a title naming the run, "
@@ -305,6 +378,7 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # recorded as the run's command
     debug = bool(getattr(args, "debug", False) or os.environ.get("HASHREPRO_DEBUG"))
     try:
         return args.func(args)

@@ -242,7 +242,12 @@ def default_schedule_verdict(record: dict, min_gain: float = MIN_GAIN) -> str:
 
 # ---------------------------------------------------------------------- recipes
 class _Recipe:
-    """Data, training and validation of one recipe on the convergence split."""
+    """Data, training and validation of one recipe on the validation split (:func:`validation_split`):
+    trains on the fit rows only, evaluates validation queries against the validation database.
+    Both regimes (``cfg.backbone``): images (scratch) or the cached pooled backbone features
+    (pretrained; ``x_fit`` (n_fit, D)); used by the curves here and by
+    :mod:`hashrepro.validation_select`. ``last_active``: DNNH's active-triplet fractions of the last
+    :meth:`train` (None for DRSCH)."""
 
     def __init__(self, paper: str, cfg, n_val_per_class: int, n_val_database_per_class: int | None):
         from .train import resolve_device
@@ -264,11 +269,21 @@ class _Recipe:
         self.val = validation_split(self.labels, train, n_val_per_class, cfg.seed, n_val_database_per_class)
         fit, vq, vdb = self.val["fit"], self.val["val_query"], self.val["val_database"]
         self.y_fit = self.labels[fit]
-        if paper == "dnnh":
+        self.feats, self.backbone_meta, self.last_active = None, {}, None
+        if paper == "dnnh" and cfg.backbone != "scratch":  # pretrained: cached (N, D) features, no pixel mean
+            self.feats, self.backbone_meta, _ = self.mod._backbone_features(ds, cfg)
+            self.x_fit = torch.from_numpy(np.ascontiguousarray(self.feats[fit], dtype=np.float32)).to(self.device)
+            self.y_fit_t = torch.as_tensor(self.y_fit).to(self.device)
+        elif paper == "dnnh":
             x = self.mod._prepare(ds.images[fit], cfg, None)
             self.mean = x.mean(dim=(0, 2, 3))
             self.x_fit = (x - self.mean.view(1, -1, 1, 1)).to(self.device)
             self.y_fit_t = torch.as_tensor(self.y_fit).to(self.device)
+        elif cfg.backbone != "scratch":  # DRSCH pretrained: features of the rows, no crop, no flip
+            self.flip = False
+            self.x_fit, self.backbone_meta = self.mod._backbone_features(ds, cfg, fit)
+            self.x_vq = self.mod._backbone_features(ds, cfg, vq)[0]
+            self.x_vdb = self.x_fit if vdb is fit else self.mod._backbone_features(ds, cfg, vdb)[0]
         else:
             self.flip = cfg.flip if cfg.flip is not None else (ds.images.shape[-1] == 3)
             self.x_fit = self.mod.prepare_images(ds.images[fit], cfg.resize_to)
@@ -282,8 +297,8 @@ class _Recipe:
         ck = dict(callback=callback, checkpoint=checkpoint, checkpoint_every=checkpoint_every)
         if self.paper == "dnnh":
             gen = seed_everything(cfg.seed)
-            _, hist, _ = self.mod.train_net(dataclasses.replace(cfg, progress=progress), self.x_fit, self.y_fit_t,
-                                            self.device, gen, **ck)
+            _, hist, self.last_active = self.mod.train_net(dataclasses.replace(cfg, progress=progress), self.x_fit,
+                                                           self.y_fit_t, self.device, gen, **ck)
             return list(hist.loss)
         _, info = self.mod.train_model(dataclasses.replace(cfg, flip=self.flip), self.x_fit, self.y_fit, self.device,
                                        progress, **ck)
@@ -298,7 +313,12 @@ class _Recipe:
         vq, vdb = self.val["val_query"], self.val["val_database"]
         cfg = self.cfg
         try:
-            if self.paper == "dnnh":
+            if self.paper == "dnnh" and self.feats is not None:
+                model.eval()
+                fq = self.mod._encode_features(model, self.feats, vq, cfg, self.device, role="query")
+                fdb = self.mod._encode_features(model, self.feats, vdb, cfg, self.device, role="database")
+                bq, bdb = binarize(fq, threshold=0.5), binarize(fdb, threshold=0.5)
+            elif self.paper == "dnnh":
                 model.eval()
                 fq = self.mod._encode(model, self.ds.images[vq], cfg, self.mean, self.device, role="query")
                 fdb = self.mod._encode(model, self.ds.images[vdb], cfg, self.mean, self.device, role="database")
