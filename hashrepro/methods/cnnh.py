@@ -425,5 +425,5 @@ def describe(cfg) -> str:
         return (f"{method_name(cfg.method, cfg.backbone)} on {cfg.dataset}: {cfg.bits} bits, stage 1 up to "
                 f"{cfg.stage1_sweeps} sweeps, stage 2 {cfg.iterations} iterations ({cfg.loss}), width {cfg.width}, "
                 f"lr {cfg.lr}")
-    return (f"{_dnnh.method_name(cfg.variant, cfg.backbone)} on {cfg.dataset}: {cfg.bits} bits, {cfg.iterations} "
+    return (f"{_dnnh.method_name(cfg.variant, cfg.backbone, cfg.margin)} on {cfg.dataset}: {cfg.bits} bits, {cfg.iterations} "
             f"iterations, width {cfg.width}, lr {cfg.lr}, eps shrinks every {cfg.epsilon_every_effective} iterations")

@@ -239,14 +239,22 @@ class Config(RecipeConfig):
         return {"epsilon_every_effective": self.epsilon_every_effective}
 
 
-def method_name(variant: str, backbone: str = "scratch") -> str:
-    """Record name of a variant: ``dnnh-dem``, ``dnnh-fc``, ``dnnh-two-subnets``; on a pretrained
-    backbone with its name appended (``dnnh-dem-efficientnet_lite0``)."""
+#: The triplet margin of eq. 2 (§3.1: ``max(0, ‖F(I) − F(I⁺)‖² − ‖F(I) − F(I⁻)‖² + 1)``).
+PAPER_MARGIN = 1.0
+
+
+def method_name(variant: str, backbone: str = "scratch", margin: float = PAPER_MARGIN) -> str:
+    """Record name of a variant: ``dnnh-dem``, ``dnnh-fc``, ``dnnh-two-subnets``; with another triplet
+    margin than the paper's 1 its value (``dnnh-dem-margin2``: a deviation, e.g. a margin chosen on a
+    validation split, :mod:`hashrepro.validation_select`), so such runs never mix with the paper's in a
+    table or claim; on a pretrained backbone with its name appended (``dnnh-dem-efficientnet_lite0``,
+    ``dnnh-dem-margin2-efficientnet_lite0``)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     if backbone not in BACKBONES:
         raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
-    return f"dnnh-{variant}" if backbone == "scratch" else f"dnnh-{variant}-{backbone}"
+    name = f"dnnh-{variant}" + ("" if float(margin) == PAPER_MARGIN else f"-margin{float(margin):g}")
+    return name if backbone == "scratch" else f"{name}-{backbone}"
 
 
 def epsilon_at(it: int, cfg: Config) -> float:
@@ -414,7 +422,7 @@ def train_net(cfg: Config, x_train: torch.Tensor, y_train: torch.Tensor, device,
     ckpt = dict(checkpoint=checkpoint, state=state, load_state=load_state, checkpoint_every=checkpoint_every) \
         if checkpoint else {}
     hist = fit(step, optimizer=opt, iterations=cfg.iterations, scheduler=sched, on_iteration=on_iteration,
-               desc=f"{method_name(cfg.variant, cfg.backbone)} {cfg.dataset} {cfg.bits}b", progress=cfg.progress,
+               desc=f"{method_name(cfg.variant, cfg.backbone, cfg.margin)} {cfg.dataset} {cfg.bits}b", progress=cfg.progress,
                **ckpt) if cfg.iterations > 0 else History()
     if active and torch.is_tensor(active[0]):  # off the CPU: device tensors, read back once
         active[:] = torch.stack([torch.as_tensor(a).float() for a in active]).cpu().tolist()
@@ -487,7 +495,7 @@ def run(cfg: Config | None = None, *, command: str | None = None, **overrides) -
         curves["train_loss"] = loss_curve(hist.loss)
 
         protocol = _protocol(sp, train_idx, query_idx, db_idx, cfg, ev, backbone_meta)
-        record = r.record(paper="dnnh", method=method_name(cfg.variant, cfg.backbone),
+        record = r.record(paper="dnnh", method=method_name(cfg.variant, cfg.backbone, cfg.margin),
                           config=_jsonable(cfg.to_dict()), protocol=protocol, metrics=metrics,
                           curves=_jsonable(curves), command=command)
         # a collapsed or diverged run is flagged in its record, never reported as a normal number

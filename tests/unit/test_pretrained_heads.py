@@ -152,6 +152,10 @@ def test_backbone_parameter_presets_and_validation():
         drsch.Config(head_hidden=(0,))
     assert dnnh.method_name("fc") == "dnnh-fc"
     assert dnnh.method_name("fc", "efficientnet_lite0") == "dnnh-fc-efficientnet_lite0"
+    # another triplet margin than the paper's 1 is named, so it never mixes with the paper's runs
+    assert dnnh.method_name("dem", "scratch", 1) == "dnnh-dem"
+    assert dnnh.method_name("dem", "efficientnet_lite0", 2.0) == "dnnh-dem-margin2-efficientnet_lite0"
+    assert dnnh.method_name("fc", margin=0.5) == "dnnh-fc-margin0.5"
     assert drsch.method_name("bs-drsch", "efficientnet_lite0") == "bs-drsch-efficientnet_lite0"
 
 
