@@ -6,7 +6,9 @@ fixed). §5.5 reads Fig. 9 (a) as "MCH is not sensitive to σ in 0.3 < σ < 0.5"
 (:func:`sigma_verdict`): in a seed, σ is *insensitive* over [lo, hi] when the buckets visited to
 reach the same F1 differ by at most ``factor`` between any two σ of that range; the verdict is
 "reproduced" when every seed is insensitive, "not reproduced" when none is, "inconclusive" when
-the seeds disagree, and "inconclusive (n<3)" with fewer than :data:`hashrepro.claims.MIN_SEEDS` seeds.
+the seeds disagree, and "inconclusive (n<3)" with fewer than :data:`hashrepro.claims.MIN_SEEDS` seeds;
+"not testable" when in every seed the agent keeps no crop at any σ of the range (ANHC = 1: MCH-X is
+X, so every σ gives X's curve and insensitivity says nothing).
 
 * :func:`sigma_records` -- the ``diag-sigma-…`` records of a method, dataset and length, by seed;
 * :func:`sigma_table` -- per seed and σ: ANHC, the F1 level, buckets to reach it, ratio to σ = 0.5;
@@ -28,11 +30,17 @@ __all__ = ["sigma_records", "sigma_table", "sigma_verdict", "sigma_figure"]
 
 
 def sigma_records(diag, base: str = "dch-efficientnet_lite0", dataset: str = "mosaic-cifar10",
-                  bits: int = 32) -> list[dict]:
-    """The latest ``diag-sigma-<base>`` record per seed for ``dataset`` and ``bits``, by seed."""
+                  bits: int = 32, agent: str = "default") -> list[dict]:
+    """The latest ``diag-sigma-<base>`` record per seed for ``dataset``, ``bits`` and agent update
+    ``agent`` (:func:`hashrepro.plots.mch.agent_variant`; ``"default"``: the recipe's, T = 100), by seed."""
+    from ..methods.mch_agent import AGENT_DEFAULTS
+    from .mch import agent_variant
+
+    want = agent_variant({"config": dict(AGENT_DEFAULTS)}) if agent == "default" else agent
     best: dict = {}
     for r in sorted(as_records(diag), key=lambda r: str(r.get("finished", ""))):
-        if r["method"] == f"diag-sigma-{base}" and r["dataset"] == dataset and int(r["bits"]) == int(bits):
+        if (r["method"] == f"diag-sigma-{base}" and r["dataset"] == dataset and int(r["bits"]) == int(bits)
+                and agent_variant(r) == want):
             best[int(r["seed"])] = r
     return [best[s] for s in sorted(best)]
 
@@ -71,14 +79,19 @@ def sigma_verdict(table: pd.DataFrame, lo: float = 0.3, hi: float = 0.5, factor:
     """The verdict on "not sensitive to σ in [lo, hi]" (the module's rule) from :func:`sigma_table`."""
     from ..claims import MIN_SEEDS
 
-    per_seed = {}
+    per_seed, vacuous = {}, []
     for seed, g in table.groupby("seed"):
-        b = g[(g["σ"] >= lo - 1e-9) & (g["σ"] <= hi + 1e-9)]["buckets"].astype(float)
+        g = g[(g["σ"] >= lo - 1e-9) & (g["σ"] <= hi + 1e-9)]
+        b = g["buckets"].astype(float)
         if len(b) >= 2 and np.isfinite(b).all() and (b > 0).all():
             per_seed[int(seed)] = float(b.max() / b.min())
+            if (g["ANHC"].astype(float) == 1.0).all():
+                vacuous.append(int(seed))
     n = len(per_seed)
     ok = [s for s, q in per_seed.items() if q <= factor]
-    if n < MIN_SEEDS:
+    if n and len(vacuous) == n:
+        verdict = "not testable: the agent keeps no crop at any σ of the range (MCH-X = X)"
+    elif n < MIN_SEEDS:
         verdict = "inconclusive (n<3)"
     elif len(ok) == n:
         verdict = "reproduced"

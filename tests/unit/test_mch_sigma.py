@@ -23,6 +23,7 @@ def _sens(buckets_by_sigma):
 
 def _rec(seed, buckets_by_sigma, method="diag-sigma-dch-efficientnet_lite0", bits=32):
     return {"paper": "mch", "method": method, "dataset": "mosaic-cifar10", "bits": bits, "seed": seed,
+            "scale": "default", "config": {"agent_baseline": "ema", "agent_reward_norm": True},
             "finished": f"2026-11-30T00:0{seed}:00", "curves": {"sensitivity": _sens(buckets_by_sigma)}}
 
 
@@ -47,6 +48,25 @@ def test_verdict_rule_over_seeds():
     assert ": inconclusive.**" in S.sigma_verdict(S.sigma_table(mixed)).data
     assert ": inconclusive (n<3).**" in S.sigma_verdict(S.sigma_table(mixed[:2])).data
     assert ": reproduced.**" in S.sigma_verdict(S.sigma_table([_rec(s, far) for s in range(3)]), factor=2.0).data
+
+
+def test_verdict_not_testable_when_no_crop_is_kept():
+    def flat(seed):
+        r = _rec(seed, {0.3: 1.0, 0.5: 1.0})
+        r["curves"]["sensitivity"]["anhc"] = [1.0] * len(r["curves"]["sensitivity"]["anhc"])
+        return r
+
+    v = S.sigma_verdict(S.sigma_table([flat(s) for s in range(3)])).data
+    assert ": not testable: the agent keeps no crop at any σ of the range (MCH-X = X).**" in v
+
+
+def test_records_of_one_agent_update():
+    ema = {"agent_baseline": "ema", "agent_reward_norm": True, "agent_entropy": 0.0, "agent_iters": 100}
+    recs = [{**_rec(0, {0.5: 1.0}), "config": ema, "scale": "default"},
+            {**_rec(0, {0.5: 2.0}), "config": {**ema, "agent_iters": 2000}, "scale": "default",
+             "finished": "2026-11-30T09:00:00"}]
+    assert S.sigma_records(recs)[0]["config"]["agent_iters"] == 100
+    assert S.sigma_records(recs, agent="baseline ema + norm + T 2000")[0]["config"]["agent_iters"] == 2000
 
 
 def test_figure_with_and_without_records():
