@@ -171,7 +171,8 @@ def sigma_sensitivity(cfg: M.Config | None = None, sigmas=(0.3, 0.5, 0.7), *, co
     if command is None:
         command = (f"python -c \"from hashrepro.methods.mch_diagnostics import sigma_sensitivity; "
                    f"sigma_sensitivity(scale='{run_cfg.scale}', dataset='{run_cfg.dataset}', bits={run_cfg.bits}, base='{run_cfg.base}', "
-                   f"backbone='{run_cfg.backbone}', seed={run_cfg.seed}, sigmas={sigmas!r})\"")
+                   f"backbone='{run_cfg.backbone}', seed={run_cfg.seed}, sigmas={sigmas!r}, "
+                   f"agent_iters={run_cfg.agent_iters})\"")
     rec = M.run(run_cfg, command=command)
     x = M.method_name(run_cfg.base, run_cfg.backbone)
     out = {k: v for k, v in rec.items() if k != COMPANIONS_KEY}
