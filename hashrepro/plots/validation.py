@@ -9,14 +9,14 @@ highest validation mAP; ties to the paper's value). The query set is never used.
 * :func:`selection_table` -- one row per (method, bits, seed, candidate): validation mAP, active
   triplets (DNNH), training seconds, and which one was chosen;
 * :func:`chosen_values` -- {(method, bits): chosen value of one field} (the latest record per setting);
-* :func:`variant_rows` -- the regime-table rows (:func:`hashrepro.plots.regimes.regime_table`) of the
-  runs made with a chosen DNNH margin, named ``dnnh-<variant>-margin<m>``.
+* :func:`chosen_margin_table` -- per code length: the DNNH margin chosen on validation and, on the test
+  protocol, the runs made with it (named ``dnnh-<variant>-margin<m>``) beside the paper's margin 1.
 """
 from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["load_selection_records", "selection_table", "chosen_values", "variant_rows"]
+__all__ = ["load_selection_records", "selection_table", "chosen_values", "chosen_margin_table"]
 
 
 def load_selection_records(paper: str, root=None) -> list[dict]:
@@ -60,16 +60,40 @@ def chosen_values(records, field: str = "margin") -> dict[tuple, float]:
     return out
 
 
-def variant_rows(records, variant: str = "dem", paper_name: str = "dnnh-dem") -> dict[str, tuple[str, str]]:
-    """``{label: (scratch record name, paper method)}`` rows for :func:`hashrepro.plots.regimes.regime_table`,
-    one per DNNH margin other than the paper's 1 that some run record uses (method
-    ``dnnh-<variant>-margin<m>-<backbone>``, :func:`hashrepro.methods.dnnh.method_name`)."""
-    import re
+def chosen_margin_table(records, selections, paper: pd.DataFrame | None = None, variant: str = "dem",
+                        dataset: str = "cifar10", backbone: str = "efficientnet_lite0",
+                        bits=(12, 24, 32, 48)) -> pd.DataFrame:
+    """Per code length: the DNNH margin chosen on validation (``selections``, :func:`chosen_values`),
+    its validation mAP, then on the test protocol the runs with that margin (``dnnh-<variant>-margin<m>``)
+    beside the paper's margin 1 (``dnnh-<variant>``), both on ``backbone``, and the paper's number.
+    Cells as :func:`hashrepro.plots.regimes.regime_cells` (clean records, mean ± std over seeds)."""
+    from ..methods.dnnh import method_name
+    from .regimes import paper_value, regime_cells
 
-    margins = set()
-    for r in records if not isinstance(records, pd.DataFrame) else records.get("record", []):
-        m = re.fullmatch(rf"dnnh-{re.escape(variant)}-margin([0-9.]+)(-.+)?", str(r.get("method", "")))
-        if m:
-            margins.add(float(m.group(1)))
-    return {f"DNNH ({variant.upper()}), margin {m:g} (chosen on validation)": (f"dnnh-{variant}-margin{m:g}", paper_name)
-            for m in sorted(margins)}
+    base = method_name(variant, backbone)
+    chosen = chosen_values(selections)
+    vmap = {(r["method"], int(r["bits"])): r for r in selections}
+
+    def cell(method, b):
+        c = regime_cells(records, method, dataset).get(b)
+        if not c or not c["n"]:
+            return "not run yet", float("nan")
+        return f"{c['mean']:.3f} ± {c['std']:.3f} (n={c['n']})" if c["n"] > 1 else f"{c['mean']:.3f} (n=1)", c["mean"]
+
+    rows = []
+    for b in bits:
+        m = chosen.get((base, b))
+        sel = vmap.get((base, b))
+        p = paper_value(paper, f"dnnh-{variant}", dataset, b)
+        p = float("nan") if p is None else p
+        one, _ = cell(base, b)
+        if m is None:
+            rows.append({"bits": b, "chosen margin": "not selected yet", "validation mAP": "—", "margin 1 (paper)": one,
+                         "chosen margin, test": "—", "paper": p, "chosen − paper": "—"})
+            continue
+        txt, mean = cell(method_name(variant, backbone, m), b)
+        rows.append({"bits": b, "chosen margin": f"{m:g}",
+                     "validation mAP": f"{sel['metrics']['chosen_validation_map']:.3f}" if sel else "—",
+                     "margin 1 (paper)": one, "chosen margin, test": txt, "paper": p,
+                     "chosen − paper": f"{mean - p:+.3f}" if mean == mean and p == p else "—"})
+    return pd.DataFrame(rows)

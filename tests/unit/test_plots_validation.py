@@ -23,14 +23,22 @@ def test_selection_table_and_chosen_values():
     assert V.selection_table([]).empty
 
 
-def test_variant_rows_from_the_run_records():
-    recs = [{"method": "dnnh-dem-margin4-efficientnet_lite0"}, {"method": "dnnh-dem-margin4-efficientnet_lite0"},
-            {"method": "dnnh-dem-margin0.5"}, {"method": "dnnh-fc-margin2-efficientnet_lite0"},
-            {"method": "dnnh-dem-efficientnet_lite0"}]
-    rows = V.variant_rows(recs)
-    assert rows == {"DNNH (DEM), margin 0.5 (chosen on validation)": ("dnnh-dem-margin0.5", "dnnh-dem"),
-                    "DNNH (DEM), margin 4 (chosen on validation)": ("dnnh-dem-margin4", "dnnh-dem")}
-    assert V.variant_rows([]) == {}
+def test_chosen_margin_table_per_length():
+    import pandas as pd
+
+    def run(method, bits, seed, v):
+        return {"paper": "dnnh", "method": method, "dataset": "cifar10", "bits": bits, "seed": seed,
+                "scale": "default", "git_dirty": False, "metrics": {"map": v}}
+
+    sels = [{**_sel(48, 0, {1.0: 0.67, 4.0: 0.79}, 4.0), "metrics": {"chosen_validation_map": 0.79}}]
+    recs = [run("dnnh-dem-efficientnet_lite0", 48, s, 0.54) for s in range(3)]
+    recs += [run("dnnh-dem-margin4-efficientnet_lite0", 48, s, v) for s, v in enumerate((0.64, 0.65, 0.66))]
+    paper = pd.DataFrame([{"method": "dnnh-dem", "dataset": "cifar10", "bits": 48, "metric": "map", "value": 0.581}])
+    t = V.chosen_margin_table(recs, sels, paper, bits=(12, 48))
+    assert t.iloc[0]["chosen margin"] == "not selected yet"
+    row = t.iloc[1]
+    assert (row["chosen margin"], row["validation mAP"], row["chosen − paper"]) == ("4", "0.790", "+0.069")
+    assert row["chosen margin, test"] == "0.650 ± 0.010 (n=3)" and row["margin 1 (paper)"].startswith("0.540")
 
 
 def test_load_selection_records(tmp_path):
