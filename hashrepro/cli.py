@@ -146,6 +146,17 @@ def _paper_grid(args: argparse.Namespace) -> int:
     return main_cli(args)
 
 
+def _run_options(p, results_dir: str) -> None:
+    """The options ``convergence`` and ``select`` share: where the record goes, device, threads,
+    progress bar, and whether a dirty tree may run."""
+    p.add_argument("--results-dir", default=results_dir, help="where the record goes")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda")
+    p.add_argument("--threads", type=_positive_int, default=1, help="CPU threads (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="run from a git tree with uncommitted changes (the diff is saved beside the record)")
+
+
 def _convergence(args: argparse.Namespace) -> int:
     from .convergence import convergence_curve, default_config, record_name
     from .paths import repo_root
@@ -327,12 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--no-anchor", action="store_true", help="skip the default-schedule anchor run")
     cv.add_argument("--checkpoint-dir", default=None,
                     help="resumable state (default data/cache/convergence/<record name>); rerun to continue")
-    cv.add_argument("--results-dir", default="results/convergence", help="where the record goes")
-    cv.add_argument("--device", default=None, help="auto | cpu | cuda")
-    cv.add_argument("--threads", type=_positive_int, default=1, help="CPU threads (default 1)")
-    cv.add_argument("--no-progress", action="store_true", help="no progress bar")
-    cv.add_argument("--allow-dirty", action="store_true",
-                    help="run from a git tree with uncommitted changes (the diff is saved beside the record)")
+    _run_options(cv, "results/convergence")
     debug_flag(cv)
     cv.set_defaults(func=_convergence)
 
@@ -349,12 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="another Config field of every candidate, e.g. -p backbone efficientnet_lite0")
     se.add_argument("--n-val-per-class", type=_positive_int, default=50,
                     help="validation queries per class, held out of the training images (default 50)")
-    se.add_argument("--results-dir", default="results/validation", help="where the record goes")
-    se.add_argument("--device", default=None, help="auto | cpu | cuda")
-    se.add_argument("--threads", type=_positive_int, default=1, help="CPU threads (default 1)")
-    se.add_argument("--no-progress", action="store_true", help="no progress bar")
-    se.add_argument("--allow-dirty", action="store_true",
-                    help="run from a git tree with uncommitted changes (the diff is saved beside the record)")
+    _run_options(se, "results/validation")
     debug_flag(se)
     se.set_defaults(func=_select)
 

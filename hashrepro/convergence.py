@@ -241,6 +241,16 @@ def default_schedule_verdict(record: dict, min_gain: float = MIN_GAIN) -> str:
 
 
 # ---------------------------------------------------------------------- recipes
+def recipe_threads(cfg) -> int:
+    """Set torch's CPU threads to the recipe's own field (``num_threads`` or ``threads``, when it has
+    one and it is set); return the previous count, for the caller to restore."""
+    old = torch.get_num_threads()
+    threads = getattr(cfg, "num_threads", None) or getattr(cfg, "threads", None)
+    if threads:
+        torch.set_num_threads(int(threads))
+    return old
+
+
 class _Recipe:
     """Data, training and validation of one recipe on the validation split (:func:`validation_split`):
     trains on the fit rows only, evaluates validation queries against the validation database.
@@ -480,10 +490,7 @@ def convergence_curve(paper: str, cfg=None, eval_at: Sequence[int] | None = None
         checkpoint_every = reduce(math.gcd, eval_at)
     if not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
-    threads = getattr(cfg, "num_threads", None) or getattr(cfg, "threads", None)
-    old_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
+    old_threads = recipe_threads(cfg)
     try:
         recipe = _Recipe(paper, cfg, n_val_per_class, n_val_database_per_class)
         val = recipe.val

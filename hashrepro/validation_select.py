@@ -147,7 +147,7 @@ def select_on_validation(paper: str, cfg, grid: Mapping[str, list], n_val_per_cl
     ``record["selection"]`` = {"rule", "grid", "candidates": [{"params", "validation_map", ...}]};
     protocol: the split's sizes and index fingerprints, "queries": never used.
     """
-    from .convergence import _CurveCallback, _Recipe, _module
+    from .convergence import _CurveCallback, _Recipe, _module, recipe_threads
     from .recipe import final_loss
     from .results import make_record, start_run
     from .train import describe_device
@@ -165,10 +165,7 @@ def select_on_validation(paper: str, cfg, grid: Mapping[str, list], n_val_per_cl
         if int(cc.iterations) < 1:
             raise ValueError(f"candidate {candidate_label(c)} trains for {cc.iterations} iterations; need >= 1")
     labels_ = [candidate_label(c) for c in cands]
-    threads = getattr(cfg, "num_threads", None) or getattr(cfg, "threads", None)
-    old_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
+    old_threads = recipe_threads(cfg)
     try:
         recipe = _Recipe(paper, cfg, n_val_per_class, None)
         val = recipe.val
