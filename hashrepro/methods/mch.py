@@ -84,6 +84,7 @@ in :mod:`hashrepro.methods.mch_eval`.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -116,6 +117,9 @@ __all__ = [
     "parse_dataset",
     "load_data",
     "method_name",
+    "split_tag",
+    "pretrained_split_tag",
+    "SPLIT_FIELDS",
     "crop_plan",
     "prepare_features",
     "run",
@@ -334,11 +338,39 @@ class Config(RecipeConfig):
         return int(self.backbone_input_size or PRETRAINED_INPUT_SIZE)
 
 
-def method_name(name: str, backbone: str = "scratch") -> str:
+#: The Config fields that define the mosaic database and its split (the evaluation protocol).
+SPLIT_FIELDS = ("n_images", "n_query_per_class", "n_train_per_class")
+
+
+def split_tag(cfg: "Config") -> str:
+    """``""`` when ``cfg``'s mosaic split (:data:`SPLIT_FIELDS`) is its regime's preset at its scale,
+    else ``"mosaic<n_images>-q<n_query_per_class>-t<n_train_per_class>"`` (e.g. the from-scratch
+    models on the pretrained regime's 2,000-mosaic split: ``mosaic2000-q20-t80``), so that runs on
+    another split never mix with the preset's in a table or claim (:func:`method_name`)."""
+    preset = {f.name: f.default for f in dataclasses.fields(Config) if f.name in SPLIT_FIELDS}
+    preset.update({k: v for k, v in Config.presets(cfg.scale, {"backbone": cfg.backbone}).items()
+                   if k in SPLIT_FIELDS})
+    if all(int(getattr(cfg, k)) == int(preset[k]) for k in SPLIT_FIELDS):
+        return ""
+    return f"mosaic{int(cfg.n_images)}-q{int(cfg.n_query_per_class)}-t{int(cfg.n_train_per_class)}"
+
+
+def pretrained_split_tag(backbone: str = "efficientnet_lite0", scale: str = "default") -> str:
+    """The tag (:func:`split_tag`) of a from-scratch run on ``backbone``'s preset split at ``scale``
+    (``mosaic2000-q20-t80`` at ``default``): the same mosaics, queries and database as the pretrained
+    runs, so that the two regimes' base models are compared on one protocol."""
+    split = {k: v for k, v in Config.presets(scale, {"backbone": backbone}).items() if k in SPLIT_FIELDS}
+    return split_tag(Config.for_scale(scale, backbone="scratch", **split))
+
+
+def method_name(name: str, backbone: str = "scratch", split: str = "") -> str:
     """Record name of a method in a regime: ``mch-dch`` / ``dch`` / ``lsh`` from scratch,
-    ``mch-dch-efficientnet_lite0`` etc. on the ImageNet backbone."""
+    ``mch-dch-efficientnet_lite0`` etc. on the ImageNet backbone; a mosaic split other than the
+    regime's preset (``split``: :func:`split_tag`) is named before the backbone
+    (``dch-mosaic2000-q20-t80``)."""
     if backbone not in BACKBONES:
         raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
+    name = f"{name}-{split}" if split else name
     return name if backbone == "scratch" else f"{name}-{backbone}"
 
 
@@ -492,12 +524,12 @@ def run(cfg: Config | None = None, *, command: str | None = None, **overrides) -
         wall = r.elapsed()
         if command is None:
             command = reproduce_command("mch", cfg.to_dict())  # the one definition (hashrepro.results)
-        rec_mch = r.record(paper="mch", method=method_name(f"mch-{cfg.base}", cfg.backbone), protocol=proto_mch,
+        rec_mch = r.record(paper="mch", method=method_name(f"mch-{cfg.base}", cfg.backbone, split_tag(cfg)), protocol=proto_mch,
                            metrics=_clean(m_mch), curves={**c_mch, "anhc_grid": g_rows, "sensitivity": sens,
                                                           "agent": agent_curve, "visual": vis,
                                                           LOSS_CURVE_KEY: base_curve},
                            command=command, wall_time_s=wall)
-        rec_base = r.record(paper="mch", method=method_name(cfg.base, cfg.backbone), protocol=proto_base,
+        rec_base = r.record(paper="mch", method=method_name(cfg.base, cfg.backbone, split_tag(cfg)), protocol=proto_base,
                             metrics=_clean(m_base), curves={**c_base, LOSS_CURVE_KEY: base_curve}, command=command,
                             wall_time_s=wall)
         # a collapsed or diverged run is flagged in its record, never reported as a normal number
@@ -529,7 +561,7 @@ def _baseline_records(r, cfg: Config, backbone_state, bank, u8, sp, y_q, y_db, k
         m_b.update(search_cost(bq, bdb, k_cost))
         m_b["anhc"] = 1.0
         proto_b = dict(protocol, database_codes="one code per item (whole image); features: pretrained backbone")
-        rec_b = r.record(paper="mch", method=method_name(name, cfg.backbone), protocol=proto_b, metrics=_clean(m_b),
+        rec_b = r.record(paper="mch", method=method_name(name, cfg.backbone, split_tag(cfg)), protocol=proto_b, metrics=_clean(m_b),
                          curves=c_b, command=command, wall_time_s=time.perf_counter() - tb + t_pre)
         out.append(flag_record(rec_b, diagnose(bdb, labels=y_db)))
     return out

@@ -284,7 +284,7 @@ def test_mch_pretrained_claims_win_lose_disagree_and_too_few_seeds():
     assert [(c["bits"], c["verdict"]) for c in v.cells] == [(32, "reproduced"), (64, "not reproduced")]
     # one regime's table: only its claims, in the chapter's order
     t = C.claims_table("mch", everything, ids=[c.id for c in C.CLAIMS["mch"] if c.id.startswith("mch-pt-")])
-    assert len(t) == 7 and t["claim"].str.startswith("[ImageNet backbone] ").all()
+    assert len(t) == 8 and t["claim"].str.startswith("[ImageNet backbone] ").all()
     assert t.iloc[0]["verdict"] == "not reproduced"
     with pytest.raises(ValueError, match="no claim 'mch-pt-nope' in chapter 'mch'; its claim ids: mch-r0, "):
         C.claims_table("mch", [], ids=["mch-pt-nope"])
@@ -332,3 +332,26 @@ def test_committed_records_give_a_verdict_for_every_claim():
             allowed = {"holds", "fails", "not testable here"} if v.claim.kind == "check" else set(C.VERDICTS)
             assert v.verdict.split(" (")[0] in allowed, (paper, v.claim.id, v.verdict)
             assert v.evidence
+
+
+def test_mch_pretrained_base_map_claim_compares_one_split():
+    """The issue's target "base models clearly higher on the backbone": X on the backbone against X from
+    scratch on the backbone's split (``<x>-mosaic2000-q20-t80``), never against the scratch preset's split."""
+    from hashrepro.claims.mch import PRETRAINED_SPLIT
+    from hashrepro.methods import mch as M
+
+    assert M.pretrained_split_tag() == PRETRAINED_SPLIT          # the recipe names its records the same way
+    same = M.Config.for_scale("default", n_images=2000, n_query_per_class=20, n_train_per_class=80)
+    assert M.method_name("dch", "scratch", M.split_tag(same)) == "dch-" + PRETRAINED_SPLIT
+    assert M.split_tag(M.Config.for_scale("default")) == ""
+    assert M.split_tag(M.Config.for_scale("default", backbone="efficientnet_lite0")) == ""
+    pt = [mch_rec("dch" + PT, s, map=v) for s, v in enumerate([0.63, 0.64, 0.62])]
+    split = [mch_rec("dch-" + PRETRAINED_SPLIT, s, map=v) for s, v in enumerate([0.55, 0.56, 0.57])]
+    close = [mch_rec("ksh" + PT, s, map=0.60) for s in range(3)] + \
+            [mch_rec("ksh-" + PRETRAINED_SPLIT, s, map=v) for s, v in enumerate([0.59, 0.585, 0.59])]
+    other_split = [mch_rec("hashnet", s, map=0.1) for s in range(3)] + [mch_rec("hashnet" + PT, s, map=0.6)
+                                                                       for s in range(3)]
+    v = C.evaluate_paper("mch", pt + split + close + other_split, ids=["mch-pt-base-map"])[0]
+    assert _cells(v) == {"dch: ImageNet − scratch − 0.02": ("reproduced", 3),
+                         "ksh: ImageNet − scratch − 0.02": ("not reproduced", 3)}   # +0.01: not by 0.02
+    assert C.evaluate_paper("mch", other_split, ids=["mch-pt-base-map"])[0].verdict == "not testable here"
