@@ -13,7 +13,7 @@ import numpy as np
 from ..params import check_seed
 from ..recipe import RecipeConfig
 
-__all__ = ["VARIANTS", "SCALES", "BACKBONES", "Config", "method_name"]
+__all__ = ["VARIANTS", "SCALES", "BACKBONES", "Config", "method_name", "paper_margin0"]
 
 VARIANTS = ("dsch", "drsch", "bs-drsch", "dsrh")
 SCALES = ("smoke", "default", "paper")
@@ -235,11 +235,23 @@ class Config(RecipeConfig):
         return self.keep_bits if (self.variant == "bs-drsch" and self.keep_bits) else self.bits
 
 
-def method_name(variant: str, backbone: str = "scratch") -> str:
-    """Record name: the variant (``dsch``, ``drsch``, ``bs-drsch``), with the backbone appended
-    on a pretrained backbone (``drsch-efficientnet_lite0``)."""
+def paper_margin0(variant: str) -> float:
+    """The initial triplet margin C₀ of ``variant``'s preset: 5 (the released solver's schedule
+    C = 5 + 0.1·⌊it/10k⌋, notes §1–2), DSRH's fixed 2 (:data:`_DSRH_PRESET`)."""
+    return float(_DSRH_PRESET["margin0"] if variant == "dsrh" else Config.margin0)
+
+
+def method_name(variant: str, backbone: str = "scratch", margin0: float | None = None) -> str:
+    """Record name: the variant (``dsch``, ``drsch``, ``bs-drsch``); with an initial triplet margin
+    C₀ other than the preset's (:func:`paper_margin0`; e.g. one chosen on a validation split,
+    :mod:`hashrepro.validation_select`) its value (``drsch-margin0-13``: a deviation, so that such
+    runs never mix with the preset's in a table or claim); the backbone appended on a pretrained
+    backbone (``drsch-efficientnet_lite0``, ``drsch-margin0-13-efficientnet_lite0``)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     if backbone not in BACKBONES:
         raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
-    return variant if backbone == "scratch" else f"{variant}-{backbone}"
+    name = variant
+    if margin0 is not None and float(margin0) != paper_margin0(variant):
+        name = f"{variant}-margin0-{float(margin0):g}"
+    return name if backbone == "scratch" else f"{name}-{backbone}"

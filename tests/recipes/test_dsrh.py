@@ -99,6 +99,11 @@ def test_dsrh_variant_preset_and_validation():
     assert drsch.Config.for_scale("default", variant="dsrh", margin0=1.0).margin0 == 1.0     # overrides win
     assert drsch.Config.for_scale("default", variant="drsch").slope0 == 5.0                 # others unchanged
     assert drsch.method_name("dsrh", "efficientnet_lite0") == "dsrh-efficientnet_lite0"
+    # a margin other than the variant's preset is part of the name (a deviation never mixes with the preset)
+    assert drsch.method_name("dsrh", "efficientnet_lite0", 2.0) == "dsrh-efficientnet_lite0"
+    assert drsch.method_name("drsch", "scratch", 5.0) == "drsch" and drsch.method_name("dsch", "scratch", 2) == \
+        "dsch-margin0-2"
+    assert drsch.method_name("drsch", "efficientnet_lite0", 13.0) == "drsch-margin0-13-efficientnet_lite0"
     with pytest.raises(ValueError, match=r"variant must be one of \('dsch', 'drsch', 'bs-drsch', 'dsrh'\)"):
         drsch.Config.for_scale("smoke", variant="dsrn")
 
@@ -113,6 +118,12 @@ def test_dsrh_smoke_run_in_each_regime(backbone):
     assert rec["metrics"]["bit_weight_abs_min"] == rec["metrics"]["bit_weight_abs_max"] == 1.0   # no bit weights
     assert 0 < rec["metrics"]["map"] <= 1 and np.isfinite(rec["metrics"]["final_loss"])
     assert "-p variant dsrh" in rec["command"]
+
+
+def test_drsch_run_with_another_margin_is_named_apart():
+    cfg = drsch.Config.for_scale("smoke", dataset="digits", bits=8, variant="drsch", margin0=9.0)
+    rec = drsch.run(cfg, progress=False)
+    assert rec["method"] == "drsch-margin0-9" and rec["config"]["margin0"] == 9.0
 
 
 def _rec(method, seed, value):
