@@ -68,7 +68,7 @@ from ..diagnostics import diagnose, flag_record
 from ..recipe import LOSS_CURVE_KEY, final_loss, loss_curve, recipe_run
 from ..train import ClippedSGD, PKSampler  # noqa: F401  (PKSampler: re-exported, it lived here)
 from .drsch_config import (_DSRH_PRESET, _PRETRAINED_PRESETS, _SCALE_PRESETS, BACKBONES,  # noqa: F401  (re-exported)
-                           SCALES, VARIANTS, Config, method_name)
+                           SCALES, VARIANTS, Config, deviations, method_name)
 from .drsch_eval import (DEFAULT_KS, RANKING_DOC, _SUFFIX, _dist, bit_scalable_curve,  # noqa: F401  (re-exported)
                          continuous_distance, evaluate_codes, evaluate_reid, kept_bits, top_retrievals,
                          weighted_hamming)
@@ -217,7 +217,7 @@ def train_model(cfg: Config, images: torch.Tensor, labels: np.ndarray, device: t
     ckpt = dict(checkpoint=checkpoint, state=save_state, load_state=load_state,
                 checkpoint_every=checkpoint_every) if checkpoint else {}
     hist = fit(step, optimizer=opt, iterations=cfg.iterations, scheduler=sched, on_iteration=on_iteration,
-               desc=f"{method_name(cfg.variant, cfg.backbone, cfg.margin0)} {cfg.bits}b",
+               desc=f"{method_name(cfg.variant, cfg.backbone, deviations(cfg))} {cfg.bits}b",
                progress=cfg.progress if progress is None else progress, **ckpt)
     model.eval()
     parts.update({k: v.item() for k, v in parts.items() if torch.is_tensor(v)})  # off the CPU: read back once
@@ -379,7 +379,7 @@ def _run(r, command: str | None) -> dict:
     config = cfg.to_dict()
     config.update(flip_used=bool(flip), effective_lam=cfg.effective_lam, final_slope=info["final_slope"],
                   final_margin=info["final_margin"])
-    record = r.record(paper="drsch", method=method_name(cfg.variant, cfg.backbone, cfg.margin0), bits=cfg.eval_bits,
+    record = r.record(paper="drsch", method=method_name(cfg.variant, cfg.backbone, deviations(cfg)), bits=cfg.eval_bits,
                       config=config, protocol=protocol, metrics=metrics, curves=curves, command=command)
     # a collapsed or diverged run is flagged in its record, never reported as a normal number
     db_codes = (zdb[:, kept_bits(w, cfg.eval_bits)] > 0).astype(np.uint8)

@@ -13,7 +13,7 @@ import numpy as np
 from ..params import check_seed
 from ..recipe import RecipeConfig
 
-__all__ = ["VARIANTS", "SCALES", "BACKBONES", "Config", "method_name", "paper_margin0"]
+__all__ = ["VARIANTS", "SCALES", "BACKBONES", "Config", "method_name", "deviations", "NAMED_FIELDS"]
 
 VARIANTS = ("dsch", "drsch", "bs-drsch", "dsrh")
 SCALES = ("smoke", "default", "paper")
@@ -235,23 +235,43 @@ class Config(RecipeConfig):
         return self.keep_bits if (self.variant == "bs-drsch" and self.keep_bits) else self.bits
 
 
-def paper_margin0(variant: str) -> float:
-    """The initial triplet margin C₀ of ``variant``'s preset: 5 (the released solver's schedule
-    C = 5 + 0.1·⌊it/10k⌋, notes §1–2), DSRH's fixed 2 (:data:`_DSRH_PRESET`)."""
-    return float(_DSRH_PRESET["margin0"] if variant == "dsrh" else Config.margin0)
+#: Config fields whose value, when it differs from the run's preset (scale, backbone, variant), is part
+#: of the record name (:func:`method_name`): hyperparameters chosen on a validation split
+#: (:mod:`hashrepro.validation_select`) are deviations and never mix with the preset's runs.
+NAMED_FIELDS = ("margin0", "lam", "lr", "head_hidden")
 
 
-def method_name(variant: str, backbone: str = "scratch", margin0: float | None = None) -> str:
-    """Record name: the variant (``dsch``, ``drsch``, ``bs-drsch``); with an initial triplet margin
-    C₀ other than the preset's (:func:`paper_margin0`; e.g. one chosen on a validation split,
-    :mod:`hashrepro.validation_select`) its value (``drsch-margin0-13``: a deviation, so that such
+def _fmt(v) -> str:
+    if isinstance(v, (tuple, list)):
+        return "x".join(_fmt(x) for x in v) or "none"
+    return f"{float(v):g}" if isinstance(v, (int, float, np.integer, np.floating)) else str(v)
+
+
+def deviations(cfg: "Config") -> dict:
+    """{field: value} of :data:`NAMED_FIELDS` where ``cfg`` differs from
+    ``Config.for_scale(cfg.scale, variant=cfg.variant, backbone=cfg.backbone)``, in that order."""
+    ref = Config.for_scale(cfg.scale, variant=cfg.variant, backbone=cfg.backbone)
+    out = {}
+    for k in NAMED_FIELDS:
+        a, b = getattr(cfg, k), getattr(ref, k)
+        same = tuple(a) == tuple(b) if isinstance(a, (tuple, list)) else float(a) == float(b)
+        if not same:
+            out[k] = tuple(a) if isinstance(a, (tuple, list)) else float(a)
+    return out
+
+
+def method_name(variant: str, backbone: str = "scratch", deviations: dict | None = None) -> str:
+    """Record name: the variant (``dsch``, ``drsch``, ``bs-drsch``, ``dsrh``); with hyperparameters
+    other than the preset's (``deviations``: :func:`deviations` of the run's Config, e.g. chosen on a
+    validation split) each ``-<field>-<value>`` (``drsch-lam-0.01-lr-0.03``: a deviation, so that such
     runs never mix with the preset's in a table or claim); the backbone appended on a pretrained
     backbone (``drsch-efficientnet_lite0``, ``drsch-margin0-13-efficientnet_lite0``)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     if backbone not in BACKBONES:
         raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
-    name = variant
-    if margin0 is not None and float(margin0) != paper_margin0(variant):
-        name = f"{variant}-margin0-{float(margin0):g}"
+    bad = set(deviations or {}) - set(NAMED_FIELDS)
+    if bad:
+        raise ValueError(f"deviations may name {NAMED_FIELDS} only, got {sorted(bad)}")
+    name = variant + "".join(f"-{k}-{_fmt(v)}" for k, v in (deviations or {}).items())
     return name if backbone == "scratch" else f"{name}-{backbone}"

@@ -99,11 +99,16 @@ def test_dsrh_variant_preset_and_validation():
     assert drsch.Config.for_scale("default", variant="dsrh", margin0=1.0).margin0 == 1.0     # overrides win
     assert drsch.Config.for_scale("default", variant="drsch").slope0 == 5.0                 # others unchanged
     assert drsch.method_name("dsrh", "efficientnet_lite0") == "dsrh-efficientnet_lite0"
-    # a margin other than the variant's preset is part of the name (a deviation never mixes with the preset)
-    assert drsch.method_name("dsrh", "efficientnet_lite0", 2.0) == "dsrh-efficientnet_lite0"
-    assert drsch.method_name("drsch", "scratch", 5.0) == "drsch" and drsch.method_name("dsch", "scratch", 2) == \
-        "dsch-margin0-2"
-    assert drsch.method_name("drsch", "efficientnet_lite0", 13.0) == "drsch-margin0-13-efficientnet_lite0"
+    # hyperparameters other than the run's preset are part of the name (a deviation never mixes with the preset)
+    assert drsch.deviations(cfg) == {} and drsch.deviations(cfg.replace(lr=0.03, margin0=3.0)) == \
+        {"margin0": 3.0, "lr": 0.03}
+    pt = drsch.Config.for_scale("default", backbone="efficientnet_lite0")
+    assert drsch.deviations(pt) == {} and drsch.deviations(pt.replace(head_hidden=())) == {"head_hidden": ()}
+    assert drsch.method_name("dsch", "scratch", {"margin0": 2}) == "dsch-margin0-2"
+    assert drsch.method_name("drsch", "efficientnet_lite0", {"lam": 0.01, "lr": 0.03}) == \
+        "drsch-lam-0.01-lr-0.03-efficientnet_lite0"
+    with pytest.raises(ValueError, match="deviations may name"):
+        drsch.method_name("drsch", "scratch", {"iterations": 5})
     with pytest.raises(ValueError, match=r"variant must be one of \('dsch', 'drsch', 'bs-drsch', 'dsrh'\)"):
         drsch.Config.for_scale("smoke", variant="dsrn")
 
