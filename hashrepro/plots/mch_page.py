@@ -40,7 +40,7 @@ from .mch import _fmt, agent_curve, agent_variant, anhc_grid, as_records, bucket
 
 __all__ = [
     "SWEEP", "METHOD_ORDER", "no_runs", "split_diagnostics", "dataset_order", "settings_table", "regime_note",
-    "agent_schedule_outputs", "paper_table2", "ours_table2", "what_happened", "oracle_table", "crop_diagnostics", "crop_diagnostic_table",
+    "agent_schedule_outputs", "same_split_outputs", "paper_table2", "ours_table2", "what_happened", "oracle_table", "crop_diagnostics", "crop_diagnostic_table",
     "crop_diagnostic_text", "radius0_figure", "f1_bucket_figure", "table3_records", "anhc_comparison",
     "sensitivity_figure", "xi_pivot", "agent_figure", "search_cost_table", "REGIMES", "claims_outputs",
     "seeds_sentence",
@@ -166,6 +166,60 @@ def agent_schedule_outputs(recs, iters: int = 2000, dataset: str = "mosaic-cifar
                         f"-p base mmhh -p agent_iters {iters}")]
     table = regime_table(recs, dataset=dataset, bits=bits, agent=variant)
     return [table, regime_note(recs, dataset=dataset, bits=bits, agent=variant)]
+
+
+def _by_seed(recs: list[dict], method: str, dataset: str, bits: int, metric: str = "map") -> dict[int, float]:
+    """{seed: metric} of ``method``'s records (the latest per seed by ``finished``)."""
+    out: dict[int, tuple] = {}
+    for r in recs:
+        if r["method"] == method and r["dataset"] == dataset and int(r["bits"]) == int(bits):
+            v = (r.get("metrics") or {}).get(metric)
+            if v is not None and np.isfinite(v) and (int(r["seed"]) not in out
+                                                     or str(r.get("finished", "")) >= out[int(r["seed"])][0]):
+                out[int(r["seed"])] = (str(r.get("finished", "")), float(v))
+    return {s: v for s, (_, v) in sorted(out.items())}
+
+
+def same_split_outputs(recs, dataset: str = "mosaic-cifar10", bits: int = 32,
+                       bases=("ksh", "hashnet", "adsh", "dch", "mmhh"), backbone: str = "efficientnet_lite0",
+                       margin: float = 0.02) -> list:
+    """X trained from scratch on the pretrained regime's split (``<x>-mosaic2000-q20-t80``: the same
+    mosaics, queries and database per seed) beside X on the ImageNet backbone, and LSH / ITQ on each
+    regime's features: per method the mean mAP of each side, the paired difference per seed, and
+    whether the backbone is higher by more than ``margin`` in every seed (claim ``mch-pt-base-map``).
+    A table and a sentence counted from the records, or a :func:`no_runs` line with the command."""
+    from ..claims.mch import PRETRAINED_SPLIT
+
+    recs = [r for r in as_records(recs) if not str(r["method"]).startswith("mch-")]
+    rows, higher, judged = [], [], []
+    for x in (*bases, "lsh", "itq"):
+        scratch = _by_seed(recs, f"{x}-{PRETRAINED_SPLIT}", dataset, bits)
+        pt = _by_seed(recs, f"{x}-{backbone}", dataset, bits)
+        seeds = sorted(set(scratch) & set(pt))
+        if not seeds:
+            continue
+        diffs = [pt[s] - scratch[s] for s in seeds]
+        rows.append({"model": x, "scratch CNN, same mosaics": f"{np.mean([scratch[s] for s in seeds]):.3f}",
+                     "ImageNet backbone": f"{np.mean([pt[s] for s in seeds]):.3f}",
+                     "ImageNet − scratch, per seed": " / ".join(f"{d:+.3f}" for d in diffs),
+                     "seeds": ", ".join(map(str, seeds))})
+        if x in bases and len(seeds) >= 3:
+            judged.append(x)
+            if all(d > margin for d in diffs):
+                higher.append(x)
+    if not rows:
+        return [no_runs("the from-scratch base models on the backbone's 2,000-mosaic split",
+                        f"hashrepro sweep mch --dataset {dataset} --bits {bits} --seeds 0 1 2 --scale default "
+                        "-p base ksh -p base hashnet -p base adsh -p base dch -p base mmhh -p n_images 2000 "
+                        "-p n_query_per_class 20 -p n_train_per_class 80")]
+    lsh = next((r for r in rows if r["model"] == "lsh"), None)
+    text = (f"{_DATASET_NAMES.get(dataset, dataset)}, {bits} bits, mAP of X alone (no agent). On the same mosaics "
+            f"the ImageNet backbone is higher by more than {margin:g} in every seed for {len(higher)} of "
+            f"{len(judged)} base models with ≥ 3 seeds" + (f" ({', '.join(higher)})" if higher else "") + ".")
+    if lsh is not None:
+        text += (f" LSH, which learns nothing, measures the features themselves: {lsh['scratch CNN, same mosaics']} "
+                 f"on the scratch CNN's against {lsh['ImageNet backbone']} on the ImageNet backbone's.")
+    return [pd.DataFrame(rows), Markdown(text)]
 
 
 def paper_table2(t2: pd.DataFrame) -> list:

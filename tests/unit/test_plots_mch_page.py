@@ -378,3 +378,23 @@ def test_seeds_sentence_from_the_records():
 def test_sections_accept_a_load_records_frame(tmp_path, fn):
     frame = _frame(tmp_path, [_rec("dch"), _mch("dch")])
     assert fn(frame) is not None
+
+
+def test_same_split_outputs_pairs_x_per_seed_on_one_split():
+    split, pt = "-mosaic2000-q20-t80", "-efficientnet_lite0"
+    recs = ([_rec("dch" + split, seed=s, metrics={"map": v}) for s, v in enumerate([0.60, 0.61, 0.60])]
+            + [_rec("dch" + pt, seed=s, metrics={"map": v}) for s, v in enumerate([0.65, 0.64, 0.66])]
+            + [_rec("ksh" + split, seed=s, metrics={"map": 0.62}) for s in range(3)]
+            + [_rec("ksh" + pt, seed=s, metrics={"map": v}) for s, v in enumerate([0.63, 0.65, 0.63])]
+            + [_rec("lsh" + split, seed=0, metrics={"map": 0.59}), _rec("lsh" + pt, seed=0, metrics={"map": 0.53})]
+            + [_rec("dch", seed=0, metrics={"map": 0.1})]            # the scratch preset's split: not paired
+            + [_mch("dch" + pt, seed=0, metrics={"map": 0.9})])       # MCH-X: not X
+    table, text = MP.same_split_outputs(recs)
+    row = table.set_index("model").loc["dch"]
+    assert row["scratch CNN, same mosaics"] == "0.603" and row["ImageNet backbone"] == "0.650"
+    assert row["ImageNet − scratch, per seed"] == "+0.050 / +0.030 / +0.060" and row["seeds"] == "0, 1, 2"
+    assert list(table["model"]) == ["ksh", "dch", "lsh"]
+    assert "higher by more than 0.02 in every seed for 1 of 2 base models with ≥ 3 seeds (dch)" in text.data
+    assert "0.590 on the scratch CNN's against 0.530 on the ImageNet backbone's" in text.data
+    none = MP.same_split_outputs([_rec("dch", seed=0)])
+    assert len(none) == 1 and "-p n_images 2000" in none[0].data
