@@ -10,13 +10,16 @@ highest validation mAP; ties to the paper's value). The query set is never used.
   triplets (DNNH), training seconds, and which one was chosen;
 * :func:`chosen_values` -- {(method, bits): chosen value of one field} (the latest record per setting);
 * :func:`chosen_margin_table` -- per code length: the DNNH margin chosen on validation and, on the test
-  protocol, the runs made with it (named ``dnnh-<variant>-margin<m>``) beside the paper's margin 1.
+  protocol, the runs made with it (named ``dnnh-<variant>-margin<m>``) beside the paper's margin 1;
+* :func:`chosen_config_table` -- the same for any grid (e.g. DRSCH's slope, lr, λ): per code length the
+  configuration chosen on validation (at that length, or at one length and applied to all) and the test
+  runs made with it (named by the recipe, e.g. ``drsch-lr-0.03-efficientnet_lite0``) beside the preset's.
 """
 from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["load_selection_records", "selection_table", "chosen_values", "chosen_margin_table"]
+__all__ = ["load_selection_records", "selection_table", "chosen_values", "chosen_margin_table", "chosen_config_table"]
 
 
 def load_selection_records(paper: str, root=None) -> list[dict]:
@@ -96,4 +99,53 @@ def chosen_margin_table(records, selections, paper: pd.DataFrame | None = None, 
                      "validation mAP": f"{sel['metrics']['chosen_validation_map']:.3f}" if sel else "—",
                      "margin 1 (paper)": one, "chosen margin, test": txt, "paper": p,
                      "chosen − paper": f"{mean - p:+.3f}" if mean == mean and p == p else "—"})
+    return pd.DataFrame(rows)
+
+
+def chosen_config_table(records, selections, method: str, name_of, reference=None, dataset: str = "cifar10",
+                        bits=(12, 24, 32, 48), metric: str = "map") -> pd.DataFrame:
+    """Per code length: the candidate chosen on validation for ``method`` (the preset's record name,
+    e.g. ``drsch-efficientnet_lite0``) -- from the selection at that length, else from the selection of
+    the lowest seed at the nearest length that has one (one choice applied to every length: the column
+    ``chosen at`` says which) -- its validation mAP against the preset's in the same grid, and on the
+    test protocol the runs of the chosen configuration (``name_of(chosen dict) -> record name``) beside
+    the preset's runs and ``reference`` ({bits: value}, e.g. the quoted numbers). Cells as
+    :func:`hashrepro.plots.regimes.regime_cells` (clean records, mean ± std over seeds)."""
+    from .regimes import regime_cells
+
+    latest: dict = {}
+    for r in sorted((r for r in selections if r["method"] == method and r["dataset"] == dataset),
+                    key=lambda r: (-int(r["seed"]), str(r.get("finished", "")))):
+        latest[int(r["bits"])] = r   # the lowest seed's latest record per length
+
+    def cell(name, b):
+        c = regime_cells(records, name, dataset, metric).get(b)
+        if not c or not c["n"]:
+            return "not run yet", float("nan")
+        return f"{c['mean']:.3f} ± {c['std']:.3f} (n={c['n']})" if c["n"] > 1 else f"{c['mean']:.3f} (n=1)", c["mean"]
+
+    rows = []
+    for b in bits:
+        src = min(latest, key=lambda k: (abs(k - b), k)) if latest else None
+        ref = (reference or {}).get(b, float("nan"))
+        preset, _ = cell(method, b)
+        if src is None:
+            rows.append({"bits": b, "chosen": "not selected yet", "chosen at": "—", "validation mAP (chosen / preset)": "—",
+                         "preset, test": preset, "chosen, test": "—", "reference": ref, "chosen − reference": "—"})
+            continue
+        sel = latest[src]
+        chosen = dict(sel.get("chosen") or {})
+        cands = (sel.get("selection") or {}).get("candidates", [])
+        vm = {c["label"]: float(c["validation_map"]) for c in cands}
+        name = name_of(chosen)
+        preset_label = next((c["label"] for c in cands if name_of(dict(c["params"])) == method), None)
+        v = f"{sel['metrics']['chosen_validation_map']:.3f} / " + (f"{vm[preset_label]:.3f}" if preset_label else "—")
+        if name == method:
+            txt, mean = preset, cell(method, b)[1]
+        else:
+            txt, mean = cell(name, b)
+        rows.append({"bits": b, "chosen": (sel.get("selection") or {}).get("chosen_label", ""),
+                     "chosen at": f"{src} bits, seed {sel['seed']}", "validation mAP (chosen / preset)": v,
+                     "preset, test": preset, "chosen, test": txt, "reference": ref,
+                     "chosen − reference": f"{mean - ref:+.3f}" if mean == mean and ref == ref else "—"})
     return pd.DataFrame(rows)

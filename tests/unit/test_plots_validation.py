@@ -52,3 +52,28 @@ def test_load_selection_records(tmp_path):
     (d / "b.json").write_text(json.dumps({**rec, "paper": "drsch"}))
     assert [r["paper"] for r in V.load_selection_records("dnnh", root=tmp_path)] == ["dnnh"]
     assert V.load_selection_records("ddh", root=tmp_path) == []
+
+
+def test_chosen_config_table_one_choice_applied_to_every_length():
+    def run(method, bits, seed, v):
+        return {"paper": "drsch", "method": method, "dataset": "cifar10", "bits": bits, "seed": seed,
+                "scale": "default", "git_dirty": False, "metrics": {"map": v}}
+
+    def name_of(chosen):
+        return "drsch-efficientnet_lite0" if chosen.get("lr", 0.01) == 0.01 else \
+            f"drsch-lr-{chosen['lr']:g}-efficientnet_lite0"
+
+    cands = [{"label": f"lr={lr:g}", "params": {"lr": lr}, "validation_map": v} for lr, v in ((0.01, 0.81), (0.03, 0.83))]
+    sel = {"paper": "drsch", "method": "drsch-efficientnet_lite0", "dataset": "cifar10", "bits": 32, "seed": 0,
+           "finished": "2026-11-30T07:00", "chosen": {"lr": 0.03}, "metrics": {"chosen_validation_map": 0.83},
+           "selection": {"chosen_label": "lr=0.03", "candidates": cands}}
+    recs = [run("drsch-efficientnet_lite0", b, s, 0.60) for b in (12, 32) for s in range(3)]
+    recs += [run("drsch-lr-0.03-efficientnet_lite0", 32, s, v) for s, v in enumerate((0.63, 0.64, 0.65))]
+    t = V.chosen_config_table(recs, [sel], "drsch-efficientnet_lite0", name_of, {12: 0.615, 32: 0.629}, bits=(12, 32))
+    r12, r32 = t.iloc[0], t.iloc[1]
+    assert (r32["chosen"], r32["chosen at"], r32["validation mAP (chosen / preset)"]) == ("lr=0.03", "32 bits, seed 0",
+                                                                                         "0.830 / 0.810")
+    assert r32["chosen, test"] == "0.640 ± 0.010 (n=3)" and r32["chosen − reference"] == "+0.011"
+    assert r12["chosen at"] == "32 bits, seed 0" and r12["chosen, test"] == "not run yet"
+    assert r12["preset, test"].startswith("0.600") and r12["chosen − reference"] == "—"
+    assert V.chosen_config_table(recs, [], "drsch-efficientnet_lite0", name_of).iloc[0]["chosen"] == "not selected yet"
