@@ -11,7 +11,7 @@ import pandas as pd
 from IPython.display import Markdown
 
 __all__ = ["SWEEP", "SWEEP_BS", "settings_table", "scratch_reading", "pretrained_bs_outputs", "fig6_outputs",
-           "dead_bits_table"]
+           "dead_bits_table", "selection_outputs"]
 
 SWEEP = ("hashrepro sweep drsch --dataset mnist cifar10 --bits 16 32 64 --seeds 0 --scale default "
          "-p variant dsch -p variant drsch")
@@ -191,3 +191,32 @@ def dead_bits_table(records: Sequence[Mapping], cpu_records: Sequence[Mapping] =
                      "mAP (all runs)": f"{np.mean([r['metrics']['map'] for r in rs]):.3f} (n={len(rs)})"})
     return pd.DataFrame(rows, columns=["setting", "iterations", "lr", "momentum", "flagged", "mAP (unflagged)",
                                        "mAP (all runs)"])
+
+
+def selection_outputs(records, selections: Sequence[Mapping], quoted: pd.DataFrame, variant: str = "drsch",
+                      backbone: str = "efficientnet_lite0", dataset: str = "cifar10",
+                      bits=(12, 24, 32, 48)) -> list:
+    """The pretrained DRSCH schedule chosen on a validation split (:mod:`hashrepro.validation_select`):
+    per code length the chosen candidate and the test runs made with it beside the preset's and the
+    quoted numbers (:func:`hashrepro.plots.validation.chosen_config_table`; the chosen configuration
+    names its runs, :func:`hashrepro.methods.drsch.method_name`), then every candidate
+    (:func:`hashrepro.plots.validation.selection_table`); or the command that makes a selection."""
+    from ..methods import drsch
+    from . import validation as V
+    from .regimes import paper_value
+
+    preset = drsch.method_name(variant, backbone)
+    mine = [r for r in selections if r.get("method") == preset]
+    if not mine:
+        return [Markdown(f"*No selection record yet; run* `hashrepro select drsch --dataset {dataset} --bits 32 "
+                         f"--seed 0 -p backbone {backbone} --grid slope_factor=1.1,1.05,1.0` *(commit first).*")]
+
+    def name_of(chosen: Mapping) -> str:
+        cfg = drsch.Config.for_scale("default", variant=variant, backbone=backbone, **dict(chosen))
+        return drsch.method_name(variant, backbone, drsch.deviations(cfg))
+
+    ref = {b: paper_value(quoted, variant, dataset, b) for b in bits}
+    table = V.chosen_config_table(records, mine, preset, name_of, {b: v for b, v in ref.items() if v is not None},
+                                  dataset=dataset, bits=bits).rename(columns={"reference": "quoted",
+                                                                              "chosen − reference": "chosen − quoted"})
+    return [table, V.selection_table(mine)]

@@ -120,6 +120,8 @@ def chosen_config_table(records, selections, method: str, name_of, reference=Non
 
     def cell(name, b):
         c = regime_cells(records, name, dataset, metric).get(b)
+        if c and not c["n"] and c.get("n_flagged"):
+            return f"flagged only ({c['n_flagged']} runs: {c.get('flag', 'degenerate')})", float("nan")
         if not c or not c["n"]:
             return "not run yet", float("nan")
         return f"{c['mean']:.3f} ± {c['std']:.3f} (n={c['n']})" if c["n"] > 1 else f"{c['mean']:.3f} (n=1)", c["mean"]

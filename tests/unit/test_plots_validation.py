@@ -77,3 +77,6 @@ def test_chosen_config_table_one_choice_applied_to_every_length():
     assert r12["chosen at"] == "32 bits, seed 0" and r12["chosen, test"] == "not run yet"
     assert r12["preset, test"].startswith("0.600") and r12["chosen − reference"] == "—"
     assert V.chosen_config_table(recs, [], "drsch-efficientnet_lite0", name_of).iloc[0]["chosen"] == "not selected yet"
+    flagged = [dict(run("drsch-efficientnet_lite0", 48, s, 0.6), flags=["constant_bits: 3 of 48 bits"]) for s in range(3)]
+    t = V.chosen_config_table(recs + flagged, [sel], "drsch-efficientnet_lite0", name_of, bits=(48,))
+    assert t.iloc[0]["preset, test"] == "flagged only (3 runs: constant_bits)"
