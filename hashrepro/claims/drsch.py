@@ -8,6 +8,14 @@ __all__ = ["DRSCH"]
 _BASE_DRSCH = {"paper": "baselines", "config.protocol": "drsch"}
 
 
+def _is_tuned_drsch(method) -> bool:
+    """DRSCH on the ImageNet backbone with a hyperparameter other than the preset's in its name
+    (:func:`hashrepro.methods.drsch.method_name`: ``drsch-slope_factor-1-efficientnet_lite0``, chosen on a
+    validation split)."""
+    m = str(method)
+    return m.startswith("drsch-") and m.endswith("-efficientnet_lite0") and m != "drsch-efficientnet_lite0"
+
+
 
 def _bs_curve(key_fn):
     """A BS-DRSCH record's truncated values {n: value} for n below the trained length."""
@@ -59,6 +67,13 @@ DRSCH = (
           "(within 0.02 or above)",
           (Compare(Side("drsch-efficientnet_lite0", where=_C10), paper_value("drsch_quoted", "drsch", "cifar10"),
                    margin=-_TOL, label="ours − quoted + 0.02"),)),
+    Claim("drsch-pt-tuned-map", "drsch", "[ImageNet backbone, schedule chosen on a validation split] DRSCH's MAP on "
+          "CIFAR-10 as quoted by later work (within 0.02 or above)",
+          (Compare(Side(where={**_C10, "method": _is_tuned_drsch}, label="DRSCH, chosen schedule"),
+                   paper_value("drsch_quoted", "drsch", "cifar10"), margin=-_TOL, label="ours − quoted + 0.02"),),
+          missing="needs runs with a schedule chosen on validation (hashrepro select drsch ... --grid "
+                  "slope_factor=..., then -p slope_factor <chosen> -p backbone efficientnet_lite0)",
+          note="a deviation: the chosen values are named in the runs' method names"),
     Claim("dsch-pt-quoted-map", "drsch", "[ImageNet backbone] DSCH's MAP on CIFAR-10 as quoted by later work "
           "(within 0.02 or above)",
           (Compare(Side("dsch-efficientnet_lite0", where=_C10), paper_value("drsch_quoted", "dsch", "cifar10"),

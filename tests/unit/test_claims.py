@@ -355,3 +355,17 @@ def test_mch_pretrained_base_map_claim_compares_one_split():
     assert _cells(v) == {"dch: ImageNet − scratch − 0.02": ("reproduced", 3),
                          "ksh: ImageNet − scratch − 0.02": ("not reproduced", 3)}   # +0.01: not by 0.02
     assert C.evaluate_paper("mch", other_split, ids=["mch-pt-base-map"])[0].verdict == "not testable here"
+
+
+def test_drsch_tuned_claim_reads_only_runs_named_with_a_chosen_schedule():
+    def rec(method, bits, seed, v):
+        return {"paper": "drsch", "method": method, "dataset": "cifar10", "bits": bits, "seed": seed,
+                "scale": "default", "metrics": {"map": v}, "config": {}, "finished": f"2026-01-0{seed + 1}", **CLEAN}
+
+    tuned = [rec("drsch-slope_factor-1-efficientnet_lite0", 32, s, v) for s, v in enumerate([0.62, 0.63, 0.625])]
+    preset = [rec("drsch-efficientnet_lite0", 32, s, 0.30) for s in range(3)]      # the preset: not this claim
+    other = [rec("dsch-slope_factor-1-efficientnet_lite0", 32, s, 0.10) for s in range(3)]  # another variant
+    v = C.evaluate_paper("drsch", tuned + preset + other, ids=["drsch-pt-tuned-map"])[0]
+    assert v.verdict == "reproduced" and [c["n"] for c in v.cells] == [3]        # 0.629 − 0.02 < every seed
+    v = C.evaluate_paper("drsch", preset + other, ids=["drsch-pt-tuned-map"])[0]
+    assert v.verdict == "not testable here" and "--grid slope_factor" in v.evidence
