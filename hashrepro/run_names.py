@@ -15,7 +15,7 @@ committed record changes its name:
   ``results_dir``, ``run_name`` and ``device`` never.
 
 Floats are written with ``:g`` in both styles, a list or tuple as its parts joined by ``-``
-(``sens_sigmas-0.3-0.5-0.7``).
+(``sens_sigmas-0.3-0.5-0.7``), an empty one as ``none``.
 """
 from __future__ import annotations
 
@@ -30,8 +30,11 @@ _STYLES = ("record", "sweep")
 
 
 def _seq(value: Any, part) -> str | None:
-    """A list or tuple value (e.g. ``sens_sigmas=[0.3, 0.5, 0.7]``) as its parts joined by ``-``."""
-    return "-".join(part(v) for v in value) if isinstance(value, (list, tuple)) else None
+    """A list or tuple value (e.g. ``sens_sigmas=[0.3, 0.5, 0.7]``) as its parts joined by ``-``;
+    an empty one (e.g. ``head_hidden=()``, no hidden layer) as ``none``."""
+    if not isinstance(value, (list, tuple)):
+        return None
+    return "-".join(part(v) for v in value) or "none"
 
 
 def _record_part(value: Any) -> str:

@@ -82,7 +82,7 @@ def _value(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:g}"
     if isinstance(v, (list, tuple)):
-        return "-".join(_value(x) for x in v)
+        return "-".join(_value(x) for x in v) or "none"
     return str(v)
 
 
@@ -110,7 +110,10 @@ def record_name(paper: str, cfg, grid: Mapping[str, Any], n_val_per_class: int =
     from .run_names import run_name
 
     mod = _module(paper)
-    extra: dict[str, Any] = {"grid": dict(grid), "schedule": cfg.scale}
+    # an empty value (e.g. head_hidden=(): no hidden layer) would vanish from the name: write it "none"
+    named = {k: [v if not (isinstance(v, (list, tuple)) and len(v) == 0) else "none" for v in vals]
+             for k, vals in grid.items()}
+    extra: dict[str, Any] = {"grid": named, "schedule": cfg.scale}
     if n_val_per_class != 50:
         extra["n_val_per_class"] = n_val_per_class
     return run_name(mod.method_name(cfg.variant, cfg.backbone), cfg.dataset, _bits(cfg), cfg.seed, "validation",

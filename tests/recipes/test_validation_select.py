@@ -94,6 +94,12 @@ def test_bad_grids_are_one_line_errors():
     assert V.candidates(cfg, {"margin": [1, 2], "lr": [0.1]}) == [{"margin": 1, "lr": 0.1}, {"margin": 2, "lr": 0.1}]
     assert V.record_name("dnnh", _cfg(**PRE), {"margin": [1, 2, 4, 8]}) == \
         "dnnh-dem-efficientnet-lite0_digits_12b_seed0_validation_grid-margin-1-2-4-8_schedule-smoke"
+    # an empty value (no hidden layer) keeps a place in the record name and the candidate label
+    from hashrepro.methods import drsch
+    dcfg = drsch.Config.for_scale("smoke", backbone="efficientnet_lite0", dataset="digits", bits=12)
+    assert V.record_name("drsch", dcfg, {"head_hidden": [[], [512]]}).endswith(
+        "_validation_grid-head-hidden-none-512_schedule-smoke")
+    assert V.candidate_label({"head_hidden": ()}) == "head_hidden=none"
 
 
 @pytest.mark.parametrize("args,match", [
