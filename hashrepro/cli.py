@@ -222,12 +222,13 @@ def _select(args: argparse.Namespace) -> int:
     over["num_threads" if args.paper == "dnnh" else "threads"] = args.threads
     cfg = default_config(args.paper, args.scale, **over)
     candidates(cfg, grid)  # a bad grid: one line before any data is read
-    name = record_name(args.paper, cfg, grid, args.n_val_per_class)
+    name = record_name(args.paper, cfg, grid, args.n_val_per_class, args.n_val_database_per_class)
     results_dir = _resolve(args.results_dir)
     check_git_tree(repo_root(), args.allow_dirty, [str(results_dir)])
     path = results_dir / f"{name}.json"
     print(f"{args.paper}: {name} -> {path}", flush=True)
     rec = select_on_validation(args.paper, cfg, grid, n_val_per_class=args.n_val_per_class,
+                               n_val_database_per_class=args.n_val_database_per_class,
                                progress=not args.no_progress, log=lambda line: print("  " + line, flush=True),
                                command="hashrepro " + " ".join(shlex.quote(a) for a in args.argv))
     save_curve_record(rec, path)
@@ -355,6 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="another Config field of every candidate, e.g. -p backbone efficientnet_lite0")
     se.add_argument("--n-val-per-class", type=_positive_int, default=50,
                     help="validation queries per class, held out of the training images (default 50)")
+    se.add_argument("--n-val-database-per-class", type=_positive_int, default=None,
+                    help="hold out this many further training images per class as the validation database "
+                         "(mirrors a test database without the training images, DRSCH's); default: the "
+                         "validation database is the rows that train (DNNH's protocol)")
     _run_options(se, "results/validation")
     debug_flag(se)
     se.set_defaults(func=_select)

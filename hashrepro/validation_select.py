@@ -11,7 +11,10 @@ question, and it is answered here the honest way:
 * the recipe's own split (seeded by ``cfg.seed``) gives training, query and database images; the
   validation split (:func:`hashrepro.convergence.validation_split`) holds ``n_val_per_class``
   training images per class out as validation queries; the remaining training rows train and are
-  the validation database;
+  the validation database (DNNH's protocol, whose test database includes the training images), or,
+  with ``n_val_database_per_class``, that many further held-out training images per class are the
+  validation database (DRSCH's protocol, whose test database excludes them: otherwise the
+  validation ranking rewards codes that separate the images the head was trained on);
 * every candidate of the grid (the product of its values, e.g. ``{"margin": [1, 2, 4, 8]}``) is
   trained on those rows only, with the same seed (same initialisation and batches), and scored by
   the validation mAP of Hamming ranking (:func:`hashrepro.metrics.evaluate`, binary codes, full
@@ -102,10 +105,12 @@ def _sha(idx: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(idx, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
-def record_name(paper: str, cfg, grid: Mapping[str, Any], n_val_per_class: int = 50) -> str:
+def record_name(paper: str, cfg, grid: Mapping[str, Any], n_val_per_class: int = 50,
+                n_val_database_per_class: int | None = None) -> str:
     """File stem of a selection record, e.g.
     ``dnnh-dem-efficientnet-lite0_cifar10_48b_seed0_validation_grid-margin-1-2-4-8_schedule-default``
-    (``_n_val_per_class-<n>`` when it is not 50)."""
+    (``_n_val_per_class-<n>`` when it is not 50; ``_val_database-held-out-<n>`` when the validation
+    database is held out, see :func:`select_on_validation`)."""
     from .convergence import _module
     from .run_names import run_name
 
@@ -116,6 +121,8 @@ def record_name(paper: str, cfg, grid: Mapping[str, Any], n_val_per_class: int =
     extra: dict[str, Any] = {"grid": named, "schedule": cfg.scale}
     if n_val_per_class != 50:
         extra["n_val_per_class"] = n_val_per_class
+    if n_val_database_per_class is not None:
+        extra["val_database"] = f"held-out-{int(n_val_database_per_class)}"
     return run_name(mod.method_name(cfg.variant, cfg.backbone), cfg.dataset, _bits(cfg), cfg.seed, "validation",
                     **extra)
 
@@ -126,7 +133,7 @@ def _bits(cfg) -> int:
 
 def select_on_validation(paper: str, cfg, grid: Mapping[str, list], n_val_per_class: int = 50,
                          progress: bool | None = None, log: Callable[[str], None] | None = None,
-                         command: str | None = None) -> dict:
+                         command: str | None = None, n_val_database_per_class: int | None = None) -> dict:
     """Train every candidate of ``grid`` on the fit rows, score it on the validation split, pick one.
 
     Parameters
@@ -136,7 +143,12 @@ def select_on_validation(paper: str, cfg, grid: Mapping[str, list], n_val_per_cl
         fields change: :func:`candidates`). ``cfg.iterations`` ≥ 1.
     grid : field → list of values, e.g. ``{"margin": [1, 2, 4, 8]}`` (DNNH's eq. 2 margin).
     n_val_per_class : validation queries per class held out of the training images
-        (:func:`hashrepro.convergence.validation_split`; the validation database is the fit rows).
+        (:func:`hashrepro.convergence.validation_split`).
+    n_val_database_per_class : None: the validation database is the fit rows (it mirrors a test
+        protocol whose database includes the training images: DNNH's); a count: that many further
+        training images per class are held out as the validation database, so that neither side of
+        a validation ranking was trained on (it mirrors a protocol whose database excludes the
+        training images: DRSCH's, notes §7). The fit rows shrink by as many.
     progress : training progress bars; ``log``: called with one line per finished candidate.
     command : how the run was started (recorded).
 
@@ -170,7 +182,7 @@ def select_on_validation(paper: str, cfg, grid: Mapping[str, list], n_val_per_cl
     labels_ = [candidate_label(c) for c in cands]
     old_threads = recipe_threads(cfg)
     try:
-        recipe = _Recipe(paper, cfg, n_val_per_class, None)
+        recipe = _Recipe(paper, cfg, n_val_per_class, n_val_database_per_class)
         val = recipe.val
         results = []
         for params, label, cc in zip(cands, labels_, cfgs):
@@ -206,7 +218,10 @@ def select_on_validation(paper: str, cfg, grid: Mapping[str, list], n_val_per_cl
         protocol = {"validation": "held out of the training images only (hashrepro.convergence.validation_split)",
                     "queries": "never used: not for training, not for the choice (the test database neither)",
                     "n_val_per_class": int(n_val_per_class),
-                    "validation_database": "the training rows that take gradient steps",
+                    "validation_database": ("the training rows that take gradient steps"
+                                            if n_val_database_per_class is None else
+                                            f"{int(n_val_database_per_class)} further training images per class, "
+                                            "held out (never trained on)"),
                     "n_fit": int(len(fit)), "n_val_query": int(len(vq)), "n_val_database": int(len(vdb)),
                     "n_train_recipe": int(len(recipe.train_idx)), "n_query_recipe_unused": int(len(recipe.query)),
                     "fit_sha256_16": _sha(fit), "val_query_sha256_16": _sha(vq), "split": "per_class",
@@ -217,6 +232,8 @@ def select_on_validation(paper: str, cfg, grid: Mapping[str, list], n_val_per_cl
         protocol.update({k: v for k, v in recipe.backbone_meta.items() if k != "backbone_feature_read_s"})
         config = {"recipe": cfg.to_dict(), "grid": {k: list(v) for k, v in grid.items()}, "schedule": cfg.scale,
                   "n_val_per_class": int(n_val_per_class), "paper": paper}
+        if n_val_database_per_class is not None:
+            config["n_val_database_per_class"] = int(n_val_database_per_class)
         rec = make_record(paper=paper, method=mod.method_name(cfg.variant, cfg.backbone), dataset=cfg.dataset,
                           bits=_bits(cfg), seed=int(cfg.seed), scale="validation", config=config, protocol=protocol,
                           metrics=metrics, curves={}, wall_time_s=time.perf_counter() - t_start,

@@ -129,3 +129,24 @@ def test_cli_writes_the_record(capsys, tmp_path):
     rec = json.loads((tmp_path / f"{name}.json").read_text())
     assert rec["command"].startswith("hashrepro select dnnh") and rec["complete"] is True
     assert set(rec["chosen"]) == {"margin"} and "validation_map[margin=2]" in rec["metrics"]
+
+
+def test_held_out_validation_database_is_never_trained_on(capsys, tmp_path):
+    """DRSCH's test database excludes the training images: --n-val-database-per-class mirrors it."""
+    rc = cli.main(["select", "drsch", "--scale", "smoke", "--dataset", "digits", "--bits", "8", "-p", "backbone",
+                   "efficientnet_lite0", "-p", "backbone_input_size", "32", "-p", "iterations", "10",
+                   "--n-val-per-class", "3", "--n-val-database-per-class", "5", "--grid", "head_hidden=[],[16]",
+                   "--results-dir", str(tmp_path), "--allow-dirty", "--no-progress"])
+    capsys.readouterr()
+    name = ("drsch-efficientnet-lite0_digits_8b_seed0_validation_grid-head-hidden-none-16_n-val-per-class-3_"
+            "schedule-smoke_val-database-held-out-5")
+    assert rc == 0
+    rec = json.loads((tmp_path / f"{name}.json").read_text())
+    p = rec["protocol"]
+    assert "held out" in p["validation_database"] and rec["config"]["n_val_database_per_class"] == 5
+    recipe = C._Recipe("drsch", _cfg("drsch", **PRE), 3, 5)
+    fit, vq, vdb = (set(recipe.val[k].tolist()) for k in ("fit", "val_query", "val_database"))
+    n_classes = len(np.unique(recipe.labels[recipe.train_idx]))
+    assert len(vdb) == 5 * n_classes and not vdb & fit and not vdb & vq
+    assert p["n_fit"] == len(fit) and p["n_val_database"] == len(vdb)
+    assert "validation_map[head_hidden=none]" in rec["metrics"]
