@@ -111,10 +111,8 @@ def record_name(paper: str, cfg, grid: Mapping[str, Any], n_val_per_class: int =
     ``dnnh-dem-efficientnet-lite0_cifar10_48b_seed0_validation_grid-margin-1-2-4-8_schedule-default``
     (``_n_val_per_class-<n>`` when it is not 50; ``_val_database-held-out-<n>`` when the validation
     database is held out, see :func:`select_on_validation`)."""
-    from .convergence import _module
     from .run_names import run_name
 
-    mod = _module(paper)
     # an empty value (e.g. head_hidden=(): no hidden layer) would vanish from the name: write it "none"
     named = {k: [v if not (isinstance(v, (list, tuple)) and len(v) == 0) else "none" for v in vals]
              for k, vals in grid.items()}
@@ -123,8 +121,22 @@ def record_name(paper: str, cfg, grid: Mapping[str, Any], n_val_per_class: int =
         extra["n_val_per_class"] = n_val_per_class
     if n_val_database_per_class is not None:
         extra["val_database"] = f"held-out-{int(n_val_database_per_class)}"
-    return run_name(mod.method_name(cfg.variant, cfg.backbone), cfg.dataset, _bits(cfg), cfg.seed, "validation",
+    return run_name(base_method(paper, cfg), cfg.dataset, _bits(cfg), cfg.seed, "validation",
                     **extra)
+
+
+def base_method(paper: str, cfg) -> str:
+    """The record name of the configuration a grid starts from: the preset's
+    (``drsch-efficientnet_lite0``), or with the fields it already changes (a selection made on top of
+    an earlier choice, e.g. ``-p head_hidden [2048]``: ``drsch-head_hidden-2048-efficientnet_lite0``;
+    DNNH: ``dnnh-dem-margin4-efficientnet_lite0``). A selection record carries it as ``method``, so a
+    chain of selections can be followed (:func:`hashrepro.plots.validation.chosen_config_table`)."""
+    from .convergence import _module
+
+    mod = _module(paper)
+    if paper == "drsch":
+        return mod.method_name(cfg.variant, cfg.backbone, mod.deviations(cfg))
+    return mod.method_name(cfg.variant, cfg.backbone, cfg.margin)
 
 
 def _bits(cfg) -> int:
@@ -234,7 +246,7 @@ def select_on_validation(paper: str, cfg, grid: Mapping[str, list], n_val_per_cl
                   "n_val_per_class": int(n_val_per_class), "paper": paper}
         if n_val_database_per_class is not None:
             config["n_val_database_per_class"] = int(n_val_database_per_class)
-        rec = make_record(paper=paper, method=mod.method_name(cfg.variant, cfg.backbone), dataset=cfg.dataset,
+        rec = make_record(paper=paper, method=base_method(paper, cfg), dataset=cfg.dataset,
                           bits=_bits(cfg), seed=int(cfg.seed), scale="validation", config=config, protocol=protocol,
                           metrics=metrics, curves={}, wall_time_s=time.perf_counter() - t_start,
                           device=describe_device(recipe.device),

@@ -100,6 +100,10 @@ def test_bad_grids_are_one_line_errors():
     assert V.record_name("drsch", dcfg, {"head_hidden": [[], [512]]}).endswith(
         "_validation_grid-head-hidden-none-512_schedule-smoke")
     assert V.candidate_label({"head_hidden": ()}) == "head_hidden=none"
+    # a grid on top of an earlier choice is named by that configuration (a chain of selections)
+    assert V.record_name("drsch", dcfg.replace(head_hidden=(64,)), {"slope_factor": [1.1, 1.0]}).startswith(
+        "drsch-head-hidden-64-efficientnet-lite0_digits_12b_seed0_validation_grid-slope-factor-1.1-1.0")
+    assert V.base_method("dnnh", _cfg(**PRE).replace(margin=4.0)) == "dnnh-dem-margin4-efficientnet_lite0"
 
 
 @pytest.mark.parametrize("args,match", [
