@@ -67,7 +67,7 @@ from ..models.drsch_net import DRSCHFeatureNet, DRSCHNet, slope_at
 from ..diagnostics import diagnose, flag_record
 from ..recipe import LOSS_CURVE_KEY, final_loss, loss_curve, recipe_run
 from ..train import ClippedSGD, PKSampler  # noqa: F401  (PKSampler: re-exported, it lived here)
-from .drsch_config import (_DSRH_PRESET, _PRETRAINED_PRESETS, _SCALE_PRESETS, BACKBONES,  # noqa: F401  (re-exported)
+from .drsch_config import (_DSRH_PRESET, _PRETRAINED_PRESETS, _SCALE_PRESETS, BACKBONES, NAMED_FIELDS,  # noqa: F401  (re-exported)
                            SCALES, VARIANTS, Config, deviations, method_name)
 from .drsch_eval import (DEFAULT_KS, RANKING_DOC, _SUFFIX, _dist, bit_scalable_curve,  # noqa: F401  (re-exported)
                          continuous_distance, evaluate_codes, evaluate_reid, kept_bits, top_retrievals,

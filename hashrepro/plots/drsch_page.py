@@ -196,27 +196,46 @@ def dead_bits_table(records: Sequence[Mapping], cpu_records: Sequence[Mapping] =
 def selection_outputs(records, selections: Sequence[Mapping], quoted: pd.DataFrame, variant: str = "drsch",
                       backbone: str = "efficientnet_lite0", dataset: str = "cifar10",
                       bits=(12, 24, 32, 48)) -> list:
-    """The pretrained DRSCH schedule chosen on a validation split (:mod:`hashrepro.validation_select`):
-    per code length the chosen candidate and the test runs made with it beside the preset's and the
-    quoted numbers (:func:`hashrepro.plots.validation.chosen_config_table`; the chosen configuration
-    names its runs, :func:`hashrepro.methods.drsch.method_name`), then every candidate
-    (:func:`hashrepro.plots.validation.selection_table`); or the command that makes a selection."""
+    """The pretrained DRSCH schedule chosen on a validation split (:mod:`hashrepro.validation_select`),
+    one block per kind of validation database (held out of training, as DRSCH's test database is, then
+    the training rows themselves): per code length the chosen configuration -- through the chain of
+    selections, :func:`hashrepro.plots.validation.selection_chain` -- and the test runs made with it
+    beside the preset's and the quoted numbers (:func:`hashrepro.plots.validation.chosen_config_table`;
+    the chosen configuration names its runs, :func:`hashrepro.methods.drsch.method_name`), then every
+    candidate (:func:`hashrepro.plots.validation.selection_table`); or the command that makes a selection."""
     from ..methods import drsch
     from . import validation as V
     from .regimes import paper_value
 
     preset = drsch.method_name(variant, backbone)
-    mine = [r for r in selections if r.get("method") == preset]
+    prefix, suffix = f"{variant}-", f"-{backbone}"
+    mine = [r for r in selections if r.get("method") == preset
+            or (str(r.get("method", "")).startswith(prefix) and str(r.get("method", "")).endswith(suffix)
+                and ((r.get("config") or {}).get("recipe") or {}).get("variant") == variant)]
     if not mine:
         return [Markdown(f"*No selection record yet; run* `hashrepro select drsch --dataset {dataset} --bits 32 "
-                         f"--seed 0 -p backbone {backbone} --grid slope_factor=1.1,1.05,1.0` *(commit first).*")]
+                         f"--seed 0 -p backbone {backbone} --n-val-database-per-class 100 "
+                         "--grid head_hidden=[512],[2048]` *(commit first).*")]
 
-    def name_of(chosen: Mapping) -> str:
-        cfg = drsch.Config.for_scale("default", variant=variant, backbone=backbone, **dict(chosen))
+    def name_of(chosen: Mapping, sel: Mapping) -> str:
+        recipe = (sel.get("config") or {}).get("recipe") or {}
+        base = {k: recipe[k] for k in drsch.NAMED_FIELDS if k in recipe}
+        cfg = drsch.Config.for_scale("default", variant=variant, backbone=backbone, **{**base, **dict(chosen)})
         return drsch.method_name(variant, backbone, drsch.deviations(cfg))
 
     ref = {b: paper_value(quoted, variant, dataset, b) for b in bits}
-    table = V.chosen_config_table(records, mine, preset, name_of, {b: v for b, v in ref.items() if v is not None},
-                                  dataset=dataset, bits=bits).rename(columns={"reference": "quoted",
-                                                                              "chosen − reference": "chosen − quoted"})
-    return [table, V.selection_table(mine)]
+    ref = {b: v for b, v in ref.items() if v is not None}
+    kinds = (("held out", "Validation database held out of training (as DRSCH's test database excludes the "
+                          "training images)", lambda r: (r.get("config") or {}).get("n_val_database_per_class")),
+             ("training rows", "Validation database = the training rows (the first selections; they mirror DNNH's "
+                               "protocol, not DRSCH's)",
+              lambda r: not (r.get("config") or {}).get("n_val_database_per_class")))
+    out: list = []
+    for _, title, keep in kinds:
+        sels = [r for r in mine if keep(r)]
+        if not sels:
+            continue
+        table = V.chosen_config_table(records, sels, preset, name_of, ref, dataset=dataset, bits=bits).rename(
+            columns={"reference": "quoted", "chosen − reference": "chosen − quoted"})
+        out += [Markdown(f"**{title}.**"), table, V.selection_table(sels)]
+    return out

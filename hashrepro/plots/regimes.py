@@ -46,7 +46,8 @@ def regime_cells(records, method: str, dataset: str, metric: str = "map",
     one bit length: the longest schedule wins (``paper`` over ``default``; ``smoke`` never counts).
     Clean records (``git_dirty`` false) are used when a cell has any; otherwise the cell falls back
     to the legacy records (dirty tree, or written before provenance existed) and says so
-    (``legacy`` true; the tables mark it "legacy").
+    (``legacy`` true; the tables mark it "legacy"). Clean records win over the schedule: a longer
+    schedule whose records are all dirty is used only when no schedule of that length has a clean one.
     Records flagged as degenerate (``record["flags"]``, e.g. constant bits) never enter a mean; a cell
     counts them (``n_flagged``) and one with only flagged runs reads "flagged (k runs: <flag>)".
     Returns ``{bits: {"mean", "std", "n", "scale", "seeds", "legacy", "wall_time_s"[, "n_flagged", "flag"]}}``.
@@ -66,10 +67,13 @@ def regime_cells(records, method: str, dataset: str, metric: str = "map",
             continue
         groups[(int(r["bits"]), r.get("scale", "default"))].append((float(v), r))
     order = {"paper": 0, "default": 1}
+    has_clean = {(b, sc) for (b, sc), vals in groups.items() if any(r.get("git_dirty") is False for _, r in vals)}
     out: dict[int, dict] = {}
     for (bits, scale), vals in sorted(groups.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 2))):
         if bits in out:
             continue
+        if (bits, scale) not in has_clean and any(b == bits for b, _ in has_clean):
+            continue  # a longer schedule with dirty records only never hides a clean cell
         clean = [(v, r) for v, r in vals if r.get("git_dirty") is False]
         legacy = not clean  # only records from a dirty tree (or without provenance): shown, marked
         use = clean or vals

@@ -11,15 +11,19 @@ highest validation mAP; ties to the paper's value). The query set is never used.
 * :func:`chosen_values` -- {(method, bits): chosen value of one field} (the latest record per setting);
 * :func:`chosen_margin_table` -- per code length: the DNNH margin chosen on validation and, on the test
   protocol, the runs made with it (named ``dnnh-<variant>-margin<m>``) beside the paper's margin 1;
+* :func:`selection_chain` -- the selections followed from a preset: a grid may start from an earlier
+  grid's choice (its record's ``method`` names that configuration);
 * :func:`chosen_config_table` -- the same for any grid (e.g. DRSCH's slope, lr, λ): per code length the
-  configuration chosen on validation (at that length, or at one length and applied to all) and the test
-  runs made with it (named by the recipe, e.g. ``drsch-lr-0.03-efficientnet_lite0``) beside the preset's.
+  configuration chosen on validation (at that length, or at one length and applied to all; through the
+  chain of selections) and the test runs made with it (named by the recipe, e.g.
+  ``drsch-lr-0.03-efficientnet_lite0``) beside the preset's.
 """
 from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["load_selection_records", "selection_table", "chosen_values", "chosen_margin_table", "chosen_config_table"]
+__all__ = ["load_selection_records", "selection_table", "chosen_values", "chosen_margin_table", "selection_chain",
+           "chosen_config_table"]
 
 
 def load_selection_records(paper: str, root=None) -> list[dict]:
@@ -102,21 +106,51 @@ def chosen_margin_table(records, selections, paper: pd.DataFrame | None = None, 
     return pd.DataFrame(rows)
 
 
+def _latest_per_length(selections, dataset: str) -> dict[str, dict[int, dict]]:
+    """{base method: {bits: the lowest seed's latest selection record}} (``method`` of a selection
+    record is the configuration its grid starts from, :func:`hashrepro.validation_select.base_method`)."""
+    out: dict[str, dict[int, dict]] = {}
+    for r in sorted((r for r in selections if r["dataset"] == dataset),
+                    key=lambda r: (-int(r["seed"]), str(r.get("finished", "")))):
+        out.setdefault(r["method"], {})[int(r["bits"])] = r
+    return out
+
+
+def selection_chain(selections, method: str, bits: int, name_of, dataset: str = "cifar10",
+                    max_steps: int = 10) -> list[tuple[dict, int, str]]:
+    """The selections followed from ``method`` (the preset's record name) at code length ``bits``.
+
+    Step: the latest selection made from the current configuration (at ``bits``, else at the nearest
+    length that has one), whose chosen candidate names the next configuration
+    (``name_of(chosen dict, selection record) -> record name``); the chain stops when a selection keeps
+    its starting configuration or no selection starts from the chosen one. Returns
+    ``[(selection record, its length, chosen configuration's name), ...]`` (empty: never selected)."""
+    latest = _latest_per_length(selections, dataset)
+    steps: list[tuple[dict, int, str]] = []
+    m, seen = method, set()
+    while m in latest and m not in seen and len(steps) < max_steps:
+        seen.add(m)
+        src = min(latest[m], key=lambda k: (abs(k - bits), k))
+        sel = latest[m][src]
+        nxt = name_of(dict(sel.get("chosen") or {}), sel)
+        steps.append((sel, src, nxt))
+        if nxt == m:
+            break
+        m = nxt
+    return steps
+
+
 def chosen_config_table(records, selections, method: str, name_of, reference=None, dataset: str = "cifar10",
                         bits=(12, 24, 32, 48), metric: str = "map") -> pd.DataFrame:
-    """Per code length: the candidate chosen on validation for ``method`` (the preset's record name,
-    e.g. ``drsch-efficientnet_lite0``) -- from the selection at that length, else from the selection of
-    the lowest seed at the nearest length that has one (one choice applied to every length: the column
-    ``chosen at`` says which) -- its validation mAP against the preset's in the same grid, and on the
-    test protocol the runs of the chosen configuration (``name_of(chosen dict) -> record name``) beside
-    the preset's runs and ``reference`` ({bits: value}, e.g. the quoted numbers). Cells as
-    :func:`hashrepro.plots.regimes.regime_cells` (clean records, mean ± std over seeds)."""
+    """Per code length: the configuration chosen on validation starting from ``method`` (the preset's
+    record name, e.g. ``drsch-efficientnet_lite0``), through the chain of selections
+    (:func:`selection_chain`: a grid may start from an earlier grid's choice) -- each step at that
+    length, else at the lowest seed's nearest length that has one (the column ``chosen at`` says
+    which) -- the validation mAP of each step's choice against its starting configuration's in the same
+    grid, and on the test protocol the runs of the final configuration (``name_of(chosen, selection)
+    -> record name``; the column ``validation mAP (chosen / grid start)``) beside the preset's runs and ``reference`` ({bits: value}, e.g. the quoted
+    numbers). Cells as :func:`hashrepro.plots.regimes.regime_cells` (clean records, mean ± std over seeds)."""
     from .regimes import regime_cells
-
-    latest: dict = {}
-    for r in sorted((r for r in selections if r["method"] == method and r["dataset"] == dataset),
-                    key=lambda r: (-int(r["seed"]), str(r.get("finished", "")))):
-        latest[int(r["bits"])] = r   # the lowest seed's latest record per length
 
     def cell(name, b):
         c = regime_cells(records, name, dataset, metric).get(b)
@@ -124,30 +158,29 @@ def chosen_config_table(records, selections, method: str, name_of, reference=Non
             return f"flagged only ({c['n_flagged']} runs: {c.get('flag', 'degenerate')})", float("nan")
         if not c or not c["n"]:
             return "not run yet", float("nan")
-        return f"{c['mean']:.3f} ± {c['std']:.3f} (n={c['n']})" if c["n"] > 1 else f"{c['mean']:.3f} (n=1)", c["mean"]
+        txt = f"{c['mean']:.3f} ± {c['std']:.3f} (n={c['n']})" if c["n"] > 1 else f"{c['mean']:.3f} (n=1)"
+        return txt + (" legacy" if c.get("legacy") else ""), c["mean"]
+
+    def step_vmap(sel) -> str:
+        cands = (sel.get("selection") or {}).get("candidates", [])
+        base = next((c for c in cands if name_of(dict(c["params"]), sel) == sel["method"]), None)
+        return f"{sel['metrics']['chosen_validation_map']:.3f} / " + (f"{base['validation_map']:.3f}" if base else "—")
 
     rows = []
     for b in bits:
-        src = min(latest, key=lambda k: (abs(k - b), k)) if latest else None
         ref = (reference or {}).get(b, float("nan"))
-        preset, _ = cell(method, b)
-        if src is None:
-            rows.append({"bits": b, "chosen": "not selected yet", "chosen at": "—", "validation mAP (chosen / preset)": "—",
+        preset, preset_mean = cell(method, b)
+        steps = selection_chain(selections, method, b, name_of, dataset)
+        if not steps:
+            rows.append({"bits": b, "chosen": "not selected yet", "chosen at": "—", "validation mAP (chosen / grid start)": "—",
                          "preset, test": preset, "chosen, test": "—", "reference": ref, "chosen − reference": "—"})
             continue
-        sel = latest[src]
-        chosen = dict(sel.get("chosen") or {})
-        cands = (sel.get("selection") or {}).get("candidates", [])
-        vm = {c["label"]: float(c["validation_map"]) for c in cands}
-        name = name_of(chosen)
-        preset_label = next((c["label"] for c in cands if name_of(dict(c["params"])) == method), None)
-        v = f"{sel['metrics']['chosen_validation_map']:.3f} / " + (f"{vm[preset_label]:.3f}" if preset_label else "—")
-        if name == method:
-            txt, mean = preset, cell(method, b)[1]
-        else:
-            txt, mean = cell(name, b)
-        rows.append({"bits": b, "chosen": (sel.get("selection") or {}).get("chosen_label", ""),
-                     "chosen at": f"{src} bits, seed {sel['seed']}", "validation mAP (chosen / preset)": v,
+        name = steps[-1][2]
+        txt, mean = (preset, preset_mean) if name == method else cell(name, b)
+        rows.append({"bits": b,
+                     "chosen": " → ".join((sel.get("selection") or {}).get("chosen_label", "") for sel, _, _ in steps),
+                     "chosen at": "; ".join(dict.fromkeys(f"{src} bits, seed {sel['seed']}" for sel, src, _ in steps)),
+                     "validation mAP (chosen / grid start)": " → ".join(step_vmap(sel) for sel, _, _ in steps),
                      "preset, test": preset, "chosen, test": txt, "reference": ref,
                      "chosen − reference": f"{mean - ref:+.3f}" if mean == mean and ref == ref else "—"})
     return pd.DataFrame(rows)

@@ -59,9 +59,9 @@ def test_chosen_config_table_one_choice_applied_to_every_length():
         return {"paper": "drsch", "method": method, "dataset": "cifar10", "bits": bits, "seed": seed,
                 "scale": "default", "git_dirty": False, "metrics": {"map": v}}
 
-    def name_of(chosen):
-        return "drsch-efficientnet_lite0" if chosen.get("lr", 0.01) == 0.01 else \
-            f"drsch-lr-{chosen['lr']:g}-efficientnet_lite0"
+    def name_of(chosen, sel):
+        lr = chosen.get("lr", sel.get("base_lr", 0.01))
+        return "drsch-efficientnet_lite0" if lr == 0.01 else f"drsch-lr-{lr:g}-efficientnet_lite0"
 
     cands = [{"label": f"lr={lr:g}", "params": {"lr": lr}, "validation_map": v} for lr, v in ((0.01, 0.81), (0.03, 0.83))]
     sel = {"paper": "drsch", "method": "drsch-efficientnet_lite0", "dataset": "cifar10", "bits": 32, "seed": 0,
@@ -71,7 +71,7 @@ def test_chosen_config_table_one_choice_applied_to_every_length():
     recs += [run("drsch-lr-0.03-efficientnet_lite0", 32, s, v) for s, v in enumerate((0.63, 0.64, 0.65))]
     t = V.chosen_config_table(recs, [sel], "drsch-efficientnet_lite0", name_of, {12: 0.615, 32: 0.629}, bits=(12, 32))
     r12, r32 = t.iloc[0], t.iloc[1]
-    assert (r32["chosen"], r32["chosen at"], r32["validation mAP (chosen / preset)"]) == ("lr=0.03", "32 bits, seed 0",
+    assert (r32["chosen"], r32["chosen at"], r32["validation mAP (chosen / grid start)"]) == ("lr=0.03", "32 bits, seed 0",
                                                                                          "0.830 / 0.810")
     assert r32["chosen, test"] == "0.640 ± 0.010 (n=3)" and r32["chosen − reference"] == "+0.011"
     assert r12["chosen at"] == "32 bits, seed 0" and r12["chosen, test"] == "not run yet"
@@ -80,3 +80,35 @@ def test_chosen_config_table_one_choice_applied_to_every_length():
     flagged = [dict(run("drsch-efficientnet_lite0", 48, s, 0.6), flags=["constant_bits: 3 of 48 bits"]) for s in range(3)]
     t = V.chosen_config_table(recs + flagged, [sel], "drsch-efficientnet_lite0", name_of, bits=(48,))
     assert t.iloc[0]["preset, test"] == "flagged only (3 runs: constant_bits)"
+
+
+def test_a_selection_made_on_top_of_a_choice_is_followed():
+    """preset --(lr grid)--> lr 0.03 --(slope grid from lr 0.03)--> slope 1.0: the table follows both steps."""
+    def name_of(chosen, sel):
+        cfg = {"lr": 0.01, "slope": 1.1, **sel["base"], **chosen}
+        parts = ([f"lr-{cfg['lr']:g}"] if cfg["lr"] != 0.01 else []) + ([f"slope-{cfg['slope']:g}"]
+                                                                          if cfg["slope"] != 1.1 else [])
+        return "-".join(["drsch", *parts, "efficientnet_lite0"])
+
+    def sel(method, base, field, vals, chosen, finished):
+        cands = [{"label": f"{field}={v:g}", "params": {field: v}, "validation_map": m} for v, m in vals]
+        best = max(m for _, m in vals)
+        return {"method": method, "dataset": "cifar10", "bits": 32, "seed": 0, "finished": finished, "base": base,
+                "chosen": {field: chosen}, "metrics": {"chosen_validation_map": best},
+                "selection": {"chosen_label": f"{field}={chosen:g}", "candidates": cands}}
+
+    s1 = sel("drsch-efficientnet_lite0", {}, "lr", [(0.01, 0.59), (0.03, 0.61)], 0.03, "2026-11-30T10:00")
+    s2 = sel("drsch-lr-0.03-efficientnet_lite0", {"lr": 0.03}, "slope", [(1.1, 0.61), (1.0, 0.62)], 1.0,
+             "2026-11-30T10:10")
+    chain = V.selection_chain([s2, s1], "drsch-efficientnet_lite0", 48, name_of)
+    assert [c[2] for c in chain] == ["drsch-lr-0.03-efficientnet_lite0", "drsch-lr-0.03-slope-1-efficientnet_lite0"]
+    runs = [{"paper": "drsch", "method": "drsch-lr-0.03-slope-1-efficientnet_lite0", "dataset": "cifar10", "bits": 48,
+             "seed": s, "scale": "default", "git_dirty": False, "metrics": {"map": 0.63}} for s in range(3)]
+    row = V.chosen_config_table(runs, [s1, s2], "drsch-efficientnet_lite0", name_of, {48: 0.631}, bits=(48,)).iloc[0]
+    assert row["chosen"] == "lr=0.03 → slope=1" and row["chosen at"] == "32 bits, seed 0"
+    assert row["validation mAP (chosen / grid start)"] == "0.610 / 0.590 → 0.620 / 0.610"
+    assert row["chosen, test"] == "0.630 ± 0.000 (n=3)" and row["chosen − reference"] == "-0.001"
+    # a selection that keeps its start ends the chain; a loop cannot run forever
+    s3 = sel("drsch-lr-0.03-slope-1-efficientnet_lite0", {"lr": 0.03, "slope": 1.0}, "slope", [(1.0, 0.62)], 1.0,
+             "2026-11-30T10:20")
+    assert len(V.selection_chain([s1, s2, s3], "drsch-efficientnet_lite0", 32, name_of)) == 3

@@ -53,6 +53,12 @@ def test_flagged_runs_are_counted_not_averaged():
 def test_paper_scale_preferred_over_default_for_the_same_bits():
     recs = [_rec("dnnh-dem", 12, 0, 0.2), _rec("dnnh-dem", 12, 0, 0.5, scale="paper")]
     assert R.regime_cells(recs, "dnnh-dem", "cifar10")[12]["scale"] == "paper"
+    # ... unless the paper-scale records are all dirty and a clean default-scale one exists
+    recs = [_rec("dnnh-dem", 12, 0, 0.2), _rec("dnnh-dem", 12, 0, 0.5, scale="paper", dirty=True),
+            _rec("dnnh-dem", 24, 0, 0.5, scale="paper", dirty=True)]
+    cells = R.regime_cells(recs, "dnnh-dem", "cifar10")
+    assert cells[12]["scale"] == "default" and not cells[12]["legacy"] and cells[12]["mean"] == pytest.approx(0.2)
+    assert cells[24]["scale"] == "paper" and cells[24]["legacy"]
 
 
 def test_table_has_paper_scratch_pretrained_and_delta():
