@@ -9,6 +9,9 @@ on cached features. This module holds the two pieces that need no knowledge of M
 
 * :func:`crop_resize` -- cut boxes out of uint8 images and resample them to a square side;
 * :func:`crop_backbone_features` -- pooled features of ``K`` boxes of every image, ``(N, K, D)``;
+* :func:`crop_map_shape` / ``upto=`` -- instead of the pooled feature, the feature *maps* after the
+  first ``upto`` blocks, flattened (what fine-tuning the blocks after them trains on: MCH's
+  ``finetune="last_block"``);
 * :func:`cached_crop_features` -- the same for a subset of a dataset's rows, cached under
   ``<cache root>/features/`` with :func:`hashrepro.features.resumable_cache` (memmap +
   checkpoints: an interrupted extraction resumes; atomic rename when complete), keyed by
@@ -25,7 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["crop_resize", "crop_backbone_features", "crop_cache_key", "cached_crop_features", "CROP_METHOD"]
+__all__ = ["crop_resize", "crop_backbone_features", "crop_map_shape", "crop_cache_key", "cached_crop_features",
+           "CROP_METHOD"]
 
 #: How a box becomes the backbone's input (part of the cache key: change it and the key changes).
 CROP_METHOD = "crop_resize-v1: bilinear samples at 2x the side, 2x2 average pool (roi_align, aligned)"
@@ -82,12 +86,30 @@ def _build_net(backbone: str, pretrained: str | None, device: torch.device):
     return get_backbone(backbone, pretrained=pretrained).to(device).eval().to(memory_format=torch.channels_last)
 
 
+def crop_map_shape(backbone: str = "efficientnet_lite0", input_size: int | None = None, upto: int = 15) -> tuple:
+    """(C, h, w) of the backbone's feature maps after its first ``upto`` blocks at ``input_size``
+    (None: the backbone's default), from one forward pass of a blank image (EfficientNet-Lite0 at
+    112 px, ``upto`` = 15, i.e. the input of its last MBConv block: (192, 4, 4))."""
+    from hashrepro.models.backbones import backbone_spec
+
+    size = backbone_spec(backbone).input_size if input_size is None else int(input_size)
+    net = _build_net(backbone, None, torch.device("cpu"))
+    n_blocks = len(net._blocks)
+    if isinstance(upto, bool) or not isinstance(upto, (int, np.integer)) or not 0 <= int(upto) < n_blocks:
+        raise ValueError(f"upto must be a block index in 0..{n_blocks - 1} (the maps before block upto), got {upto!r}")
+    with torch.inference_mode():
+        m = net.blocks_maps(torch.zeros(1, 3, size, size), upto=int(upto))
+    return tuple(int(v) for v in m.shape[1:])
+
+
 def crop_backbone_features(images, boxes, backbone: str = "efficientnet_lite0", pretrained: str | None = "imagenet",
                            input_size: int | None = None, normalisation: str | None = None, batch_size: int = 32,
                            device: str = "auto", progress: bool = True, out: np.ndarray | None = None,
                            start: int = 0, on_batch: Callable[[int], None] | None = None,
-                           forward_chunk: int = 32) -> np.ndarray:
-    """Pooled backbone features of ``K`` crops of every image: float32 ``(N, K, D)``.
+                           forward_chunk: int = 32, upto: int | None = None) -> np.ndarray:
+    """Pooled backbone features of ``K`` crops of every image: float32 ``(N, K, D)``; with ``upto``
+    the feature maps after the first ``upto`` blocks instead, flattened: ``(N, K, C·h·w)``
+    (:func:`crop_map_shape`).
 
     images : uint8 (N, H, W, C) (grey is repeated to 3 channels); boxes : (K, 4) pixel boxes
     ``(x1, y1, x2, y2)``, the same K boxes for every image. Each crop is resampled to
@@ -113,15 +135,26 @@ def crop_backbone_features(images, boxes, backbone: str = "efficientnet_lite0", 
     dev = torch.device(device)
     net = _build_net(backbone, pretrained, dev)
     n, k = images.shape[0], len(b)
+    if upto is None:
+        width = spec.feature_dim
+
+        def forward(x):
+            return net.features(x)
+    else:
+        width = int(np.prod(crop_map_shape(backbone, size, upto)))
+
+        def forward(x):
+            return net.blocks_maps(x, upto=int(upto)).flatten(1)
     if out is None:
-        out = np.zeros((n, k, spec.feature_dim), dtype=np.float32)
+        out = np.zeros((n, k, width), dtype=np.float32)
         start = 0
     if norm is not None:
         mean = torch.tensor(NORMALISATIONS[norm][0], device=dev).view(1, 3, 1, 1)
         std = torch.tensor(NORMALISATIONS[norm][1], device=dev).view(1, 3, 1, 1)
     batches = range(start, n, batch_size)
+    what = "crop features" if upto is None else f"crop maps before block {upto}"
     with torch.inference_mode():
-        for s in _progress(batches, len(batches), f"{backbone} crop features ({k} crops, {size} px)", progress):
+        for s in _progress(batches, len(batches), f"{backbone} {what} ({k} crops, {size} px)", progress):
             u8 = torch.from_numpy(np.ascontiguousarray(images[s:s + batch_size])).permute(0, 3, 1, 2)
             m = u8.shape[0]
             x = torch.cat([crop_resize(u8, np.repeat(b[j:j + 1], m, axis=0), size) for j in range(k)])  # (k*m, C, S, S)
@@ -132,7 +165,7 @@ def crop_backbone_features(images, boxes, backbone: str = "efficientnet_lite0", 
                 x = (x - mean) / std
             # forward passes of at most ``forward_chunk`` crops: larger batches were slower per crop
             # on this CPU (33 against 22 crops/s at 32 and 160 crops of 112 px, one thread)
-            f = np.concatenate([net.features(x[i:i + forward_chunk].contiguous(memory_format=torch.channels_last))
+            f = np.concatenate([forward(x[i:i + forward_chunk].contiguous(memory_format=torch.channels_last))
                                 .float().cpu().numpy() for i in range(0, len(x), forward_chunk)])
             out[s:s + m] = f.reshape(k, m, -1).transpose(1, 0, 2)
             if on_batch is not None:
@@ -155,13 +188,14 @@ def _indices(dataset, indices) -> np.ndarray:
 
 def crop_cache_key(dataset, boxes, indices=None, backbone: str = "efficientnet_lite0",
                    pretrained: str | None = "imagenet", input_size: int | None = None,
-                   normalisation: str | None = None) -> dict:
+                   normalisation: str | None = None, upto: int | None = None) -> dict:
     """Everything the crop features depend on, and the file stem that names them.
 
     The whole-image key of :func:`hashrepro.features.backbone_cache_key` (backbone, weights
     SHA-256, input size, normalisation, dataset name and pixel fingerprint) plus ``boxes`` (the
     K pixel boxes, rounded to 1e-4), ``rows_sha`` / ``n_rows`` (the dataset rows, in order) and
-    :data:`CROP_METHOD`. Returns the key dict with ``"stem"``."""
+    :data:`CROP_METHOD`; with ``upto`` (maps instead of pooled features) also ``maps_upto`` and
+    ``map_shape``, and ``feature_dim`` is C·h·w. Returns the key dict with ``"stem"``."""
     from .features import backbone_cache_key
 
     b = _check_boxes(boxes)
@@ -171,17 +205,23 @@ def crop_cache_key(dataset, boxes, indices=None, backbone: str = "efficientnet_l
     key.update(kind="crops", boxes=[[round(float(v), 4) for v in r] for r in b], n_crops=int(len(b)),
                rows_sha=hashlib.sha256(np.ascontiguousarray(idx).tobytes()).hexdigest()[:16], n_rows=int(len(idx)),
                crop_method=CROP_METHOD, version=1)
-    h = hashlib.sha256(json.dumps({k: key[k] for k in ("boxes", "rows_sha", "n_rows", "crop_method", "version")},
-                                  sort_keys=True).encode()).hexdigest()[:12]
-    key["stem"] = f"{stem0}_crops{len(b)}-{h}"
+    hashed = ["boxes", "rows_sha", "n_rows", "crop_method", "version"]
+    if upto is not None:
+        shape = crop_map_shape(backbone, key.get("input_size"), upto)
+        key.update(kind="crop_maps", maps_upto=int(upto), map_shape=list(shape), feature_dim=int(np.prod(shape)))
+        hashed += ["maps_upto", "map_shape"]
+    h = hashlib.sha256(json.dumps({k: key[k] for k in hashed}, sort_keys=True).encode()).hexdigest()[:12]
+    key["stem"] = f"{stem0}_crops{len(b)}-{h}" + ("" if upto is None else f"_maps{int(upto)}")
     return key
 
 
 def cached_crop_features(dataset, boxes, indices=None, backbone: str = "efficientnet_lite0",
                          pretrained: str | None = "imagenet", input_size: int | None = None,
                          normalisation: str | None = None, cache: bool = True, root=None, batch_size: int = 32,
-                         device: str = "auto", progress: bool = True, checkpoint_every: int = 256) -> np.ndarray:
-    """Pooled backbone features of the ``K`` boxes of the dataset rows ``indices``: ``(len(indices), K, D)``.
+                         device: str = "auto", progress: bool = True, checkpoint_every: int = 256,
+                         upto: int | None = None) -> np.ndarray:
+    """Pooled backbone features of the ``K`` boxes of the dataset rows ``indices``: ``(len(indices), K, D)``
+    (with ``upto``: the flattened maps before block ``upto``, ``(len(indices), K, C·h·w)``).
 
     Computed once and cached under ``<cache root>/features/<crop_cache_key stem>.npy`` (a read-only
     memmap is returned); extraction checkpoints every ``checkpoint_every`` images and resumes after
@@ -191,7 +231,7 @@ def cached_crop_features(dataset, boxes, indices=None, backbone: str = "efficien
     from .features import features_cache_dir, resumable_cache
 
     idx = _indices(dataset, indices)
-    key = crop_cache_key(dataset, boxes, idx, backbone, pretrained, input_size, normalisation)
+    key = crop_cache_key(dataset, boxes, idx, backbone, pretrained, input_size, normalisation, upto)
     b = np.asarray(key["boxes"], dtype=np.float32)
     shape = (len(idx), len(b), int(key["feature_dim"]))
 
@@ -200,7 +240,7 @@ def cached_crop_features(dataset, boxes, indices=None, backbone: str = "efficien
             return
         crop_backbone_features(dataset.images[idx[start:]], b, backbone, pretrained, key["input_size"],
                                key["normalisation"], batch_size, device, progress, out=out[start:], start=0,
-                               on_batch=None if on_batch is None else (lambda r: on_batch(start + r)))
+                               on_batch=None if on_batch is None else (lambda r: on_batch(start + r)), upto=upto)
 
     if not cache:
         out = np.zeros(shape, dtype=np.float32)

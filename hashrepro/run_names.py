@@ -37,9 +37,20 @@ def _seq(value: Any, part) -> str | None:
     return "-".join(part(v) for v in value) or "none"
 
 
+def _no_empty(value: Any) -> Any:
+    """``value`` with every empty list / tuple inside a dict written ``"none"`` (it would vanish)."""
+    if isinstance(value, dict):
+        return {k: _no_empty(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_no_empty(v) for v in value] if len(value) else "none"
+    return value
+
+
 def _record_part(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return _seq(value, _record_part)
+    if isinstance(value, dict):
+        value = _no_empty(value)  # e.g. a selection grid {"head_hidden": [[], [512]]}: "head-hidden-none-512"
     s = f"{value:g}" if isinstance(value, float) else str(value)
     return re.sub(r"[^A-Za-z0-9.+=-]+", "-", s).strip("-") or "x"
 

@@ -109,18 +109,15 @@ def record_name(paper: str, cfg, grid: Mapping[str, Any], n_val_per_class: int =
                 n_val_database_per_class: int | None = None) -> str:
     """File stem of a selection record, e.g.
     ``dnnh-dem-efficientnet-lite0_cifar10_48b_seed0_validation_grid-margin-1-2-4-8_schedule-default``
-    (``_n_val_per_class-<n>`` when it is not 50; ``_val_database-held-out-<n>`` when the validation
-    database is held out, see :func:`select_on_validation`)."""
+    (``_n_val_per_class-<n>`` when it is not 50; ``_n-val-database-per-class-<n>`` when the validation
+    database is held out, see :func:`select_on_validation`); an empty grid value reads ``none``."""
     from .run_names import run_name
 
-    # an empty value (e.g. head_hidden=(): no hidden layer) would vanish from the name: write it "none"
-    named = {k: [v if not (isinstance(v, (list, tuple)) and len(v) == 0) else "none" for v in vals]
-             for k, vals in grid.items()}
-    extra: dict[str, Any] = {"grid": named, "schedule": cfg.scale}
+    extra: dict[str, Any] = {"grid": {k: list(v) for k, v in grid.items()}, "schedule": cfg.scale}
     if n_val_per_class != 50:
         extra["n_val_per_class"] = n_val_per_class
     if n_val_database_per_class is not None:
-        extra["val_database"] = f"held-out-{int(n_val_database_per_class)}"
+        extra["n_val_database_per_class"] = int(n_val_database_per_class)
     return run_name(base_method(paper, cfg), cfg.dataset, _bits(cfg), cfg.seed, "validation",
                     **extra)
 

@@ -129,6 +129,16 @@ BASES = ("ksh", "hashnet", "adsh", "dch", "mmhh")
 #: "scratch": the small CNN trained on the mosaics; "efficientnet_lite0": the ImageNet backbone,
 #: frozen, the pooled features of every crop cached, the base models as heads on them.
 BACKBONES = ("scratch", "efficientnet_lite0")
+#: What trains of the ImageNet backbone (pretrained regime): "none" = frozen (the heads sit on cached
+#: pooled features); "last_block" = its last MBConv block and head conv, fine-tuned by the deep base
+#: models (HashNet, ADSH, DCH, MMHH; KSH is a kernel map on fixed features) on the cached maps that
+#: enter that block (:func:`hashrepro.crop_features.crop_map_shape`; 192 x 4 x 4 at 112 px); after
+#: training every cached crop's maps go through the tuned block once and everything downstream (the
+#: agent's state, the extension, the evaluation) codes those re-encoded features. LSH and ITQ stay on
+#: the frozen features (they are not run: their records are the frozen runs').
+FINETUNES = ("none", "last_block")
+#: The block whose input maps are cached for ``finetune="last_block"`` (EfficientNet-Lite0 has 16).
+FINETUNE_START = 15
 #: Input side of the ImageNet backbone in the pretrained regime (see the module docstring).
 PRETRAINED_INPUT_SIZE = 112
 #: Baselines of the agent's REINFORCE update: "none" (eq. 7 as printed), "batch" (leave-one-out
@@ -173,6 +183,11 @@ class Config(RecipeConfig):
     backbone_input_size: int | None = None
     crop_ratios: tuple = (0.3, 0.5, 0.7)
     head_hidden: tuple = ()
+    # pretrained regime: "none" (the backbone frozen, the heads on cached pooled features) or
+    # "last_block" (its last MBConv block + head conv fine-tuned by the deep base models on cached
+    # maps, at base_lr x finetune_lr_mult; see FINETUNES)
+    finetune: str = "none"
+    finetune_lr_mult: float = 0.1
     # the scratch backbone (stand-in for ImageNet AlexNet) and its pretraining
     widths: tuple = (16, 32, 64)
     feat_dim: int = 128
@@ -323,6 +338,16 @@ class Config(RecipeConfig):
             if not self.agent_ratios():
                 bad("crop_ratios", f"no crop_ratios lie in [crop_min, crop_max] = [{self.crop_min}, "
                                    f"{self.crop_max}]: the agent would have no crops to try")
+        if self.finetune not in FINETUNES:
+            bad("finetune", f"finetune must be one of {FINETUNES} ('none': the backbone frozen; 'last_block': "
+                            "its last block fine-tuned)")
+        if self.finetune != "none" and self.backbone == "scratch":
+            bad("finetune", "finetune applies to the ImageNet backbone (backbone='efficientnet_lite0'); the scratch "
+                            "regime trains its small CNN end to end already")
+        if self.finetune != "none" and self.base == "ksh":
+            bad("finetune", "KSH is a kernel map on fixed features (MCH §5): finetune applies to hashnet, adsh, dch, mmhh")
+        if not float(self.finetune_lr_mult) > 0:
+            bad("finetune_lr_mult", "finetune_lr_mult must be > 0")
         if any(int(k) < 1 for k in self.ks):
             bad("ks", "ks must be positive")
         parse_dataset(self.dataset)
@@ -353,6 +378,13 @@ def split_tag(cfg: "Config") -> str:
     if all(int(getattr(cfg, k)) == int(preset[k]) for k in SPLIT_FIELDS):
         return ""
     return f"mosaic{int(cfg.n_images)}-q{int(cfg.n_query_per_class)}-t{int(cfg.n_train_per_class)}"
+
+
+def name_tag(cfg: "Config") -> str:
+    """What names a run beyond its base model and backbone: the split (:func:`split_tag`) and, when the
+    backbone's last block is fine-tuned, ``lastblock`` (``dch-lastblock-efficientnet_lite0``), so that
+    such runs never mix with the frozen-backbone runs in a table or claim."""
+    return "-".join(t for t in (split_tag(cfg), "lastblock" if cfg.finetune == "last_block" else "") if t)
 
 
 def pretrained_split_tag(backbone: str = "efficientnet_lite0", scale: str = "default") -> str:
@@ -430,9 +462,16 @@ def run(cfg: Config | None = None, *, command: str | None = None, **overrides) -
             x_train = torch.from_numpy(bank.whole(sp.train))
             torch.manual_seed(cfg.seed + 1)
             backbone_state = FeatureBackbone.fit(x_train, cfg.head_hidden).state_dict()
+            if cfg.finetune != "none":  # the deep base model trains on the maps entering the last block
+                maps_bank, maps_info = prepare_features(cfg, ds, sp, upto=FINETUNE_START)
+                t_pre += maps_info["extraction_s"]
+                cached = cached and maps_info["cached"]
+                feat_info["n_crops"] += maps_info["n_crops"]
+                x_train = torch.from_numpy(maps_bank.whole(sp.train))
         torch.manual_seed(cfg.seed + 2)
         hasher, info = train_base(cfg, backbone_state, x_train, y_tr, device,
-                                  torch.Generator().manual_seed(cfg.seed + 3), bank)
+                                  torch.Generator().manual_seed(cfg.seed + 3),
+                                  maps_bank if cfg.finetune != "none" else bank)
         loss_fn = make_loss(cfg.base, cfg.bits, **loss_kwargs(cfg))
 
         # 2. encode whole images
@@ -502,11 +541,16 @@ def run(cfg: Config | None = None, *, command: str | None = None, **overrides) -
                          "relevance": "share >= 1 label"})
         if bank is not None:
             protocol.update(backbone_protocol(cfg, bank, len(ds.images)))
+            if cfg.finetune != "none":
+                protocol["finetune"] = (f"{cfg.finetune}: blocks {FINETUNE_START}.. + head conv of the ImageNet backbone "
+                                        f"fine-tuned with the base model (lr x {cfg.finetune_lr_mult:g}, batch norm "
+                                        "statistics frozen) on cached maps; every crop re-encoded once after training")
         proto_mch = dict(protocol, database_codes=f"whole image + 5 crops (sigma={cfg.sigma:g}) kept when "
                                                  f"P(keep) >= xi={cfg.xi:g}; equal codes of an item merged")
         proto_base = dict(protocol, database_codes="one code per item (whole image)" +
                           ("; training images stored with ADSH's learned codes V" if cfg.base == "adsh" else ""))
-        timing = {"pretrain_s": float(t_pre), "pretrain_cached": float(cached),
+        timing = {"pretrain_s": float(t_pre), "pretrain_cached": float(cached), **(
+                      {"reencode_s": float(info["reencode_s"])} if "reencode_s" in info else {}),
                   "base_train_s": float(info["wall_time_s"]), "agent_train_s": float(agent.wall_time_s),
                   "extension_s": float(t_ext)}
         if bank is not None:
@@ -524,12 +568,12 @@ def run(cfg: Config | None = None, *, command: str | None = None, **overrides) -
         wall = r.elapsed()
         if command is None:
             command = reproduce_command("mch", cfg.to_dict())  # the one definition (hashrepro.results)
-        rec_mch = r.record(paper="mch", method=method_name(f"mch-{cfg.base}", cfg.backbone, split_tag(cfg)), protocol=proto_mch,
+        rec_mch = r.record(paper="mch", method=method_name(f"mch-{cfg.base}", cfg.backbone, name_tag(cfg)), protocol=proto_mch,
                            metrics=_clean(m_mch), curves={**c_mch, "anhc_grid": g_rows, "sensitivity": sens,
                                                           "agent": agent_curve, "visual": vis,
                                                           LOSS_CURVE_KEY: base_curve},
                            command=command, wall_time_s=wall)
-        rec_base = r.record(paper="mch", method=method_name(cfg.base, cfg.backbone, split_tag(cfg)), protocol=proto_base,
+        rec_base = r.record(paper="mch", method=method_name(cfg.base, cfg.backbone, name_tag(cfg)), protocol=proto_base,
                             metrics=_clean(m_base), curves={**c_base, LOSS_CURVE_KEY: base_curve}, command=command,
                             wall_time_s=wall)
         # a collapsed or diverged run is flagged in its record, never reported as a normal number
@@ -539,7 +583,7 @@ def run(cfg: Config | None = None, *, command: str | None = None, **overrides) -
         mch_flags = diagnose(codes, labels=y_db, what="database codes (whole image and kept crops)")
         flag_record(rec_mch, base_flags + [f for f in mch_flags if f.split(":", 1)[0] not in keys])
         companions = [rec_base]
-        if cfg.baselines:
+        if cfg.baselines and cfg.finetune == "none":  # fine-tuning changes no LSH / ITQ input
             companions += _baseline_records(r, cfg, backbone_state, bank, u8, sp, y_q, y_db, k_cost, protocol,
                                             t_pre, command)
         return with_companions(rec_mch, companions)
@@ -561,7 +605,7 @@ def _baseline_records(r, cfg: Config, backbone_state, bank, u8, sp, y_q, y_db, k
         m_b.update(search_cost(bq, bdb, k_cost))
         m_b["anhc"] = 1.0
         proto_b = dict(protocol, database_codes="one code per item (whole image); features: pretrained backbone")
-        rec_b = r.record(paper="mch", method=method_name(name, cfg.backbone, split_tag(cfg)), protocol=proto_b, metrics=_clean(m_b),
+        rec_b = r.record(paper="mch", method=method_name(name, cfg.backbone, name_tag(cfg)), protocol=proto_b, metrics=_clean(m_b),
                          curves=c_b, command=command, wall_time_s=time.perf_counter() - tb + t_pre)
         out.append(flag_record(rec_b, diagnose(bdb, labels=y_db)))
     return out

@@ -111,7 +111,7 @@ def crop_plan(cfg, ds, sp) -> list:
     return [(None, np.arange(len(ds.images), dtype=np.int64))] + [(sigma, need[sigma]) for sigma in order]
 
 
-def prepare_features(cfg, ds=None, sp=None, progress: bool | None = None):
+def prepare_features(cfg, ds=None, sp=None, progress: bool | None = None, upto: int | None = None):
     """Extract (or read) every cached crop feature the pretrained-regime run of ``cfg`` needs.
 
     Each group of :func:`crop_plan` is one resumable cache file
@@ -119,6 +119,10 @@ def prepare_features(cfg, ds=None, sp=None, progress: bool | None = None):
     fill the cache (``nohup python -c "from hashrepro.methods import mch;
     mch.prepare_features(mch.Config.for_scale('default', dataset='mosaic-cifar10',
     backbone='efficientnet_lite0', seed=0))"``), then the runs read it.
+
+    ``upto``: the flattened feature maps before block ``upto`` instead of the pooled features (the
+    input of the fine-tuned blocks, ``cfg.finetune``; :func:`hashrepro.crop_features.crop_map_shape`),
+    the same crops, one more cache file per group.
 
     Returns (bank: :class:`CropBank`, info: dict with ``extraction_s`` (seconds spent extracting in
     this call), ``n_crops`` (crops in the plan), ``cached`` (nothing had to be extracted)).
@@ -133,7 +137,8 @@ def prepare_features(cfg, ds=None, sp=None, progress: bool | None = None):
     h, w = ds.images.shape[1], ds.images.shape[2]
     prog = cfg.progress if progress is None else progress
     kw = dict(backbone=cfg.backbone, pretrained="imagenet", input_size=cfg.backbone_size, cache=cfg.cache,
-              progress=prog if prog is not None else True, device="cpu" if str(cfg.device) == "cpu" else "auto")
+              progress=prog if prog is not None else True, device="cpu" if str(cfg.device) == "cpu" else "auto",
+              upto=upto)
     t_extract, n_crops, cached = 0.0, 0, True
     whole, groups = None, {}
     for sigma, rows in crop_plan(cfg, ds, sp):
@@ -142,7 +147,7 @@ def prepare_features(cfg, ds=None, sp=None, progress: bool | None = None):
         n_crops += len(rows) * len(boxes)
         hit = False
         if cfg.cache:
-            key = crop_cache_key(ds, boxes, rows, cfg.backbone, "imagenet", cfg.backbone_size)
+            key = crop_cache_key(ds, boxes, rows, cfg.backbone, "imagenet", cfg.backbone_size, upto=upto)
             hit = (features_cache_dir() / f"{key['stem']}.npy").is_file()
         t0 = time.perf_counter()
         feats = cached_crop_features(ds, boxes, rows, **kw)

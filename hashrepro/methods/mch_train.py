@@ -26,12 +26,13 @@ from ..crop_features import crop_resize
 from ..data.crops import CropBank
 from ..losses.pairwise import ADSHLoss, _sign, hashnet_beta, make_loss, similarity
 from ..models.mch_hashers import DeepHasher, FeatureHasher, KSHHasher
-from ..models.mch_heads import FeatureBackbone, KSHModel, KSHOnFeatures
+from ..models.mch_heads import FeatureBackbone, KSHModel, KSHOnFeatures, TunedFeatureBackbone, TunedTail
 from ..models.small_cnn import HashModel, SmallCNN
 from ..paths import repo_root
 from ..train import fit
 
-__all__ = ["RELAXATION", "pretrain_backbone", "loss_kwargs", "new_backbone", "train_base", "backbone_features"]
+__all__ = ["RELAXATION", "pretrain_backbone", "loss_kwargs", "new_backbone", "train_base", "reencode_bank",
+           "backbone_features"]
 
 #: Table 1's relaxation of each base model's codes during training.
 RELAXATION = {"ksh": "sigmoid", "hashnet": "tanh", "adsh": "continuous", "dch": "continuous", "mmhh": "continuous"}
@@ -130,7 +131,10 @@ def train_base(cfg, backbone_state: dict, x_train: torch.Tensor, y_train: np.nda
     y_train : (N, C) multi-hot labels.
     backbone_state : state dict of :func:`new_backbone` (the pretrained small CNN, or the
         standardisation of the cached features).
-    bank : the cached crop features (pretrained regime); the hasher then codes dataset rows.
+    bank : the cached crop features (pretrained regime); the hasher then codes dataset rows. With
+        ``cfg.finetune="last_block"`` (not KSH): the cached *maps* entering the last block (``x_train``
+        too); the block + head conv train with the head, then every crop is re-encoded
+        (:func:`reencode_bank`) and the hasher codes the tuned pooled features (``info["reencode_s"]``).
 
     Returns
     -------
@@ -170,11 +174,19 @@ def train_base(cfg, backbone_state: dict, x_train: torch.Tensor, y_train: np.nda
         else:
             hasher = FeatureHasher(KSHOnFeatures(backbone, ksh.eval()), bank, device)
     else:
-        model = HashModel(new_backbone(cfg, c), q, RELAXATION[cfg.base]).to(device)
-        model.backbone.load_state_dict(backbone_state)
+        tuned = bank is not None and getattr(cfg, "finetune", "none") != "none"
+        if tuned:  # x_train: maps entering the last block; the block + head conv train (finetune_lr_mult)
+            head = FeatureBackbone(int(backbone_state["mean"].shape[0]), hidden=cfg.head_hidden)
+            head.load_state_dict(backbone_state)
+            model = HashModel(TunedFeatureBackbone(_imagenet_tail(cfg), head), q, RELAXATION[cfg.base]).to(device)
+            body = [{"params": list(model.backbone.tail.parameters()), "lr": cfg.base_lr * cfg.finetune_lr_mult},
+                    {"params": list(model.backbone.head.parameters()), "lr": cfg.base_lr}]
+        else:
+            model = HashModel(new_backbone(cfg, c), q, RELAXATION[cfg.base]).to(device)
+            model.backbone.load_state_dict(backbone_state)
+            body = [{"params": list(model.backbone.parameters()), "lr": cfg.base_lr}]
         loss_fn = make_loss(cfg.base, q, **loss_kwargs(cfg)).to(device)
-        groups = [{"params": list(model.backbone.parameters()), "lr": cfg.base_lr},
-                  {"params": list(model.hash.parameters()), "lr": cfg.base_lr * cfg.hash_lr_mult}]
+        groups = body + [{"params": list(model.hash.parameters()), "lr": cfg.base_lr * cfg.hash_lr_mult}]
         opt = torch.optim.Adam([g for g in groups if g["params"]])
         model.train()
         bs = min(cfg.batch_size, n)
@@ -199,9 +211,40 @@ def train_base(cfg, backbone_state: dict, x_train: torch.Tensor, y_train: np.nda
                             desc=cfg.base, progress=cfg.progress).loss
         info["loss"] = hist_loss
         model.eval()
+        if tuned:  # every cached crop through the tuned block once; the hasher codes those features
+            t1 = time.perf_counter()
+            bank = reencode_bank(model.backbone.tail, bank, device)
+            model.backbone = model.backbone.head
+            info["reencode_s"] = time.perf_counter() - t1
         hasher = DeepHasher(model, cfg.input_size, device) if bank is None else FeatureHasher(model, bank, device)
     info["wall_time_s"] = time.perf_counter() - t0
     return hasher, info
+
+
+def _imagenet_tail(cfg) -> TunedTail:
+    """The ImageNet EfficientNet-Lite0's blocks from :data:`~hashrepro.methods.mch.FINETUNE_START` on,
+    with its head conv (:class:`~hashrepro.models.mch_heads.TunedTail`), ready to fine-tune."""
+    from ..crop_features import crop_map_shape
+    from ..models.backbones import get_backbone
+    from .mch import FINETUNE_START
+
+    net = get_backbone(cfg.backbone, pretrained="imagenet")
+    return TunedTail(net, FINETUNE_START, crop_map_shape(cfg.backbone, cfg.backbone_size, FINETUNE_START))
+
+
+@torch.no_grad()
+def reencode_bank(tail: nn.Module, maps: CropBank, device, batch_size: int = 512) -> CropBank:
+    """Every cached crop's maps (a :class:`CropBank` of flattened maps, (n, C·h·w) per crop) through
+    the fine-tuned ``tail`` → a :class:`CropBank` of its pooled features (n, 1280), same rows and groups."""
+    tail.eval()
+
+    def enc(x: np.ndarray) -> np.ndarray:
+        flat = x.reshape(-1, x.shape[-1])
+        out = [tail(torch.from_numpy(np.ascontiguousarray(flat[i:i + batch_size], dtype=np.float32)).to(device))
+               .float().cpu().numpy() for i in range(0, len(flat), batch_size)]
+        return np.concatenate(out).reshape(*x.shape[:-1], -1)
+
+    return CropBank(enc(np.asarray(maps.whole_feats)), {s: (rows, enc(np.asarray(f))) for s, (rows, f) in maps.groups.items()})
 
 
 def _train_adsh(cfg, model, loss_fn: ADSHLoss, opt, x_train, s_all, device, generator, info):

@@ -17,7 +17,7 @@ from torch import nn
 
 from .heads import FeatureMLP
 
-__all__ = ["FeatureBackbone", "KSHModel", "KSHOnFeatures"]
+__all__ = ["FeatureBackbone", "TunedTail", "TunedFeatureBackbone", "KSHModel", "KSHOnFeatures"]
 
 
 class FeatureBackbone(nn.Module):
@@ -55,6 +55,56 @@ class FeatureBackbone(nn.Module):
         if x.dim() != 2 or x.shape[1] != self.in_dim:
             raise ValueError(f"expected features (N, {self.in_dim}), got {tuple(x.shape)}")
         return self.mlp((x - self.mean) / self.std)
+
+
+class TunedTail(nn.Module):
+    """The last blocks of the ImageNet EfficientNet-Lite0, fine-tuned on cached maps (MCH's
+    ``finetune="last_block"``): flattened maps before block ``start`` (N, C·h·w) → blocks
+    ``start``… → head conv + BN + ReLU6 → global average pool → (N, 1280).
+
+    The layers are copies of ``net``'s (their ImageNet weights are the starting point). Batch norm
+    keeps its ImageNet statistics (eval mode even while training: batches of 64 crops of 4 × 4
+    maps are too small to re-estimate them); its affine parameters train.
+    """
+
+    def __init__(self, net: nn.Module, start: int, map_shape: tuple):
+        super().__init__()
+        import copy
+
+        self.start = int(start)
+        self.map_shape = tuple(int(v) for v in map_shape)
+        self.blocks = nn.ModuleList(copy.deepcopy(list(net._blocks[self.start:])))
+        self.conv_head = copy.deepcopy(net._conv_head)
+        self.bn = copy.deepcopy(net._bn1)
+        self.feat_dim = int(self.bn.num_features)
+
+    def train(self, mode: bool = True) -> "TunedTail":
+        super().train(mode)
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C·h·w) float -> (N, feat_dim)
+        x = x.view(x.shape[0], *self.map_shape)
+        for block in self.blocks:
+            x = block(x)
+        return nn.functional.relu6(self.bn(self.conv_head(x))).mean(dim=(2, 3))
+
+
+class TunedFeatureBackbone(nn.Module):
+    """:class:`TunedTail` then :class:`FeatureBackbone` (the standardisation of the frozen pooled
+    features, fitted on the training images): (N, C·h·w) → (N, feat_dim). What a base model trains
+    with ``finetune="last_block"``; afterwards every cached crop's maps go through ``tail`` once and
+    the hasher codes the re-encoded pooled features with ``head`` (the same numbers)."""
+
+    def __init__(self, tail: TunedTail, head: FeatureBackbone):
+        super().__init__()
+        self.tail, self.head = tail, head
+        self.feat_dim = head.feat_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.tail(x))
 
 
 class KSHModel(nn.Module):

@@ -240,3 +240,59 @@ def test_real_backbone_crop_features_small():
         x = CF.crop_resize(u8, np.repeat(boxes[1:2], 2, axis=0), 32) * 255.0
         ref = net.features(preprocess(x, None, "tf_lite")).numpy()
     np.testing.assert_allclose(out[:, 1], ref, rtol=1e-4, atol=1e-4)
+
+
+# --------------------------------------------------------------------------- the last block fine-tuned
+def test_tuned_tail_on_cached_maps_equals_the_frozen_backbone_before_training():
+    from hashrepro.models.backbones import get_backbone
+    from hashrepro.models.mch_heads import TunedTail
+
+    torch.manual_seed(0)
+    net = get_backbone("efficientnet_lite0", pretrained=None).eval()
+    assert CF.crop_map_shape("efficientnet_lite0", 112, M.FINETUNE_START) == (192, 4, 4)
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        maps = net.blocks_maps(x, upto=M.FINETUNE_START)
+        tail = TunedTail(net, M.FINETUNE_START, tuple(maps.shape[1:])).train()  # BN stays in eval mode
+        np.testing.assert_allclose(tail(maps.flatten(1)).numpy(), net.features(x).numpy(), rtol=1e-4, atol=1e-5)
+    assert not any(m.training for m in tail.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    with pytest.raises(ValueError, match="upto must be a block index"):
+        CF.crop_map_shape("efficientnet_lite0", 112, 16)
+
+
+def test_finetune_config_errors_and_names():
+    for kw, match in ((dict(finetune="all"), "finetune must be one of"),
+                      (dict(finetune="last_block"), "applies to the ImageNet backbone"),
+                      (dict(finetune="last_block", backbone="efficientnet_lite0", base="ksh"), "KSH is a kernel map"),
+                      (dict(finetune="last_block", backbone="efficientnet_lite0", finetune_lr_mult=0), "> 0")):
+        with pytest.raises(ValueError, match=match):
+            M.Config.for_scale("smoke", **kw)
+    cfg = M.Config.for_scale("default", backbone="efficientnet_lite0", finetune="last_block")
+    assert M.name_tag(cfg) == "lastblock" and M.name_tag(cfg.replace(finetune="none")) == ""
+    assert M.name_tag(cfg.replace(n_images=4000)) == "mosaic4000-q20-t80-lastblock"
+
+
+def test_finetune_last_block_smoke_run(monkeypatch):
+    """The real EfficientNet-Lite0 at 32 px (maps before its last block: 192 x 1 x 1): the block trains,
+    every crop is re-encoded, the records are named apart, LSH / ITQ are not re-run."""
+    from hashrepro.methods import mch_train
+
+    torch.set_num_threads(1)
+    seen = {}
+    real = mch_train.reencode_bank
+
+    def spy(tail, maps, device, batch_size=512):
+        seen["dim"] = maps.dim
+        seen["moved"] = any((p0 - p).abs().max() > 0 for p0, p in zip(
+            mch_train._imagenet_tail(cfg).parameters(), tail.parameters()))
+        return real(tail, maps, device, batch_size)
+
+    monkeypatch.setattr(mch_train, "reencode_bank", spy)
+    cfg = M.Config.for_scale("smoke", dataset="mosaic-digits", base="hashnet", bits=8, backbone="efficientnet_lite0",
+                             backbone_input_size=32, progress=False, finetune="last_block", cache=False,
+                             sigma_grid=(0.5,), xi_grid=(0.5,), oracle=False, n_visual=0)
+    rec = M.run(cfg)
+    assert rec["method"] == "mch-hashnet-lastblock-efficientnet_lite0" and rec["complete"]
+    assert [c["method"] for c in rec["companions"]] == ["hashnet-lastblock-efficientnet_lite0"]
+    assert seen == {"dim": 192, "moved": True}
+    assert rec["protocol"]["finetune"].startswith("last_block") and rec["metrics"]["reencode_s"] >= 0

@@ -142,8 +142,9 @@ def test_held_out_validation_database_is_never_trained_on(capsys, tmp_path):
                    "--n-val-per-class", "3", "--n-val-database-per-class", "5", "--grid", "head_hidden=[],[16]",
                    "--results-dir", str(tmp_path), "--allow-dirty", "--no-progress"])
     capsys.readouterr()
-    name = ("drsch-efficientnet-lite0_digits_8b_seed0_validation_grid-head-hidden-none-16_n-val-per-class-3_"
-            "schedule-smoke_val-database-held-out-5")
+    name = ("drsch-efficientnet-lite0_digits_8b_seed0_validation_grid-head-hidden-none-16_n-val-database-per-class-5_"
+            "n-val-per-class-3_"
+            "schedule-smoke")
     assert rc == 0
     rec = json.loads((tmp_path / f"{name}.json").read_text())
     p = rec["protocol"]
