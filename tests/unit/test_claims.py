@@ -284,7 +284,7 @@ def test_mch_pretrained_claims_win_lose_disagree_and_too_few_seeds():
     assert [(c["bits"], c["verdict"]) for c in v.cells] == [(32, "reproduced"), (64, "not reproduced")]
     # one regime's table: only its claims, in the chapter's order
     t = C.claims_table("mch", everything, ids=[c.id for c in C.CLAIMS["mch"] if c.id.startswith("mch-pt-")])
-    assert len(t) == 8 and t["claim"].str.startswith("[ImageNet backbone] ").all()
+    assert len(t) == 9 and t["claim"].str.startswith("[ImageNet backbone] ").all()
     assert t.iloc[0]["verdict"] == "not reproduced"
     with pytest.raises(ValueError, match="no claim 'mch-pt-nope' in chapter 'mch'; its claim ids: mch-r0, "):
         C.claims_table("mch", [], ids=["mch-pt-nope"])
@@ -355,6 +355,20 @@ def test_mch_pretrained_base_map_claim_compares_one_split():
     assert _cells(v) == {"dch: ImageNet − scratch − 0.02": ("reproduced", 3),
                          "ksh: ImageNet − scratch − 0.02": ("not reproduced", 3)}   # +0.01: not by 0.02
     assert C.evaluate_paper("mch", other_split, ids=["mch-pt-base-map"])[0].verdict == "not testable here"
+
+
+def test_mch_finetuned_base_map_claim_reads_the_lastblock_runs():
+    from hashrepro.claims.mch import FINETUNE_TAG, PRETRAINED_SPLIT
+    from hashrepro.methods import mch as M
+
+    cfg = M.Config.for_scale("default", backbone="efficientnet_lite0", finetune="last_block")
+    assert M.method_name("dch", cfg.backbone, M.name_tag(cfg)) == f"dch-{FINETUNE_TAG}" + PT  # the recipe's name
+    ft = [mch_rec(f"dch-{FINETUNE_TAG}" + PT, s, map=v) for s, v in enumerate([0.66, 0.67, 0.68])]
+    frozen = [mch_rec("dch" + PT, s, map=0.10) for s in range(3)]   # the frozen backbone: not this claim
+    split = [mch_rec("dch-" + PRETRAINED_SPLIT, s, map=v) for s, v in enumerate([0.63, 0.64, 0.62])]
+    v = C.evaluate_paper("mch", ft + frozen + split, ids=["mch-pt-ft-base-map"])[0]
+    assert _cells(v) == {"dch: last block tuned − scratch − 0.02": ("reproduced", 3)}
+    assert C.evaluate_paper("mch", frozen + split, ids=["mch-pt-ft-base-map"])[0].verdict == "not testable here"
 
 
 def test_drsch_tuned_claim_reads_only_runs_named_with_a_chosen_schedule():

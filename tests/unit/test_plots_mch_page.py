@@ -355,7 +355,7 @@ def test_claims_outputs_per_regime(tmp_path):
     out = MP.claims_outputs(scratch + backbone, frame, _Cfg(EMA), regime="pretrained")
     assert out[0].data == "**Agent update *baseline ema + norm*** (3 MCH runs on the ImageNet backbone; the default):"
     table = out[1]
-    assert len(table) == 8 and table["claim"].str.startswith("[ImageNet backbone] ").all()
+    assert len(table) == 9 and table["claim"].str.startswith("[ImageNet backbone] ").all()
     assert out[-1].data.startswith("**How a verdict is reached.** With the rule of *Claims* below")
     # the from-scratch section counts and judges its own runs only, and points to the other regime
     out = MP.claims_outputs(scratch + backbone, frame, _Cfg(EMA))
@@ -398,3 +398,23 @@ def test_same_split_outputs_pairs_x_per_seed_on_one_split():
     assert "0.590 on the scratch CNN's against 0.530 on the ImageNet backbone's" in text.data
     none = MP.same_split_outputs([_rec("dch", seed=0)])
     assert len(none) == 1 and "-p n_images 2000" in none[0].data
+
+
+def test_finetune_outputs_pair_the_tuned_runs_with_scratch_on_one_split():
+    split, pt, ft = "-mosaic2000-q20-t80", "-efficientnet_lite0", "-lastblock-efficientnet_lite0"
+    recs = ([_rec("dch" + split, seed=s, metrics={"map": v}) for s, v in enumerate([0.60, 0.61, 0.60])]
+            + [_rec("dch" + pt, seed=s, metrics={"map": 0.62}) for s in range(3)]
+            + [_rec("dch" + ft, seed=s, metrics={"map": v}) for s, v in enumerate([0.65, 0.64, 0.66])]
+            + [_mch("dch" + ft, seed=s, metrics={"anhc": 1.5}) for s in range(3)]
+            + [_rec("adsh" + split, seed=s, metrics={"map": 0.62}) for s in range(3)]
+            + [_rec("adsh" + ft, seed=s, metrics={"map": 0.63}) for s in range(2)]
+            + [dict(_rec("adsh" + ft, seed=2, metrics={"map": 0.99}), flags=["constant_bits: 9 of 32 bits"])])
+    table, text = MP.finetune_outputs(recs)
+    row = table.set_index("model").loc["dch"]
+    assert row["scratch CNN, same mosaics"] == "0.603 (n=3)" and row["ImageNet, frozen"] == "0.620 (n=3)"
+    assert row["ImageNet, last block tuned"] == "0.650 (n=3)" and row["ANHC of MCH-X (tuned)"] == "1.500 (n=3)"
+    assert row["tuned − scratch, per seed"] == "+0.050 / +0.030 / +0.060"
+    assert table.set_index("model").loc["adsh", "ImageNet, last block tuned"] == "0.630 (n=2)"  # flagged: out
+    assert "for 1 of 1 base models with ≥ 3 seeds (dch)" in text.data and "1 flagged run(s) left out" in text.data
+    none = MP.finetune_outputs([_rec("dch" + pt, seed=0)])
+    assert len(none) == 1 and "-p finetune last_block" in none[0].data
