@@ -180,6 +180,17 @@ class Config(RecipeConfig):
                                                      or self.backbone_input_size < 16):
             bad("backbone_input_size", "backbone_input_size must be None (the backbone's default) or an int >= 16 "
                 "(pixels)")
+        if isinstance(self.head_hidden, str):  # from a command line: "[2048]", "[]"
+            import yaml
+
+            try:
+                self.head_hidden = yaml.safe_load(self.head_hidden)
+            except yaml.YAMLError:
+                bad("head_hidden", f"head_hidden must be a list of positive ints, e.g. [2048], got {self.head_hidden!r}")
+            if isinstance(self.head_hidden, int):
+                self.head_hidden = [self.head_hidden]
+        if not isinstance(self.head_hidden, (list, tuple)):
+            bad("head_hidden", f"head_hidden must be a list of positive ints, e.g. [2048], got {self.head_hidden!r}")
         self.head_hidden = tuple(self.head_hidden)
         if any(not isinstance(h, (int, np.integer)) or h < 1 for h in self.head_hidden):
             bad("head_hidden", "head_hidden must be a tuple of positive ints (widths)")

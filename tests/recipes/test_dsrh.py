@@ -146,3 +146,17 @@ def test_drsch_vs_dsrh_claims_in_both_regimes():
     v = {x.claim.id: x for x in CL.evaluate_paper("drsch", recs)}
     assert v["drsch-vs-dsrh"].verdict == "reproduced"
     assert v["drsch-pt-vs-dsrh"].verdict == "inconclusive (n<3)"
+
+
+def test_head_hidden_from_a_command_line_names_the_run():
+    from hashrepro.methods import drsch
+
+    for given, widths, name in (("[2048]", (2048,), "drsch-head_hidden-2048-efficientnet_lite0"),
+                                ("[]", (), "drsch-head_hidden-none-efficientnet_lite0"),
+                                ([512], (512,), "drsch-efficientnet_lite0")):   # the preset: no deviation
+        cfg = drsch.Config.for_scale("default", backbone="efficientnet_lite0", head_hidden=given)
+        assert cfg.head_hidden == widths
+        assert drsch.method_name(cfg.variant, cfg.backbone, drsch.deviations(cfg)) == name
+    for bad in ("[a", "[0]", "{1: 2}"):
+        with pytest.raises(ValueError, match="head_hidden"):
+            drsch.Config.for_scale("default", backbone="efficientnet_lite0", head_hidden=bad)
