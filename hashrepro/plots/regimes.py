@@ -48,6 +48,9 @@ def regime_cells(records, method: str, dataset: str, metric: str = "map",
     to the legacy records (dirty tree, or written before provenance existed) and says so
     (``legacy`` true; the tables mark it "legacy"). Clean records win over the schedule: a longer
     schedule whose records are all dirty is used only when no schedule of that length has a clean one.
+    Records written by a benchmark script (``command`` "python benchmarks/...", e.g. the DRSCH
+    dead-bits solver study, which labels its released-solver runs ``scale="paper"`` at 3,000
+    iterations) are not the chapter's rows and are left out.
     Records flagged as degenerate (``record["flags"]``, e.g. constant bits) never enter a mean; a cell
     counts them (``n_flagged``) and one with only flagged runs reads "flagged (k runs: <flag>)".
     Returns ``{bits: {"mean", "std", "n", "scale", "seeds", "legacy", "wall_time_s"[, "n_flagged", "flag"]}}``.
@@ -59,6 +62,8 @@ def regime_cells(records, method: str, dataset: str, metric: str = "map",
             continue
         if r.get("scale") == "smoke":
             continue
+        if str(r.get("command") or "").startswith("python benchmarks/"):
+            continue  # a benchmark's runs (e.g. the dead-bits solver study) are not the chapter's rows
         if r.get("flags"):  # degenerate runs never enter a mean; the cell says they exist
             flagged[int(r["bits"])].append(r)
             continue
@@ -68,12 +73,14 @@ def regime_cells(records, method: str, dataset: str, metric: str = "map",
         groups[(int(r["bits"]), r.get("scale", "default"))].append((float(v), r))
     order = {"paper": 0, "default": 1}
     has_clean = {(b, sc) for (b, sc), vals in groups.items() if any(r.get("git_dirty") is False for _, r in vals)}
+    clean_bits = {b for b, _ in has_clean} | {b for b, rs in flagged.items() if any(r.get("git_dirty") is False
+                                                                                   for r in rs)}
     out: dict[int, dict] = {}
     for (bits, scale), vals in sorted(groups.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 2))):
         if bits in out:
             continue
-        if (bits, scale) not in has_clean and any(b == bits for b, _ in has_clean):
-            continue  # a longer schedule with dirty records only never hides a clean cell
+        if (bits, scale) not in has_clean and bits in clean_bits:
+            continue  # dirty records never hide clean ones (of another schedule, or flagged: the cell says so)
         clean = [(v, r) for v, r in vals if r.get("git_dirty") is False]
         legacy = not clean  # only records from a dirty tree (or without provenance): shown, marked
         use = clean or vals

@@ -59,6 +59,13 @@ def test_paper_scale_preferred_over_default_for_the_same_bits():
     cells = R.regime_cells(recs, "dnnh-dem", "cifar10")
     assert cells[12]["scale"] == "default" and not cells[12]["legacy"] and cells[12]["mean"] == pytest.approx(0.2)
     assert cells[24]["scale"] == "paper" and cells[24]["legacy"]
+    # clean runs that are all flagged are not replaced by dirty ones: the cell says "flagged"
+    fl = [_rec("dnnh-dem", 48, s, 0.6, flags=["constant_bits: 30 of 48 bits"]) for s in range(3)]
+    c48 = R.regime_cells(fl + [_rec("dnnh-dem", 48, 0, 0.58, scale="paper", dirty=True)], "dnnh-dem", "cifar10")[48]
+    assert c48["n"] == 0 and c48["n_flagged"] == 3
+    # a benchmark's runs are not the chapter's rows, whatever scale they are labelled with
+    bench = dict(_rec("dnnh-dem", 12, 1, 0.9, scale="paper"), command="python benchmarks/drsch_dead_bits.py --seeds 1")
+    assert R.regime_cells(recs + [bench], "dnnh-dem", "cifar10")[12]["mean"] == pytest.approx(0.2)
 
 
 def test_table_has_paper_scratch_pretrained_and_delta():
