@@ -8,12 +8,13 @@ __all__ = ["DRSCH"]
 _BASE_DRSCH = {"paper": "baselines", "config.protocol": "drsch"}
 
 
-def _is_tuned_drsch(method) -> bool:
-    """DRSCH on the ImageNet backbone with a hyperparameter other than the preset's in its name
-    (:func:`hashrepro.methods.drsch.method_name`: ``drsch-slope_factor-1-efficientnet_lite0``, chosen on a
-    validation split)."""
-    m = str(method)
-    return m.startswith("drsch-") and m.endswith("-efficientnet_lite0") and m != "drsch-efficientnet_lite0"
+#: DRSCH on the ImageNet backbone with the schedule chosen on a validation split whose database is the
+#: training rows (results/validation, the slope grid: a fixed slope; named by
+#: :func:`hashrepro.methods.drsch.method_name`).
+TUNED_ON_TRAINING_ROWS = "drsch-slope_factor-1-efficientnet_lite0"
+#: ... and chosen with a held-out validation database (the head-width grid, then the slope grid on it:
+#: a 2,048-unit head, slope growth kept).
+TUNED_ON_HELD_OUT = "drsch-head_hidden-2048-efficientnet_lite0"
 
 
 
@@ -67,13 +68,21 @@ DRSCH = (
           "(within 0.02 or above)",
           (Compare(Side("drsch-efficientnet_lite0", where=_C10), paper_value("drsch_quoted", "drsch", "cifar10"),
                    margin=-_TOL, label="ours − quoted + 0.02"),)),
-    Claim("drsch-pt-tuned-map", "drsch", "[ImageNet backbone, schedule chosen on a validation split] DRSCH's MAP on "
-          "CIFAR-10 as quoted by later work (within 0.02 or above)",
-          (Compare(Side(where={**_C10, "method": _is_tuned_drsch}, label="DRSCH, chosen schedule"),
+    Claim("drsch-pt-tuned-map", "drsch", "[ImageNet backbone, schedule chosen on a validation split of training "
+          "rows: a fixed slope] DRSCH's MAP on CIFAR-10 as quoted by later work (within 0.02 or above)",
+          (Compare(Side(TUNED_ON_TRAINING_ROWS, where=_C10, label="DRSCH, chosen schedule"),
                    paper_value("drsch_quoted", "drsch", "cifar10"), margin=-_TOL, label="ours − quoted + 0.02"),),
-          missing="needs runs with a schedule chosen on validation (hashrepro select drsch ... --grid "
-                  "slope_factor=..., then -p slope_factor <chosen> -p backbone efficientnet_lite0)",
+          missing="needs runs with the schedule chosen on validation (hashrepro select drsch ... --grid "
+                  "slope_factor=1.1,1.05,1.0, then -p slope_factor 1.0 -p backbone efficientnet_lite0)",
           note="a deviation: the chosen values are named in the runs' method names"),
+    Claim("drsch-pt-heldout-map", "drsch", "[ImageNet backbone, head chosen with a held-out validation database: "
+          "2,048 units] DRSCH's MAP on CIFAR-10 as quoted by later work (within 0.02 or above)",
+          (Compare(Side(TUNED_ON_HELD_OUT, where=_C10, label="DRSCH, chosen head"),
+                   paper_value("drsch_quoted", "drsch", "cifar10"), margin=-_TOL, label="ours − quoted + 0.02"),),
+          missing="needs the runs with the chosen head (hashrepro sweep drsch ... -p backbone efficientnet_lite0 "
+                  "-p head_hidden [2048])",
+          note="a deviation: the chosen values are named in the runs' method names; chosen at 32 bits, seed 0, "
+               "with 100 training images per class held out as the validation database"),
     Claim("dsch-pt-quoted-map", "drsch", "[ImageNet backbone] DSCH's MAP on CIFAR-10 as quoted by later work "
           "(within 0.02 or above)",
           (Compare(Side("dsch-efficientnet_lite0", where=_C10), paper_value("drsch_quoted", "dsch", "cifar10"),

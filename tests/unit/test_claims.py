@@ -383,3 +383,8 @@ def test_drsch_tuned_claim_reads_only_runs_named_with_a_chosen_schedule():
     assert v.verdict == "reproduced" and [c["n"] for c in v.cells] == [3]        # 0.629 − 0.02 < every seed
     v = C.evaluate_paper("drsch", preset + other, ids=["drsch-pt-tuned-map"])[0]
     assert v.verdict == "not testable here" and "--grid slope_factor" in v.evidence
+    # the head chosen with a held-out validation database is its own claim; neither claim reads the other's runs
+    held = [rec("drsch-head_hidden-2048-efficientnet_lite0", 32, s, v) for s, v in enumerate([0.58, 0.59, 0.58])]
+    v = C.evaluate_paper("drsch", tuned + held, ids=["drsch-pt-heldout-map"])[0]
+    assert v.verdict == "not reproduced" and [c["n"] for c in v.cells] == [3]
+    assert C.evaluate_paper("drsch", tuned + held, ids=["drsch-pt-tuned-map"])[0].verdict == "reproduced"
