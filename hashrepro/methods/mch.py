@@ -114,6 +114,10 @@ __all__ = [
     "AGENT_BASELINES",
     "AGENT_DEFAULTS",
     "Config",
+    "FINETUNES",
+    "FINETUNE_START",
+    "name_tag",
+    "record_method",
     "parse_dataset",
     "load_data",
     "method_name",
@@ -387,6 +391,13 @@ def name_tag(cfg: "Config") -> str:
     return "-".join(t for t in (split_tag(cfg), "lastblock" if cfg.finetune == "last_block" else "") if t)
 
 
+def record_method(cfg: "Config", name: str | None = None) -> str:
+    """The record name of ``name`` (default: the base model ``cfg.base``; ``"mch-dch"``, ``"lsh"``...) in
+    ``cfg``'s regime, split and fine-tuning (:func:`method_name` with :func:`name_tag`):
+    ``dch-lastblock-efficientnet_lite0``. The one place a run's record names are made."""
+    return method_name(cfg.base if name is None else name, cfg.backbone, name_tag(cfg))
+
+
 def pretrained_split_tag(backbone: str = "efficientnet_lite0", scale: str = "default") -> str:
     """The tag (:func:`split_tag`) of a from-scratch run on ``backbone``'s preset split at ``scale``
     (``mosaic2000-q20-t80`` at ``default``): the same mosaics, queries and database as the pretrained
@@ -568,12 +579,12 @@ def run(cfg: Config | None = None, *, command: str | None = None, **overrides) -
         wall = r.elapsed()
         if command is None:
             command = reproduce_command("mch", cfg.to_dict())  # the one definition (hashrepro.results)
-        rec_mch = r.record(paper="mch", method=method_name(f"mch-{cfg.base}", cfg.backbone, name_tag(cfg)), protocol=proto_mch,
+        rec_mch = r.record(paper="mch", method=record_method(cfg, f"mch-{cfg.base}"), protocol=proto_mch,
                            metrics=_clean(m_mch), curves={**c_mch, "anhc_grid": g_rows, "sensitivity": sens,
                                                           "agent": agent_curve, "visual": vis,
                                                           LOSS_CURVE_KEY: base_curve},
                            command=command, wall_time_s=wall)
-        rec_base = r.record(paper="mch", method=method_name(cfg.base, cfg.backbone, name_tag(cfg)), protocol=proto_base,
+        rec_base = r.record(paper="mch", method=record_method(cfg), protocol=proto_base,
                             metrics=_clean(m_base), curves={**c_base, LOSS_CURVE_KEY: base_curve}, command=command,
                             wall_time_s=wall)
         # a collapsed or diverged run is flagged in its record, never reported as a normal number
@@ -605,7 +616,7 @@ def _baseline_records(r, cfg: Config, backbone_state, bank, u8, sp, y_q, y_db, k
         m_b.update(search_cost(bq, bdb, k_cost))
         m_b["anhc"] = 1.0
         proto_b = dict(protocol, database_codes="one code per item (whole image); features: pretrained backbone")
-        rec_b = r.record(paper="mch", method=method_name(name, cfg.backbone, name_tag(cfg)), protocol=proto_b, metrics=_clean(m_b),
+        rec_b = r.record(paper="mch", method=record_method(cfg, name), protocol=proto_b, metrics=_clean(m_b),
                          curves=c_b, command=command, wall_time_s=time.perf_counter() - tb + t_pre)
         out.append(flag_record(rec_b, diagnose(bdb, labels=y_db)))
     return out

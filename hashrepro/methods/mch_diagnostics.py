@@ -174,7 +174,7 @@ def sigma_sensitivity(cfg: M.Config | None = None, sigmas=(0.3, 0.5, 0.7), *, co
                    f"backbone='{run_cfg.backbone}', seed={run_cfg.seed}, sigmas={sigmas!r}, "
                    f"agent_iters={run_cfg.agent_iters})\"")
     rec = M.run(run_cfg, command=command)
-    x = M.method_name(run_cfg.base, run_cfg.backbone, M.split_tag(run_cfg))
+    x = M.record_method(run_cfg)
     out = {k: v for k, v in rec.items() if k != COMPANIONS_KEY}
     out["method"] = f"diag-sigma-{x}"
     out["curves"] = {"sensitivity": rec["curves"]["sensitivity"], "f1_bucket": rec["curves"].get("f1_bucket")}

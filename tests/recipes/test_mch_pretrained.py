@@ -296,3 +296,15 @@ def test_finetune_last_block_smoke_run(monkeypatch):
     assert [c["method"] for c in rec["companions"]] == ["hashnet-lastblock-efficientnet_lite0"]
     assert seen == {"dim": 192, "moved": True}
     assert rec["protocol"]["finetune"].startswith("last_block") and rec["metrics"]["reencode_s"] >= 0
+
+
+def test_the_notebook_finds_the_base_record_of_a_finetuned_run():
+    """notebooks/mch.ipynb looks the base model's record up by mch.record_method (the recipe's one naming)."""
+    from hashrepro.paths import repo_root
+
+    nb = json.loads((repo_root() / "notebooks" / "mch.ipynb").read_text())
+    src = "".join("".join(c["source"]) for c in nb["cells"])
+    assert "mch.record_method(cfg)" in src and "split_tag" not in src
+    cfg = M.Config.for_scale("default", backbone="efficientnet_lite0", finetune="last_block", base="adsh")
+    assert M.record_method(cfg) == "adsh-lastblock-efficientnet_lite0"
+    assert M.record_method(cfg, "mch-adsh") == "mch-adsh-lastblock-efficientnet_lite0"
