@@ -228,7 +228,7 @@ def finetune_outputs(recs, dataset: str = "mosaic-cifar10", bits: int = 32,
     """X with the ImageNet backbone's last block fine-tuned (``<x>-lastblock-<backbone>``,
     ``finetune="last_block"``) beside X from scratch on the same mosaics (``<x>-mosaic2000-q20-t80``)
     and X on the frozen backbone (``<x>-<backbone>``): per base model the mean mAP of each, the paired
-    difference tuned − scratch per seed, the agent's ANHC of the tuned runs (MCH-X, σ = ξ = 0.5), the
+    differences tuned − scratch and tuned − frozen per seed, the agent's ANHC of the tuned runs (MCH-X, σ = ξ = 0.5), the
     wall time of a tuned run, and how many base models are higher than from scratch by more than
     ``margin`` in every seed (claim ``mch-pt-ft-base-map``). Flagged runs (e.g. constant bits) are
     left out and counted. A table and a sentence, or a :func:`no_runs` line with the command."""
@@ -237,6 +237,7 @@ def finetune_outputs(recs, dataset: str = "mosaic-cifar10", bits: int = 32,
     recs = as_records(recs)
     ok = [r for r in recs if not r.get("flags")]
     rows, higher, judged = [], [], []
+    above_frozen = [0, 0]  # (seed pairs with tuned > frozen, seed pairs)
     n_flagged = sum(1 for r in recs if r.get("flags") and f"-{FINETUNE_TAG}-" in str(r["method"])
                     and r["dataset"] == dataset and int(r["bits"]) == int(bits))
     for x in bases:
@@ -251,6 +252,9 @@ def finetune_outputs(recs, dataset: str = "mosaic-cifar10", bits: int = 32,
                 and int(r["bits"]) == int(bits)]
         seeds = sorted(set(tuned) & set(scratch))
         diffs = [tuned[s] - scratch[s] for s in seeds]
+        vs_frozen = [tuned[s] - frozen[s] for s in sorted(set(tuned) & set(frozen))]
+        above_frozen[0] += sum(d > 0 for d in vs_frozen)
+        above_frozen[1] += len(vs_frozen)
 
         def mean(d: dict) -> str:
             return f"{np.mean(list(d.values())):.3f} (n={len(d)})" if d else "—"
@@ -258,6 +262,7 @@ def finetune_outputs(recs, dataset: str = "mosaic-cifar10", bits: int = 32,
         rows.append({"model": x, "scratch CNN, same mosaics": mean(scratch), "ImageNet, frozen": mean(frozen),
                      "ImageNet, last block tuned": mean(tuned),
                      "tuned − scratch, per seed": " / ".join(f"{d:+.3f}" for d in diffs) or "—",
+                     "tuned − frozen, per seed": " / ".join(f"{d:+.3f}" for d in vs_frozen) or "—",
                      "ANHC of MCH-X (tuned)": mean(anhc),
                      "min / run": f"{np.nanmean(wall) / 60:.1f}" if wall else "—"})
         if len(seeds) >= 3:
@@ -272,7 +277,8 @@ def finetune_outputs(recs, dataset: str = "mosaic-cifar10", bits: int = 32,
     text = (f"{_DATASET_NAMES.get(dataset, dataset)}, {bits} bits, mAP of X alone (no agent). With the last block "
             f"fine-tuned, X is higher than from scratch on the same mosaics by more than {margin:g} in every seed for "
             f"{len(higher)} of {len(judged)} base models with ≥ 3 seeds" + (f" ({', '.join(higher)})" if higher else "")
-            + "." + (f" {n_flagged} flagged run(s) left out." if n_flagged else ""))
+            + f". Against the frozen backbone, fine-tuning is higher in {above_frozen[0]} of {above_frozen[1]} "
+            "seed pairs." + (f" {n_flagged} flagged run(s) left out." if n_flagged else ""))
     return [pd.DataFrame(rows), Markdown(text)]
 
 

@@ -415,6 +415,8 @@ def test_finetune_outputs_pair_the_tuned_runs_with_scratch_on_one_split():
     assert row["ImageNet, last block tuned"] == "0.650 (n=3)" and row["ANHC of MCH-X (tuned)"] == "1.500 (n=3)"
     assert row["tuned − scratch, per seed"] == "+0.050 / +0.030 / +0.060"
     assert table.set_index("model").loc["adsh", "ImageNet, last block tuned"] == "0.630 (n=2)"  # flagged: out
+    assert row["tuned − frozen, per seed"] == "+0.030 / +0.020 / +0.040"
     assert "for 1 of 1 base models with ≥ 3 seeds (dch)" in text.data and "1 flagged run(s) left out" in text.data
+    assert "higher in 3 of 3 seed pairs" in text.data
     none = MP.finetune_outputs([_rec("dch" + pt, seed=0)])
     assert len(none) == 1 and "-p finetune last_block" in none[0].data
