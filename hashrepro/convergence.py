@@ -291,14 +291,25 @@ class _Recipe:
             self.y_fit_t = torch.as_tensor(self.y_fit).to(self.device)
         elif cfg.backbone != "scratch":  # DRSCH pretrained: features of the rows, no crop, no flip
             self.flip = False
-            self.x_fit, self.backbone_meta = self.mod._backbone_features(ds, cfg, fit)
-            self.x_vq = self.mod._backbone_features(ds, cfg, vq)[0]
-            self.x_vdb = self.x_fit if vdb is fit else self.mod._backbone_features(ds, cfg, vdb)[0]
+            self._inputs: dict = {}
+            self._use_inputs(cfg)
+            self.backbone_meta = self._inputs[cfg.finetune][3]
         else:
             self.flip = cfg.flip if cfg.flip is not None else (ds.images.shape[-1] == 3)
             self.x_fit = self.mod.prepare_images(ds.images[fit], cfg.resize_to)
             self.x_vq = self.mod.prepare_images(ds.images[vq], cfg.resize_to)
             self.x_vdb = self.x_fit if vdb is fit else self.mod.prepare_images(ds.images[vdb], cfg.resize_to)
+
+    def _use_inputs(self, cfg) -> None:
+        """DRSCH pretrained: the fit / validation inputs of ``cfg`` (pooled features, or the maps entering
+        the last block when ``cfg.finetune`` says so; each read once) become ``x_fit``, ``x_vq``, ``x_vdb``."""
+        if cfg.finetune not in self._inputs:
+            fit, vq, vdb = self.val["fit"], self.val["val_query"], self.val["val_database"]
+            x_fit, meta = self.mod._backbone_features(self.ds, cfg, fit)
+            x_vq = self.mod._backbone_features(self.ds, cfg, vq)[0]
+            x_vdb = x_fit if vdb is fit else self.mod._backbone_features(self.ds, cfg, vdb)[0]
+            self._inputs[cfg.finetune] = (x_fit, x_vq, x_vdb, meta)
+        self.x_fit, self.x_vq, self.x_vdb, _ = self._inputs[cfg.finetune]
 
     def train(self, cfg, callback, checkpoint, checkpoint_every, progress):
         """Train ``cfg`` on the fit rows; ``callback(it, model)`` after every iteration. Returns the loss list."""
@@ -310,6 +321,8 @@ class _Recipe:
             _, hist, self.last_active = self.mod.train_net(dataclasses.replace(cfg, progress=progress), self.x_fit,
                                                            self.y_fit_t, self.device, gen, **ck)
             return list(hist.loss)
+        if cfg.backbone != "scratch":
+            self._use_inputs(cfg)  # a grid over finetune: each candidate on its own inputs
         _, info = self.mod.train_model(dataclasses.replace(cfg, flip=self.flip), self.x_fit, self.y_fit, self.device,
                                        progress, **ck)
         return list(info["loss"])

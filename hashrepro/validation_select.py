@@ -132,7 +132,7 @@ def base_method(paper: str, cfg) -> str:
 
     mod = _module(paper)
     if paper == "drsch":
-        return mod.method_name(cfg.variant, cfg.backbone, mod.deviations(cfg))
+        return mod.record_method(cfg)
     return mod.method_name(cfg.variant, cfg.backbone, cfg.margin)
 
 

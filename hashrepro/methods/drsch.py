@@ -50,6 +50,11 @@ and DRSCH's hash layer unchanged: fc8 → scaled tanh with growing slope → bit
 (:class:`hashrepro.models.drsch_net.DRSCHFeatureNet`), the triplet + Laplacian loss, P × K batches.
 No crops or flips (the features are fixed). Records are named ``<variant>-efficientnet_lite0``
 (``drsch-efficientnet_lite0``, ...) and carry ``protocol["backbone"]``.
+``finetune="last_block"`` (:mod:`hashrepro.finetune`) caches instead the maps that enter the
+backbone's last MBConv block (192 × 5 × 5 at 160 px, the whole image resampled as one crop) and
+trains that block and the head conv with the head (lr × ``finetune_lr_mult``, batch norm at
+ImageNet's statistics): the CPU-sized version of the paper's training of the whole network. Records
+are named ``<variant>[-<deviations>]-lastblock-efficientnet_lite0`` (:func:`record_method`).
 """
 from __future__ import annotations
 
@@ -68,7 +73,7 @@ from ..diagnostics import diagnose, flag_record
 from ..recipe import LOSS_CURVE_KEY, final_loss, loss_curve, recipe_run
 from ..train import ClippedSGD, PKSampler  # noqa: F401  (PKSampler: re-exported, it lived here)
 from .drsch_config import (_DSRH_PRESET, _PRETRAINED_PRESETS, _SCALE_PRESETS, BACKBONES, NAMED_FIELDS,  # noqa: F401  (re-exported)
-                           SCALES, VARIANTS, Config, deviations, method_name)
+                           FINETUNES, SCALES, VARIANTS, Config, deviations, method_name, record_method)
 from .drsch_eval import (DEFAULT_KS, RANKING_DOC, _SUFFIX, _dist, bit_scalable_curve,  # noqa: F401  (re-exported)
                          continuous_distance, evaluate_codes, evaluate_reid, kept_bits, top_retrievals,
                          weighted_hamming)
@@ -83,12 +88,24 @@ FINAL_LOSS_LAST = 20
 
 def build_model(cfg: Config, in_features: int | None = None) -> DRSCHNet | DRSCHFeatureNet:
     """The network of ``cfg``: :class:`DRSCHNet` on images (``backbone="scratch"``), or
-    :class:`DRSCHFeatureNet` on ``in_features``-wide backbone features (pretrained regime)."""
+    :class:`DRSCHFeatureNet` on ``in_features``-wide backbone features (pretrained regime); with
+    ``finetune="last_block"`` the ImageNet backbone's last block in front of it
+    (:func:`hashrepro.finetune.imagenet_tail`; ``in_features`` is then the width of the flattened maps)."""
     if cfg.backbone == "scratch":
         return DRSCHNet(cfg.bits, in_channels=3, input_size=cfg.input_size, slope=cfg.slope0, init=cfg.init)
     if in_features is None:
         raise ValueError("build_model: the pretrained regime needs in_features (the backbone's feature width)")
-    return DRSCHFeatureNet(cfg.bits, int(in_features), cfg.head_hidden, slope=cfg.slope0, init=cfg.init)
+    tail = None
+    if cfg.finetune == "last_block":
+        from ..finetune import imagenet_tail
+
+        tail = imagenet_tail(cfg.backbone, cfg.backbone_input_size)
+        width = int(np.prod(tail.map_shape))
+        if int(in_features) != width:
+            raise ValueError(f"build_model: finetune='last_block' takes flattened maps {tuple(tail.map_shape)} "
+                             f"({width} values per image), got inputs of width {in_features}")
+        in_features = tail.feat_dim
+    return DRSCHFeatureNet(cfg.bits, int(in_features), cfg.head_hidden, slope=cfg.slope0, init=cfg.init, tail=tail)
 
 
 # ---------------------------------------------------------------------- data
@@ -141,7 +158,8 @@ def train_model(cfg: Config, images: torch.Tensor, labels: np.ndarray, device: t
     ----------
     cfg : Config
     images : uint8 tensor (N, 3, S, S) from :func:`prepare_images`, or float (N, D) cached backbone
-        features (pretrained regime: no crop, no flip)
+        features (pretrained regime: no crop, no flip; ``finetune="last_block"``: the flattened maps
+        entering the backbone's last block, (N, C·h·w))
     labels : int (N,)
     progress : progress bar (None: ``cfg.progress``)
     callback : optional ``callback(iterations_done, model)`` run after every iteration (e.g. a
@@ -168,7 +186,9 @@ def train_model(cfg: Config, images: torch.Tensor, labels: np.ndarray, device: t
     loss_fn = DSRHLoss(margin=cfg.margin0, alpha=cfg.lam) if dsrh else DRSCHLoss(
         lam=cfg.effective_lam, margin=cfg.margin0, form=cfg.form, same=cfg.same, diff=cfg.diff,
         code_faithful=cfg.code_faithful)
-    opt = ClippedSGD(model.param_groups(cfg.lr, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum,
+    groups = model.param_groups(cfg.lr, cfg.weight_decay, cfg.finetune_lr_mult) if features else \
+        model.param_groups(cfg.lr, cfg.weight_decay)
+    opt = ClippedSGD(groups, lr=cfg.lr, momentum=cfg.momentum,
                       max_norm=cfg.grad_clip)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
     sampler = PKSampler(labels, cfg.classes_per_batch, cfg.images_per_class, seed=cfg.seed)
@@ -217,7 +237,7 @@ def train_model(cfg: Config, images: torch.Tensor, labels: np.ndarray, device: t
     ckpt = dict(checkpoint=checkpoint, state=save_state, load_state=load_state,
                 checkpoint_every=checkpoint_every) if checkpoint else {}
     hist = fit(step, optimizer=opt, iterations=cfg.iterations, scheduler=sched, on_iteration=on_iteration,
-               desc=f"{method_name(cfg.variant, cfg.backbone, deviations(cfg))} {cfg.bits}b",
+               desc=f"{record_method(cfg)} {cfg.bits}b",
                progress=cfg.progress if progress is None else progress, **ckpt)
     model.eval()
     parts.update({k: v.item() for k, v in parts.items() if torch.is_tensor(v)})  # off the CPU: read back once
@@ -275,21 +295,34 @@ def _flatten(ev: dict, metrics: dict, curves: dict) -> None:
 
 
 def _backbone_features(ds, cfg: Config, rows: np.ndarray) -> tuple[torch.Tensor, dict]:
-    """Cached pooled backbone features of ``ds[rows]`` as float32 (len(rows), D) and what the
-    record says about them (protocol entries + ``backbone_feature_read_s``)."""
+    """Cached pooled backbone features of ``ds[rows]`` as float32 (len(rows), D), or with
+    ``finetune="last_block"`` the cached maps entering the backbone's last block (len(rows), C·h·w)
+    (:func:`hashrepro.finetune.cached_image_maps`), and what the record says about them (protocol
+    entries + ``backbone_feature_read_s``)."""
     from ..features import backbone_cache_info, dataset_features
+    from ..finetune import FINETUNE_START, cached_image_maps
 
     t0 = time.perf_counter()
-    feats = dataset_features(ds, cfg.backbone, indices=rows, input_size=cfg.backbone_input_size)
+    tuned = cfg.finetune == "last_block"
+    if tuned:
+        feats = cached_image_maps(ds, rows, cfg.backbone, cfg.backbone_input_size, progress=bool(cfg.progress))
+    else:
+        feats = dataset_features(ds, cfg.backbone, indices=rows, input_size=cfg.backbone_input_size)
     x = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
     info = backbone_cache_info(ds, cfg.backbone, input_size=cfg.backbone_input_size) or {}
     hidden = " -> ".join(str(h) for h in cfg.head_hidden)
+    head = (f"FeatureMLP {1280 if tuned else x.shape[1]} -> {hidden} (ReLU)" if cfg.head_hidden else "none") \
+        + f" -> fc8 {cfg.bits} -> scaled tanh -> bit weights"
     meta = {"backbone": f"{cfg.backbone} (ImageNet, frozen; pooled features cached)",
             "backbone_input_size": info.get("input_size"), "backbone_normalisation": info.get("normalisation"),
             "backbone_weights_sha256": info.get("weights_sha256"), "backbone_feature_dim": int(x.shape[1]),
-            "backbone_head": (f"FeatureMLP {x.shape[1]} -> {hidden} (ReLU)" if cfg.head_hidden else "none")
-                             + f" -> fc8 {cfg.bits} -> scaled tanh -> bit weights",
-            "backbone_feature_read_s": time.perf_counter() - t0}
+            "backbone_head": head, "backbone_feature_read_s": time.perf_counter() - t0}
+    if tuned:
+        meta.update(backbone=(f"{cfg.backbone} (ImageNet; blocks {FINETUNE_START}.. + head conv fine-tuned with the "
+                              f"head at lr x {cfg.finetune_lr_mult:g}, batch norm at ImageNet statistics; the maps "
+                              f"entering block {FINETUNE_START} cached)"),
+                    backbone_head=f"last block + head conv + pool -> {head}",
+                    finetune="last_block: the whole image resampled as one crop (hashrepro.crop_features.crop_resize)")
     return x, {k: v for k, v in meta.items() if v is not None}
 
 
@@ -379,7 +412,7 @@ def _run(r, command: str | None) -> dict:
     config = cfg.to_dict()
     config.update(flip_used=bool(flip), effective_lam=cfg.effective_lam, final_slope=info["final_slope"],
                   final_margin=info["final_margin"])
-    record = r.record(paper="drsch", method=method_name(cfg.variant, cfg.backbone, deviations(cfg)), bits=cfg.eval_bits,
+    record = r.record(paper="drsch", method=record_method(cfg), bits=cfg.eval_bits,
                       config=config, protocol=protocol, metrics=metrics, curves=curves, command=command)
     # a collapsed or diverged run is flagged in its record, never reported as a normal number
     db_codes = (zdb[:, kept_bits(w, cfg.eval_bits)] > 0).astype(np.uint8)

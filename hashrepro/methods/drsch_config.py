@@ -10,10 +10,12 @@ from typing import Any
 
 import numpy as np
 
+from ..finetune import FINETUNE_TAG, FINETUNES, check_finetune  # noqa: F401  (FINETUNES re-exported)
 from ..params import check_seed
 from ..recipe import RecipeConfig
 
-__all__ = ["VARIANTS", "SCALES", "BACKBONES", "Config", "method_name", "deviations", "NAMED_FIELDS"]
+__all__ = ["VARIANTS", "SCALES", "BACKBONES", "FINETUNES", "Config", "method_name", "record_method", "deviations",
+           "NAMED_FIELDS"]
 
 VARIANTS = ("dsch", "drsch", "bs-drsch", "dsrh")
 SCALES = ("smoke", "default", "paper")
@@ -76,7 +78,10 @@ class Config(RecipeConfig):
     Backbone
         backbone ("scratch" | "efficientnet_lite0": frozen ImageNet features, cached),
         backbone_input_size (pixels fed to the backbone; None = its default 160), head_hidden
-        (widths of the trainable head on the features; input_size, resize_to, jitter, flip unused).
+        (widths of the trainable head on the features; input_size, resize_to, jitter, flip unused),
+        finetune ("none": the backbone frozen, the head on cached pooled features; "last_block": its
+        last MBConv block and head conv fine-tuned on the cached maps that enter that block,
+        :mod:`hashrepro.finetune`) at lr × ``finetune_lr_mult`` (0.1, set as in the MCH chapter, not tuned).
     Run
         threads (CPU threads while the run lasts, restored after; None = leave), progress (bar).
     """
@@ -133,6 +138,8 @@ class Config(RecipeConfig):
     backbone: str = "scratch"
     backbone_input_size: int | None = None
     head_hidden: tuple = (512,)
+    finetune: str = "none"
+    finetune_lr_mult: float = 0.1
     progress: bool | None = None
 
     PRESETS = _SCALE_PRESETS
@@ -195,6 +202,11 @@ class Config(RecipeConfig):
         if any(not isinstance(h, (int, np.integer)) or h < 1 for h in self.head_hidden):
             bad("head_hidden", "head_hidden must be a tuple of positive ints (widths)")
         self.head_hidden = tuple(int(h) for h in self.head_hidden)
+        why = check_finetune(self.finetune, self.backbone)
+        if why:
+            bad("finetune", why)
+        if not float(self.finetune_lr_mult) > 0:
+            bad("finetune_lr_mult", f"finetune_lr_mult must be > 0, got {self.finetune_lr_mult!r}")
 
     # ------------------------------------------------------------------ scales
     @classmethod
@@ -271,12 +283,15 @@ def deviations(cfg: "Config") -> dict:
     return out
 
 
-def method_name(variant: str, backbone: str = "scratch", deviations: dict | None = None) -> str:
+def method_name(variant: str, backbone: str = "scratch", deviations: dict | None = None,
+                finetune: str = "none") -> str:
     """Record name: the variant (``dsch``, ``drsch``, ``bs-drsch``, ``dsrh``); with hyperparameters
     other than the preset's (``deviations``: :func:`deviations` of the run's Config, e.g. chosen on a
     validation split) each ``-<field>-<value>`` (``drsch-lam-0.01-lr-0.03``: a deviation, so that such
-    runs never mix with the preset's in a table or claim); the backbone appended on a pretrained
-    backbone (``drsch-efficientnet_lite0``, ``drsch-margin0-13-efficientnet_lite0``)."""
+    runs never mix with the preset's in a table or claim); ``-lastblock`` when the backbone's last
+    block is fine-tuned (``finetune="last_block"``); the backbone appended on a pretrained
+    backbone (``drsch-efficientnet_lite0``, ``drsch-margin0-13-efficientnet_lite0``,
+    ``drsch-head_hidden-2048-lastblock-efficientnet_lite0``)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     if backbone not in BACKBONES:
@@ -284,5 +299,15 @@ def method_name(variant: str, backbone: str = "scratch", deviations: dict | None
     bad = set(deviations or {}) - set(NAMED_FIELDS)
     if bad:
         raise ValueError(f"deviations may name {NAMED_FIELDS} only, got {sorted(bad)}")
+    why = check_finetune(finetune, backbone)
+    if why:
+        raise ValueError(why)
     name = variant + "".join(f"-{k}-{_fmt(v)}" for k, v in (deviations or {}).items())
+    name += f"-{FINETUNE_TAG}" if finetune == "last_block" else ""
     return name if backbone == "scratch" else f"{name}-{backbone}"
+
+
+def record_method(cfg: "Config") -> str:
+    """The record name of a run of ``cfg`` (:func:`method_name` of its variant, backbone,
+    :func:`deviations` and finetune): the one place a DRSCH run's name is made."""
+    return method_name(cfg.variant, cfg.backbone, deviations(cfg), cfg.finetune)

@@ -133,16 +133,14 @@ BASES = ("ksh", "hashnet", "adsh", "dch", "mmhh")
 #: "scratch": the small CNN trained on the mosaics; "efficientnet_lite0": the ImageNet backbone,
 #: frozen, the pooled features of every crop cached, the base models as heads on them.
 BACKBONES = ("scratch", "efficientnet_lite0")
-#: What trains of the ImageNet backbone (pretrained regime): "none" = frozen (the heads sit on cached
-#: pooled features); "last_block" = its last MBConv block and head conv, fine-tuned by the deep base
-#: models (HashNet, ADSH, DCH, MMHH; KSH is a kernel map on fixed features) on the cached maps that
-#: enter that block (:func:`hashrepro.crop_features.crop_map_shape`; 192 x 4 x 4 at 112 px); after
-#: training every cached crop's maps go through the tuned block once and everything downstream (the
-#: agent's state, the extension, the evaluation) codes those re-encoded features. LSH and ITQ stay on
-#: the frozen features (they are not run: their records are the frozen runs').
-FINETUNES = ("none", "last_block")
-#: The block whose input maps are cached for ``finetune="last_block"`` (EfficientNet-Lite0 has 16).
-FINETUNE_START = 15
+#: What trains of the ImageNet backbone (pretrained regime; :mod:`hashrepro.finetune`): "none" = frozen
+#: (the heads sit on cached pooled features); "last_block" = its last MBConv block and head conv,
+#: fine-tuned by the deep base models (HashNet, ADSH, DCH, MMHH; KSH is a kernel map on fixed features)
+#: on the cached maps that enter that block (192 x 4 x 4 at 112 px); after training every cached crop's
+#: maps go through the tuned block once and everything downstream (the agent's state, the extension,
+#: the evaluation) codes those re-encoded features. LSH and ITQ stay on the frozen features (they are
+#: not run: their records are the frozen runs').
+from ..finetune import FINETUNE_START, FINETUNE_TAG, FINETUNES, check_finetune  # noqa: E402,F401  (re-exported)
 #: Input side of the ImageNet backbone in the pretrained regime (see the module docstring).
 PRETRAINED_INPUT_SIZE = 112
 #: Baselines of the agent's REINFORCE update: "none" (eq. 7 as printed), "batch" (leave-one-out
@@ -342,12 +340,9 @@ class Config(RecipeConfig):
             if not self.agent_ratios():
                 bad("crop_ratios", f"no crop_ratios lie in [crop_min, crop_max] = [{self.crop_min}, "
                                    f"{self.crop_max}]: the agent would have no crops to try")
-        if self.finetune not in FINETUNES:
-            bad("finetune", f"finetune must be one of {FINETUNES} ('none': the backbone frozen; 'last_block': "
-                            "its last block fine-tuned)")
-        if self.finetune != "none" and self.backbone == "scratch":
-            bad("finetune", "finetune applies to the ImageNet backbone (backbone='efficientnet_lite0'); the scratch "
-                            "regime trains its small CNN end to end already")
+        why = check_finetune(self.finetune, self.backbone)
+        if why:
+            bad("finetune", why)
         if self.finetune != "none" and self.base == "ksh":
             bad("finetune", "KSH is a kernel map on fixed features (MCH §5): finetune applies to hashnet, adsh, dch, mmhh")
         if not float(self.finetune_lr_mult) > 0:
@@ -388,7 +383,7 @@ def name_tag(cfg: "Config") -> str:
     """What names a run beyond its base model and backbone: the split (:func:`split_tag`) and, when the
     backbone's last block is fine-tuned, ``lastblock`` (``dch-lastblock-efficientnet_lite0``), so that
     such runs never mix with the frozen-backbone runs in a table or claim."""
-    return "-".join(t for t in (split_tag(cfg), "lastblock" if cfg.finetune == "last_block" else "") if t)
+    return "-".join(t for t in (split_tag(cfg), FINETUNE_TAG if cfg.finetune == "last_block" else "") if t)
 
 
 def record_method(cfg: "Config", name: str | None = None) -> str:

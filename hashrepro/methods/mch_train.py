@@ -23,10 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..crop_features import crop_resize
+from ..finetune import imagenet_tail
 from ..data.crops import CropBank
 from ..losses.pairwise import ADSHLoss, _sign, hashnet_beta, make_loss, similarity
 from ..models.mch_hashers import DeepHasher, FeatureHasher, KSHHasher
-from ..models.mch_heads import FeatureBackbone, KSHModel, KSHOnFeatures, TunedFeatureBackbone, TunedTail
+from ..models.mch_heads import FeatureBackbone, KSHModel, KSHOnFeatures, TunedFeatureBackbone
 from ..models.small_cnn import HashModel, SmallCNN
 from ..paths import repo_root
 from ..train import fit
@@ -178,7 +179,7 @@ def train_base(cfg, backbone_state: dict, x_train: torch.Tensor, y_train: np.nda
         if tuned:  # x_train: maps entering the last block; the block + head conv train (finetune_lr_mult)
             head = FeatureBackbone(int(backbone_state["mean"].shape[0]), hidden=cfg.head_hidden)
             head.load_state_dict(backbone_state)
-            model = HashModel(TunedFeatureBackbone(_imagenet_tail(cfg), head), q, RELAXATION[cfg.base]).to(device)
+            model = HashModel(TunedFeatureBackbone(imagenet_tail(cfg.backbone, cfg.backbone_size), head), q, RELAXATION[cfg.base]).to(device)
             body = [{"params": list(model.backbone.tail.parameters()), "lr": cfg.base_lr * cfg.finetune_lr_mult},
                     {"params": list(model.backbone.head.parameters()), "lr": cfg.base_lr}]
         else:
@@ -219,17 +220,6 @@ def train_base(cfg, backbone_state: dict, x_train: torch.Tensor, y_train: np.nda
         hasher = DeepHasher(model, cfg.input_size, device) if bank is None else FeatureHasher(model, bank, device)
     info["wall_time_s"] = time.perf_counter() - t0
     return hasher, info
-
-
-def _imagenet_tail(cfg) -> TunedTail:
-    """The ImageNet EfficientNet-Lite0's blocks from :data:`~hashrepro.methods.mch.FINETUNE_START` on,
-    with its head conv (:class:`~hashrepro.models.mch_heads.TunedTail`), ready to fine-tune."""
-    from ..crop_features import crop_map_shape
-    from ..models.backbones import get_backbone
-    from .mch import FINETUNE_START
-
-    net = get_backbone(cfg.backbone, pretrained="imagenet")
-    return TunedTail(net, FINETUNE_START, crop_map_shape(cfg.backbone, cfg.backbone_size, FINETUNE_START))
 
 
 @torch.no_grad()

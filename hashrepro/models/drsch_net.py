@@ -237,6 +237,8 @@ class DRSCHFeatureNet(_WeightedCodeOutput, nn.Module):
     ==========  ===========================================================  ===========
     layer       definition                                                   output
     ==========  ===========================================================  ===========
+    (tail)      ``tail`` only: the backbone's last block + head conv + pool,  d (1280)
+                on cached maps (N, C·h·w) (:mod:`hashrepro.finetune`)
     input       pooled features of the frozen backbone (cached)              d (1280)
     head        :class:`~hashrepro.models.heads.FeatureMLP`: Linear + ReLU    hidden[-1]
                 per width in ``hidden`` (``()``: none, fc8 on the features)
@@ -251,13 +253,16 @@ class DRSCHFeatureNet(_WeightedCodeOutput, nn.Module):
     released fc7's width; unlike fc7 the head has a ReLU, two stacked linear maps being one).
     slope : initial slope a.  init : "default" (PyTorch's Kaiming-uniform, the preset: the released
     σ = 0.1 Gaussian saturates the tanh on 1280 non-negative features) or "caffe" (σ = 0.1, zero biases).
+    tail : None (the input is pooled features) or a module mapping flattened maps (N, C·h·w) to
+    pooled features (N, d) that trains with the head (a :class:`~hashrepro.models.mch_heads.TunedTail`,
+    ``finetune="last_block"``); it must have ``map_shape`` (C, h, w) and ``feat_dim`` = d.
 
     The interface is :class:`DRSCHNet`'s: ``preactivation(x)`` (N, d) → z (N, q), ``codes(x)`` →
     (z, h, r), ``forward(x)`` → r, ``weights``, ``set_slope``, ``param_groups(lr, weight_decay)``.
     """
 
     def __init__(self, n_bits: int = 64, in_features: int = 1280, hidden: tuple = (512,), slope: float = 5.0,
-                 init: str = "default"):
+                 init: str = "default", tail: nn.Module | None = None):
         super().__init__()
         from .heads import FeatureMLP
 
@@ -267,31 +272,42 @@ class DRSCHFeatureNet(_WeightedCodeOutput, nn.Module):
             raise ValueError(f"in_features must be a positive int (the backbone's feature width), got {in_features!r}")
         if init not in ("caffe", "default"):
             raise ValueError(f"init must be 'caffe' or 'default', got {init!r}")
+        if tail is not None and int(tail.feat_dim) != in_features:
+            raise ValueError(f"the tail outputs {tail.feat_dim} features but in_features is {in_features}")
         self.n_bits = n_bits
         self.in_features = in_features
+        self.tail = tail
+        self.input_width = in_features if tail is None else math.prod(int(v) for v in tail.map_shape)
         self.head = FeatureMLP(in_features, tuple(hidden))
         self.fc8 = nn.Linear(self.head.fc_dim, n_bits)
         self.code = ScaledTanh(slope)
         self.bit_weights = BitWeights(n_bits)
         if init == "caffe":
-            for m in self.modules():
+            for m in (*self.head.modules(), self.fc8):
                 if isinstance(m, nn.Linear):
                     nn.init.normal_(m.weight, std=0.1)
                     nn.init.zeros_(m.bias)
 
-    def param_groups(self, lr: float, weight_decay: float) -> list[dict]:
+    def param_groups(self, lr: float, weight_decay: float, tail_lr_mult: float = 0.1) -> list[dict]:
         """SGD groups with the released multipliers for fully connected layers: weights 0.5 × weight
-        decay, bit weights 0.5 ×, biases 0."""
-        linears = [m for m in self.modules() if isinstance(m, nn.Linear)]
-        return [
+        decay, bit weights 0.5 ×, biases 0; with a ``tail``, its parameters at ``lr × tail_lr_mult``
+        with the released conv layers' 0.1 × weight decay."""
+        linears = [m for m in (*self.head.modules(), self.fc8) if isinstance(m, nn.Linear)]
+        groups = [
             {"params": [m.weight for m in linears], "lr": lr, "weight_decay": 0.5 * weight_decay},
             {"params": [self.bit_weights.weight], "lr": lr, "weight_decay": 0.5 * weight_decay},
             {"params": [m.bias for m in linears], "lr": lr, "weight_decay": 0.0},
         ]
+        if self.tail is not None:
+            groups.append({"params": list(self.tail.parameters()), "lr": lr * tail_lr_mult,
+                           "weight_decay": 0.1 * weight_decay})
+        return groups
 
     def preactivation(self, x: torch.Tensor) -> torch.Tensor:
-        """z = fc8(head(x)): features (N, d) → (N, q). sign(z) gives the binary code."""
-        if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"expected pooled features of shape (N, {self.in_features}), got {tuple(x.shape)}")
-        return self.fc8(self.head(x))
+        """z = fc8(head(x)): features (N, d) → (N, q) (with a ``tail``: maps (N, C·h·w) → tail → head).
+        sign(z) gives the binary code."""
+        if x.ndim != 2 or x.shape[1] != self.input_width:
+            what = "pooled features" if self.tail is None else f"flattened maps {tuple(self.tail.map_shape)}"
+            raise ValueError(f"expected {what} of shape (N, {self.input_width}), got {tuple(x.shape)}")
+        return self.fc8(self.head(x if self.tail is None else self.tail(x)))
 

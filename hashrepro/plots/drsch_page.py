@@ -219,9 +219,9 @@ def selection_outputs(records, selections: Sequence[Mapping], quoted: pd.DataFra
 
     def name_of(chosen: Mapping, sel: Mapping) -> str:
         recipe = (sel.get("config") or {}).get("recipe") or {}
-        base = {k: recipe[k] for k in drsch.NAMED_FIELDS if k in recipe}
+        base = {k: recipe[k] for k in (*drsch.NAMED_FIELDS, "finetune") if k in recipe}
         cfg = drsch.Config.for_scale("default", variant=variant, backbone=backbone, **{**base, **dict(chosen)})
-        return drsch.method_name(variant, backbone, drsch.deviations(cfg))
+        return drsch.record_method(cfg)
 
     ref = {b: paper_value(quoted, variant, dataset, b) for b in bits}
     ref = {b: v for b, v in ref.items() if v is not None}

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from hashrepro import crop_features as CF
+from hashrepro.finetune import imagenet_tail
 from hashrepro.data.base import Dataset
 from hashrepro.data.crops import CropBank, crop_boxes
 from hashrepro.methods import mch as M
@@ -284,7 +285,7 @@ def test_finetune_last_block_smoke_run(monkeypatch):
     def spy(tail, maps, device, batch_size=512):
         seen["dim"] = maps.dim
         seen["moved"] = any((p0 - p).abs().max() > 0 for p0, p in zip(
-            mch_train._imagenet_tail(cfg).parameters(), tail.parameters()))
+            imagenet_tail(cfg.backbone, cfg.backbone_size).parameters(), tail.parameters()))
         return real(tail, maps, device, batch_size)
 
     monkeypatch.setattr(mch_train, "reencode_bank", spy)
