@@ -53,7 +53,8 @@ def regime_cells(records, method: str, dataset: str, metric: str = "map",
     iterations) are not the chapter's rows and are left out.
     Records flagged as degenerate (``record["flags"]``, e.g. constant bits) never enter a mean; a cell
     counts them (``n_flagged``) and one with only flagged runs reads "flagged (k runs: <flag>)".
-    Returns ``{bits: {"mean", "std", "n", "scale", "seeds", "legacy", "wall_time_s"[, "n_flagged", "flag"]}}``.
+    Returns ``{bits: {"mean", "std", "n", "scale", "seeds", "by_seed" ({seed: value}), "legacy", "wall_time_s"[,
+    "n_flagged", "flag"]}}``.
     """
     groups: dict = defaultdict(list)
     flagged: dict = defaultdict(list)
@@ -87,14 +88,16 @@ def regime_cells(records, method: str, dataset: str, metric: str = "map",
         by_seed = {int(r.get("seed", 0)): v for v, r in use}  # one value per seed (latest wins)
         x = np.array(list(by_seed.values()), dtype=float)
         out[bits] = {"mean": float(x.mean()), "std": float(x.std(ddof=1)) if len(x) > 1 else float("nan"),
-                     "n": len(x), "scale": scale, "seeds": sorted(by_seed), "legacy": legacy,
+                     "n": len(x), "scale": scale, "seeds": sorted(by_seed), "by_seed": dict(sorted(by_seed.items())),
+                     "legacy": legacy,
                      "wall_time_s": float(np.mean([r.get("wall_time_s", np.nan) for _, r in use]))}
     for bits, rs in flagged.items():
         if bits in out:
             out[bits]["n_flagged"] = len(rs)
         else:
             out[bits] = {"mean": float("nan"), "std": float("nan"), "n": 0, "scale": rs[0].get("scale", "default"),
-                         "seeds": [], "legacy": False, "wall_time_s": float("nan"), "n_flagged": len(rs),
+                         "seeds": [], "by_seed": {}, "legacy": False, "wall_time_s": float("nan"),
+                         "n_flagged": len(rs),
                          "flag": str(rs[0]["flags"][0]).split(":")[0]}
     return out
 

@@ -95,3 +95,22 @@ def test_dead_bits_table_groups_controls_cpu_and_gpu():
     assert t.loc["control: long-cpu-settings", "mAP (unflagged)"] == "0.590 (n=2)"
     assert t.loc["GPU (scale=paper, shortened)", "lr"] == "0.0033" and t.loc["GPU (scale=paper, shortened)", "momentum"] == "0"
     assert DP.dead_bits_table([], [], []).empty
+
+
+def test_finetune_outputs_pairs_seeds_counts_flags_and_reads_the_quoted_numbers():
+    from hashrepro.claims.drsch import LAST_BLOCK_TUNED, TUNED_ON_HELD_OUT
+
+    quoted = pd.DataFrame([{"method": "drsch", "dataset": "cifar10", "bits": b, "metric": "map", "value": v}
+                           for b, v in ((12, 0.615), (32, 0.629))])
+    assert "-p finetune last_block" in DP.finetune_outputs([], quoted)[0].data
+    recs = [rec(TUNED_ON_HELD_OUT, 32, s, v) for s, v in ((0, 0.60), (1, 0.61), (2, 0.62))]
+    recs += [rec(LAST_BLOCK_TUNED, 32, s, v) for s, v in ((0, 0.63), (1, 0.64), (2, 0.65))]
+    recs += [rec(LAST_BLOCK_TUNED, 12, 0, 0.70), rec(LAST_BLOCK_TUNED, 12, 1, 0.2, flags=["constant_bits: 5"]),
+             {**rec(LAST_BLOCK_TUNED, 12, 2, 0.9), "git_dirty": True}]          # a dirty run never counts
+    table, text = DP.finetune_outputs(recs, quoted, bits=(12, 32))
+    row32 = table.set_index("bits").loc[32]
+    assert row32["tuned − frozen, per seed"] == "+0.030 / +0.030 / +0.030"
+    assert row32["tuned − quoted"] == "+0.011" and row32["quoted"] == 0.629
+    row12 = table.set_index("bits").loc[12]
+    assert row12["last block tuned"].endswith("+ 1 flagged") and row12["tuned − frozen, per seed"] == "—"
+    assert "best fine-tuned length is 32 bits at 0.640" in text.data and "at or above the quoted number at 32" in text.data
