@@ -15,8 +15,8 @@ TUNED_ON_TRAINING_ROWS = "drsch-slope_factor-1-efficientnet_lite0"
 #: ... and chosen with a held-out validation database (the head-width grid, then the slope grid on it:
 #: a 2,048-unit head, slope growth kept).
 TUNED_ON_HELD_OUT = "drsch-head_hidden-2048-efficientnet_lite0"
-#: ... and the same head with the backbone's last block fine-tuned (``finetune="last_block"``, the grid
-#: ``finetune=none,last_block`` on top of the 2,048-unit head, held-out validation database).
+#: ... and the same head with the backbone's last block fine-tuned (``finetune="last_block"``: set on top of
+#: that choice, not selected on validation).
 LAST_BLOCK_TUNED = "drsch-head_hidden-2048-lastblock-efficientnet_lite0"
 
 
@@ -95,7 +95,7 @@ DRSCH = (
                    "needs the runs with the last block fine-tuned (hashrepro sweep drsch ... -p backbone "
                    "efficientnet_lite0 -p head_hidden [2048] -p finetune last_block)",
                    "a deviation: only the backbone's last block and head conv train (the paper trains the whole "
-                   "network); finetune chosen at 32 bits, seed 0, with a held-out validation database"),
+                   "network); set on top of the head chosen on validation, not selected itself"),
     Claim("drsch-pt-lastblock-vs-frozen", "drsch", "[ImageNet backbone, 2,048-unit head] fine-tuning the "
           "backbone's last block raises DRSCH's MAP over the frozen backbone (same head, schedule and seeds)",
           (Compare(Side(LAST_BLOCK_TUNED, where=_C10, label="last block tuned"),
