@@ -113,4 +113,6 @@ def test_finetune_outputs_pairs_seeds_counts_flags_and_reads_the_quoted_numbers(
     assert row32["tuned − quoted"] == "+0.011" and row32["quoted"] == 0.629
     row12 = table.set_index("bits").loc[12]
     assert row12["last block tuned"].endswith("+ 1 flagged") and row12["tuned − frozen, per seed"] == "—"
+    assert row32["tuned − frozen, every seed (†: a side flagged)"] == "+0.030 / +0.030 / +0.030"
+    assert "1 of 5 tuned, 0 of 3 frozen" in text.data  # the dirty 12-bit run is not counted
     assert "best fine-tuned length is 32 bits at 0.640" in text.data and "at or above the quoted number at 32" in text.data
