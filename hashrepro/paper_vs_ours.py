@@ -98,6 +98,8 @@ def _aggregate(records: pd.DataFrame, metric: str, keys: list[str], scale: str |
         return empty
     r = records.copy()
     r = r[r["complete"].fillna(True).astype(bool)] if "complete" in r.columns else r
+    if "record" in r.columns:  # runs flagged as degenerate (e.g. constant bits) never enter a mean
+        r = r[[not (isinstance(x, Mapping) and x.get("flags")) for x in r["record"]]]
     r[col] = pd.to_numeric(r[col], errors="coerce")
     r = r[r[col].notna()]
     if "bits" in keys:
@@ -223,6 +225,9 @@ def records_table(records_df: pd.DataFrame, metric: str = "map", index: str | It
     dataset : keep only this dataset
     scale : keep only this scale (default: the most faithful scale per cell, as in :func:`compare`)
     digits, show_n : formatting (:func:`format_mean_std`)
+
+    Runs flagged as degenerate (``record["flags"]``, e.g. constant bits) are left out, as in
+    :func:`compare` and the claims: a cell with only flagged runs is empty.
     """
     index = [index] if isinstance(index, str) else list(index)
     columns = [columns] if isinstance(columns, str) else list(columns)

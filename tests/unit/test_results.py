@@ -290,6 +290,12 @@ def test_format_mean_std_and_records_table(tmp_path):
     t2 = records_table(load_records(tmp_path), index=["dataset", "method"], columns="bits", show_n=True)
     assert t2.loc[("other", "toy-b"), 32] == "0.900 (n=1)"
     assert records_table(load_records(tmp_path / "none")).empty
+    for method, seed in (("toy-c", 0), ("toy-a", 2)):
+        flagged = rec(method=method, bits=16, seed=seed, map_=0.9)
+        flagged["flags"] = ["constant_bits: 9 of 16 bits take one value"]
+        save_run(flagged, tmp_path)
+    t3 = records_table(load_records(tmp_path), "map", index="method", columns="bits", dataset="digits")
+    assert t3.loc["toy-a", 16] == "0.410 ± 0.014" and "toy-c" not in t3.index  # flagged runs never enter a mean
 
 
 def test_fsync_and_replace_are_used(tmp_path, monkeypatch):
