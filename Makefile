@@ -32,15 +32,15 @@ browser:
 
 test: setup browser
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-sanitize-with .ci/nbval-sanitize.cfg \
-	  -p no:cacheprovider $(PYTEST_ARGS)
+	  -p no:cacheprovider --durations=30 $(PYTEST_ARGS)
 
 # Unit tests only (seconds to minutes): no notebooks, no site build.
 test-fast: setup
-	$(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider --durations=30 $(PYTEST_ARGS)
 
 # The library's pieces only (tests/unit: codes, metrics, index, losses, records, claims; a few minutes).
 test-unit: setup
-	$(BIN)/python -m pytest tests/unit -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/unit -p no:cacheprovider --durations=30 $(PYTEST_ARGS)
 
 clean:
 	rm -rf _build book/runs/local results/local

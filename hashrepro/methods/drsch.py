@@ -301,6 +301,7 @@ def _backbone_features(ds, cfg: Config, rows: np.ndarray) -> tuple[torch.Tensor,
     entries + ``backbone_feature_read_s``)."""
     from ..features import backbone_cache_info, dataset_features
     from ..finetune import FINETUNE_START, cached_image_maps
+    from ..models.backbones import backbone_spec
 
     t0 = time.perf_counter()
     tuned = cfg.finetune == "last_block"
@@ -311,7 +312,8 @@ def _backbone_features(ds, cfg: Config, rows: np.ndarray) -> tuple[torch.Tensor,
     x = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
     info = backbone_cache_info(ds, cfg.backbone, input_size=cfg.backbone_input_size) or {}
     hidden = " -> ".join(str(h) for h in cfg.head_hidden)
-    head = (f"FeatureMLP {1280 if tuned else x.shape[1]} -> {hidden} (ReLU)" if cfg.head_hidden else "none") \
+    head_in = backbone_spec(cfg.backbone).feature_dim if tuned else x.shape[1]  # the tail pools to the spec's width
+    head = (f"FeatureMLP {head_in} -> {hidden} (ReLU)" if cfg.head_hidden else "none") \
         + f" -> fc8 {cfg.bits} -> scaled tanh -> bit weights"
     meta = {"backbone": f"{cfg.backbone} (ImageNet, frozen; pooled features cached)",
             "backbone_input_size": info.get("input_size"), "backbone_normalisation": info.get("normalisation"),

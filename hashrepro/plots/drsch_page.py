@@ -252,8 +252,7 @@ def finetune_outputs(records, quoted: pd.DataFrame, bits: Sequence[int] = (12, 2
     import numpy as np
 
     from ..claims.drsch import LAST_BLOCK_TUNED, TUNED_ON_HELD_OUT
-    from ..results import format_mean_std
-    from .regimes import _as_dicts, paper_value, regime_cells
+    from .regimes import _as_dicts, _fmt, paper_value, regime_cells
 
     tuned = regime_cells(records, LAST_BLOCK_TUNED, dataset)
     frozen = regime_cells(records, TUNED_ON_HELD_OUT, dataset)
@@ -264,19 +263,16 @@ def finetune_outputs(records, quoted: pd.DataFrame, bits: Sequence[int] = (12, 2
                          "*(commit first).*")]
 
     def every_seed(method: str, b: int) -> dict:
-        """{seed: (mAP, flagged)} of the clean chapter runs, flagged ones included (latest per seed)."""
-        out = {}
+        """{seed: (mAP, flagged)} of the clean chapter runs, flagged ones included (the latest record
+        per seed by ``finished``; file names carry the seed, so there is one per seed today)."""
+        latest: dict = {}
         for r in _as_dicts(records):
             if (r.get("method") == method and r.get("dataset") == dataset and int(r.get("bits", -1)) == b
                     and r.get("git_dirty") is False and r.get("scale") == "default"):
-                out[int(r["seed"])] = (float(r["metrics"]["map"]), bool(r.get("flags")))
-        return out
-
-    def cell(c):
-        if not c:
-            return "not run yet"
-        txt = format_mean_std(c["mean"], c["std"], 3, c["n"]) if c["n"] else "none unflagged"
-        return txt + (f" + {c['n_flagged']} flagged" if c.get("n_flagged") else "")
+                s = int(r["seed"])
+                if s not in latest or str(r.get("finished", "")) >= str(latest[s].get("finished", "")):
+                    latest[s] = r
+        return {s: (float(r["metrics"]["map"]), bool(r.get("flags"))) for s, r in latest.items()}
 
     rows, reached, n_flag = [], [], {"tuned": [0, 0], "frozen": [0, 0]}
     for b in bits:
@@ -293,8 +289,8 @@ def finetune_outputs(records, quoted: pd.DataFrame, bits: Sequence[int] = (12, 2
         gap = t["mean"] - q if t and t["n"] and q is not None else float("nan")
         if t and t["n"] >= 3 and q is not None and t["mean"] >= q:
             reached.append(b)
-        rows.append({"bits": b, "quoted": q if q is not None else float("nan"), "frozen, 2,048 head": cell(f),
-                     "last block tuned": cell(t), "tuned − frozen, per seed": " / ".join(f"{d:+.3f}" for d in diffs)
+        rows.append({"bits": b, "quoted": q if q is not None else float("nan"), "frozen, 2,048 head": _fmt(f),
+                     "last block tuned": _fmt(t), "tuned − frozen, per seed": " / ".join(f"{d:+.3f}" for d in diffs)
                      or "—", "tuned − frozen, every seed (†: a side flagged)": " / ".join(raw) or "—",
                      "tuned − quoted": f"{gap:+.3f}" if np.isfinite(gap) else "—",
                      "min / tuned run": f"{t['wall_time_s'] / 60:.0f}" if t and np.isfinite(t["wall_time_s"]) else "—"})

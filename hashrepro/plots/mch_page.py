@@ -180,6 +180,16 @@ def _by_seed(recs: list[dict], method: str, dataset: str, bits: int, metric: str
     return {s: v for s, (_, v) in sorted(out.items())}
 
 
+def _tally_margin(model: str, diffs: list[float], margin: float, judged: list, higher: list) -> None:
+    """Judge one model's paired per-seed differences (claims ``mch-pt-base-map``, ``mch-pt-ft-base-map``):
+    with ≥ 3 seeds it is judged (appended to ``judged``), and higher when every difference exceeds
+    ``margin`` (appended to ``higher``)."""
+    if len(diffs) >= 3:
+        judged.append(model)
+        if all(d > margin for d in diffs):
+            higher.append(model)
+
+
 def same_split_outputs(recs, dataset: str = "mosaic-cifar10", bits: int = 32,
                        bases=("ksh", "hashnet", "adsh", "dch", "mmhh"), backbone: str = "efficientnet_lite0",
                        margin: float = 0.02) -> list:
@@ -203,10 +213,8 @@ def same_split_outputs(recs, dataset: str = "mosaic-cifar10", bits: int = 32,
                      "ImageNet backbone": f"{np.mean([pt[s] for s in seeds]):.3f}",
                      "ImageNet − scratch, per seed": " / ".join(f"{d:+.3f}" for d in diffs),
                      "seeds": ", ".join(map(str, seeds))})
-        if x in bases and len(seeds) >= 3:
-            judged.append(x)
-            if all(d > margin for d in diffs):
-                higher.append(x)
+        if x in bases:
+            _tally_margin(x, diffs, margin, judged, higher)
     if not rows:
         return [no_runs("the from-scratch base models on the backbone's 2,000-mosaic split",
                         f"hashrepro sweep mch --dataset {dataset} --bits {bits} --seeds 0 1 2 --scale default "
@@ -265,10 +273,7 @@ def finetune_outputs(recs, dataset: str = "mosaic-cifar10", bits: int = 32,
                      "tuned − frozen, per seed": " / ".join(f"{d:+.3f}" for d in vs_frozen) or "—",
                      "ANHC of MCH-X (tuned)": mean(anhc),
                      "min / run": f"{np.nanmean(wall) / 60:.1f}" if wall else "—"})
-        if len(seeds) >= 3:
-            judged.append(x)
-            if all(d > margin for d in diffs):
-                higher.append(x)
+        _tally_margin(x, diffs, margin, judged, higher)
     if not rows:
         return [no_runs("the base models with the backbone's last block fine-tuned",
                         f"hashrepro sweep mch --dataset {dataset} --bits {bits} --seeds 0 1 2 --scale default "
