@@ -28,6 +28,12 @@ The projection (:func:`project`) and its constants, stated here and in the print
   DNNH's 20 s; DSRH's evaluation is DRSCH's);
 * total = max(GPU time: Σ iterations × max(FLOPs / sustained, kernels × device µs);
   host time: Σ iterations × kernels × host µs / workers) + Σ evaluation / workers.
+
+Beside the projection, :func:`project` gives a **floor** that no implementation of these networks can
+beat on that GPU: Σ iterations × counted FLOPs / the *full* BF16 peak (no launches, perfect fusion,
+batching of seeds and lengths, 100 % utilisation), per (paper, regime) too. When the floor alone
+exceeds the target, the target cannot be met at the paper's schedules by any change of the code,
+only by shorter schedules (:func:`fit_fraction`) or more GPUs, and the estimate says so.
 """
 from __future__ import annotations
 
@@ -194,12 +200,16 @@ def project(rows: Iterable[tuple[GridConfig, int, dict]], workers: int) -> dict:
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     gpu = host = ev = 0.0
+    floor: dict[str, float] = {}
     for gc, its, cost in rows:
         gpu += its * _gpu_s_per_it(cost)
         host += its * _host_s_per_it(cost)
         ev += EVAL_S.get(gc.paper, 30.0)
+        part = f"{gc.paper} {gc.backbone}"
+        floor[part] = floor.get(part, 0.0) + its * cost["flops_per_it"] / (GPU_PEAK_TFLOPS * 1e12)
     return {"gpu": gpu, "host": host / workers, "eval": ev / workers,
-            "total": max(gpu, host / workers) + ev / workers}
+            "total": max(gpu, host / workers) + ev / workers,
+            "flop_floor": sum(floor.values()), "flop_floor_by_part": floor}
 
 
 def fit_fraction(rows: Sequence[tuple[GridConfig, int, dict]], workers: int, budget_s: float) -> float:
@@ -281,6 +291,11 @@ def format_estimate(est: dict) -> str:
         f"{p['host'] / 60:.1f} min per worker, evaluation {p['eval'] / 60:.1f} min per worker",
         f"projected total on one H200-class GPU: {p['total'] / 60:.1f} min "
         f"(target {est['target_s'] / 60:g} min: {'fits' if p['total'] <= est['target_s'] else 'does NOT fit'})",
+        f"floor for any implementation (the counted FLOPs at 100% of the {GPU_PEAK_TFLOPS:g} TFLOP/s BF16 peak, "
+        f"no launch cost, evaluation free): {p['flop_floor'] / 60:.1f} min ("
+        + ", ".join(f"{k} {v / 60:.1f}" for k, v in sorted(p["flop_floor_by_part"].items(), key=lambda kv: -kv[1]))
+        + ")" + (f"; above the {est['target_s'] / 60:g}-min target, so no change of the code meets it at these "
+                 "schedules: only shorter schedules or more GPUs do" if p["flop_floor"] > est["target_s"] else ""),
     ]
     f = est["fraction"]
     if f < 1.0:

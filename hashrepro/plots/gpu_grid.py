@@ -271,3 +271,37 @@ def gpu_summary_outputs(date: str, papers=("dnnh", "drsch"), workers: int = 12) 
         text += f"; not counted, having no GPU record yet: {', '.join(names)}"
     text += "."
     return [calls, gpu_speed_table(recs), Markdown(text)]
+
+
+def flop_floor_sentence(costs: Mapping | None = None, target_minutes: float | None = None) -> str:
+    """What no implementation can beat: the counted FLOPs of the paper grid (174 runs, and the 126 runs
+    without the comparison methods CNNH* and DSRH) at the papers' schedules, at 100 % of one H200's
+    dense BF16 peak (``flop_floor`` of :func:`hashrepro.paper_grid_cost.project`), against the target.
+    ``costs``: the per-iteration costs (default: the committed ``benchmarks/paper_grid_costs.json``)."""
+    import json
+
+    from ..paper_grid_configs import paper_grid
+    from ..paper_grid_cost import GPU_PEAK_TFLOPS, TARGET_MINUTES, estimate
+    from ..paths import repo_root
+
+    if costs is None:
+        costs = json.loads((repo_root() / "benchmarks" / "paper_grid_costs.json").read_text())["costs"]
+    target = TARGET_MINUTES if target_minutes is None else float(target_minutes)
+    whole = paper_grid()
+    core = [gc for gc in whole if gc.variant not in ("cnnh-star", "dsrh")]
+    parts = []
+    for grid in (core, whole):
+        p = estimate(grid, workers=1, costs=dict(costs))["projection"]
+        top = max(p["flop_floor_by_part"].items(), key=lambda kv: kv[1])
+        parts.append((len(grid), p["flop_floor"] / 60, top))
+    (n_core, m_core, top_core), (n_all, m_all, _) = parts
+    paper, backbone = top_core[0].split(" ", 1)
+    top_name = f"{paper.upper()} " + ("from scratch" if backbone == "scratch" else f"on {backbone}")
+    verdict = ("so the target cannot be met at the papers' schedules by any change of the code (CUDA graphs, fused "
+               "or batched models remove launch cost, not arithmetic); only shorter schedules or more GPUs meet it"
+               if m_core > target else "so launch cost, not arithmetic, is what stands between the code and the target")
+    return (f"The floor under any implementation of these training loops: their counted FLOPs at the papers' "
+            f"schedules take **{m_core:.1f} minutes** for the {n_core}-run grid ({top_name} alone "
+            f"{top_core[1] / 60:.1f}) and {m_all:.1f} minutes for all {n_all} runs at 100 % of one H200's "
+            f"{GPU_PEAK_TFLOPS:g} TFLOP/s dense BF16 peak, with no launch cost and free evaluation, against the "
+            f"{target:g}-minute target; {verdict}. The recipes train in fp32, so the real floor is higher.")

@@ -185,6 +185,12 @@ def test_projection_model_and_fit_fraction():
     assert p["gpu"] == pytest.approx(1000 * max(1e12 / sustained, 100 * pg.DEVICE_US_PER_KERNEL * 1e-6))
     assert p["host"] == pytest.approx(1000 * 100 * pg.HOST_US_PER_OP * 1e-6)
     assert p["total"] == pytest.approx(max(p["gpu"], p["host"]) + pg.EVAL_S["dnnh"])
+    # the floor: the FLOPs at the full peak, whatever the launches; split by (paper, regime)
+    assert p["flop_floor"] == pytest.approx(1000 * 1e12 / (pg.GPU_PEAK_TFLOPS * 1e12))
+    assert p["flop_floor_by_part"] == {"dnnh scratch": pytest.approx(p["flop_floor"])}
+    two = rows + [(pg.GridConfig("drsch", "drsch", 12, 0, "efficientnet_lite0"), 10, rows[0][2])]
+    assert pg.project(two, 1)["flop_floor_by_part"]["drsch efficientnet_lite0"] == pytest.approx(
+        10 * 1e12 / (pg.GPU_PEAK_TFLOPS * 1e12))
     budget = pg.EVAL_S["dnnh"] + 0.25 * (p["total"] - p["eval"])
     f = pg.fit_fraction(rows, 1, budget)
     assert f == pytest.approx(0.25)
@@ -212,6 +218,9 @@ def test_dry_run_says_what_fits_when_the_target_is_missed(capsys):
     est["fraction"] = pg.fit_fraction(est["rows"], 4, 600.0)
     text = pg.format_estimate(est)
     assert "does NOT fit" in text and "what fits in 10 min" in text and "--budget-minutes 10" in text
+    floor_min = 100_000 * 1e13 / (pg.GPU_PEAK_TFLOPS * 1e12) / 60
+    assert f"floor for any implementation" in text and f"{floor_min:.1f} min" in text
+    assert ("no change of the code meets it" in text) == (floor_min > 10)
 
 
 # ---------------------------------------------------------------- running, resuming, budgets

@@ -132,3 +132,18 @@ def test_grid_calls_projection_of_the_runs_each_call_finished(tmp_path):
     assert t.iloc[0]["projected (s)"] == round(expected) and t.iloc[0]["grid (s)"] == 60
     assert t.iloc[0]["measured / projected"] == round(60 / expected, 2)
     assert "projected (s)" not in G.grid_calls(tmp_path).columns
+
+
+def test_flop_floor_sentence_counts_the_grid_at_full_peak():
+    from hashrepro.paper_grid_configs import paper_grid, paper_iterations
+    from hashrepro.paper_grid_cost import GPU_PEAK_TFLOPS, _key_str
+
+    grid = paper_grid()
+    # every configuration 1e13 FLOPs per iteration: the floor is Σ iterations × 1e13 / peak
+    costs = {_key_str(gc): {"cpu_s_per_it": 1.0, "flops_per_it": 1e13, "kernels_per_it": 10} for gc in grid}
+    core = [gc for gc in grid if gc.variant not in ("cnnh-star", "dsrh")]
+    want = sum(paper_iterations(gc) for gc in core) * 1e13 / (GPU_PEAK_TFLOPS * 1e12) / 60
+    text = G.flop_floor_sentence(costs, target_minutes=10)
+    assert f"**{want:.1f} minutes** for the {len(core)}-run grid" in text and f"all {len(grid)} runs" in text
+    assert "cannot be met" in text  # that floor is far above 10 minutes
+    assert "cannot be met" not in G.flop_floor_sentence(costs, target_minutes=want * 10)
