@@ -105,12 +105,16 @@ def test_finetune_outputs_pairs_seeds_counts_flags_and_reads_the_quoted_numbers(
     assert "-p finetune last_block" in DP.finetune_outputs([], quoted)[0].data
     recs = [rec(TUNED_ON_HELD_OUT, 32, s, v) for s, v in ((0, 0.60), (1, 0.61), (2, 0.62))]
     recs += [rec(LAST_BLOCK_TUNED, 32, s, v) for s, v in ((0, 0.63), (1, 0.64), (2, 0.65))]
+    for r, (wall, read) in zip(recs[-3:], ((1500, 0.0), (1320, 1.0), (3600, 2040.0))):  # seed 2 extracted the maps
+        r.update(wall_time_s=wall)
+        r["metrics"]["backbone_feature_read_s"] = read
     recs += [rec(LAST_BLOCK_TUNED, 12, 0, 0.70), rec(LAST_BLOCK_TUNED, 12, 1, 0.2, flags=["constant_bits: 5"]),
              {**rec(LAST_BLOCK_TUNED, 12, 2, 0.9), "git_dirty": True}]          # a dirty run never counts
     table, text = DP.finetune_outputs(recs, quoted, bits=(12, 32))
     row32 = table.set_index("bits").loc[32]
     assert row32["tuned − frozen, per seed"] == "+0.030 / +0.030 / +0.030"
     assert row32["tuned − quoted"] == "+0.011" and row32["quoted"] == 0.629
+    assert row32["min / tuned run"] == "24"  # (1500 + 1319 + 1560) / 3 s: the one-off extraction left out
     row12 = table.set_index("bits").loc[12]
     assert row12["last block tuned"].endswith("+ 1 flagged") and row12["tuned − frozen, per seed"] == "—"
     assert row32["tuned − frozen, every seed (†: a side flagged)"] == "+0.030 / +0.030 / +0.030"
