@@ -244,20 +244,28 @@ def full_grid_minutes(gpu_records, workers: int = 12) -> dict:
             "kinds_missing": sorted(missing)}
 
 
+def committed_costs() -> dict:
+    """The per-iteration costs measured on the CPU and committed (``benchmarks/paper_grid_costs.json``'s
+    ``"costs"``, written by ``hashrepro paper-grid --estimate``)."""
+    import json
+
+    from ..paths import repo_root
+
+    return json.loads((repo_root() / "benchmarks" / "paper_grid_costs.json").read_text())["costs"]
+
+
 def gpu_summary_outputs(date: str, papers=("dnnh", "drsch"), workers: int = 12) -> list:
     """The Reproduce page's GPU section for the device run of ``date`` (``results/gpu/<date>/``):
     the calls against the stated projection (:func:`grid_calls` with the committed CPU cost file
     ``benchmarks/paper_grid_costs.json``), the measured speed (:func:`gpu_speed_table`) and the
     sentence with the whole grid projected from the measured costs (:func:`full_grid_minutes`).
     Returns the list of things to display."""
-    import json
-
     from IPython.display import Markdown
 
-    from ..paths import repo_root, results_root
+    from ..paths import results_root
 
     recs = [r for p in papers for r in load_gpu_records(p)]
-    costs = json.loads((repo_root() / "benchmarks" / "paper_grid_costs.json").read_text())["costs"]
+    costs = committed_costs()
     full = full_grid_minutes(recs, workers)
     calls = grid_calls(results_root() / "gpu" / date / "logs", recs, costs, workers)
     mps = ", ".join(f"{c} {'with' if m == 'on' else 'without'} MPS" for c, m in zip(calls["call"], calls["MPS"]))
@@ -278,14 +286,11 @@ def flop_floor_sentence(costs: Mapping | None = None, target_minutes: float | No
     without the comparison methods CNNH* and DSRH) at the papers' schedules, at 100 % of one H200's
     dense BF16 peak (``flop_floor`` of :func:`hashrepro.paper_grid_cost.project`), against the target.
     ``costs``: the per-iteration costs (default: the committed ``benchmarks/paper_grid_costs.json``)."""
-    import json
-
     from ..paper_grid_configs import paper_grid
     from ..paper_grid_cost import GPU_PEAK_TFLOPS, TARGET_MINUTES, estimate
-    from ..paths import repo_root
 
     if costs is None:
-        costs = json.loads((repo_root() / "benchmarks" / "paper_grid_costs.json").read_text())["costs"]
+        costs = committed_costs()
     target = TARGET_MINUTES if target_minutes is None else float(target_minutes)
     whole = paper_grid()
     core = [gc for gc in whole if gc.variant not in ("cnnh-star", "dsrh")]
