@@ -30,8 +30,10 @@ book: runs
 browser:
 	@bash .ci/install-browser.sh
 
+# The chapter notebooks run under nbval at their smoke scale (HASHREPRO_NOTEBOOK_SCALE: a notebook's
+# default scale only, never a -p scale); their default-scale runs are `make runs`/`make book`.
 test: setup browser
-	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-sanitize-with .ci/nbval-sanitize.cfg \
+	HASHREPRO_NOTEBOOK_SCALE=smoke $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-sanitize-with .ci/nbval-sanitize.cfg \
 	  -p no:cacheprovider --durations=30 $(PYTEST_ARGS)
 
 # Unit tests only (seconds to minutes): no notebooks, no site build.

@@ -32,14 +32,21 @@ from __future__ import annotations
 
 import difflib
 import numbers
-from typing import Any, Mapping
+from typing import Any, Mapping, MutableMapping
 
-__all__ = ["declared_parameters", "check_parameters", "check_value", "describe_parameters",
+__all__ = ["declared_parameters", "check_parameters", "NOTEBOOK_SCALE_ENV", "SCALES", "check_value", "describe_parameters",
            "validate_task_parameters", "check_seed", "type_name", "SEED_MAX"]
 
 #: Largest accepted seed: recipes derive further seeds as ``seed + small offset`` and numpy's
 #: legacy generators need values below 2**32.
 SEED_MAX = 2**31 - 1
+
+#: The recipes' scales, smallest first (every chapter notebook has a ``scale`` parameter).
+SCALES = ("smoke", "default", "paper")
+#: Environment variable that replaces a notebook's *default* scale (one not passed with ``-p``):
+#: ``make test`` sets it to ``smoke`` so that nbval executes every chapter notebook top to bottom in
+#: seconds; ``make book`` and papermill leave it unset and run the notebooks' own defaults.
+NOTEBOOK_SCALE_ENV = "HASHREPRO_NOTEBOOK_SCALE"
 
 #: Names the IPython kernel puts in a notebook's namespace.
 _KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit"}
@@ -150,6 +157,25 @@ def check_parameters(namespace: Mapping[str, Any], snapshot: Mapping[str, Any], 
                       if k not in snapshot and _is_parameter_name(k) and _is_parameter_value(v)})
         _CHECKED.add(id(snapshot))
     _raise(_problems(given, declared), declared, where)
+    _apply_scale_override(namespace, declared, where)
+
+
+def _apply_scale_override(namespace: Mapping[str, Any], declared: Mapping[str, Any], where: str) -> None:
+    """Honour :data:`NOTEBOOK_SCALE_ENV` for a notebook whose ``scale`` is still its declared default.
+
+    A scale passed with ``-p scale ...`` is never replaced. Prints one line when it applies, so the
+    executed notebook says which scale ran; an unknown value is a one-line ValueError.
+    """
+    import os
+
+    wanted = os.environ.get(NOTEBOOK_SCALE_ENV, "").strip()
+    if not wanted or "scale" not in declared or namespace.get("scale") != declared["scale"]:
+        return
+    if wanted not in SCALES:
+        raise ValueError(f"{where}: {NOTEBOOK_SCALE_ENV}={wanted!r} is not a scale; valid: {', '.join(SCALES)}")
+    if wanted != declared["scale"] and isinstance(namespace, MutableMapping):
+        namespace["scale"] = wanted
+        print(f"scale: {wanted} (from {NOTEBOOK_SCALE_ENV}; the notebook's default is {declared['scale']!r})")
 
 
 def validate_task_parameters(paper: str, params: Mapping[str, Any]) -> None:

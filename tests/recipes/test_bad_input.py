@@ -389,6 +389,20 @@ def test_every_notebook_rejects_unknown_and_mistyped_parameters(paper):
             _run_like_papermill(paper, injected)
 
 
+@pytest.mark.parametrize("paper", ["drsch", "dnnh", "ddh", "mch"])
+def test_test_scale_replaces_only_a_default_scale(paper, monkeypatch, capsys):
+    monkeypatch.delenv(params.NOTEBOOK_SCALE_ENV, raising=False)
+    assert _run_like_papermill(paper, "")["scale"] == "default"  # unset: the notebook's own default
+    monkeypatch.setenv(params.NOTEBOOK_SCALE_ENV, "smoke")
+    assert _run_like_papermill(paper, "")["scale"] == "smoke"  # what make test's nbval run gets
+    assert f"scale: smoke (from {params.NOTEBOOK_SCALE_ENV}; the notebook's default is 'default')" in capsys.readouterr().out
+    assert _run_like_papermill(paper, "scale = 'paper'\n")["scale"] == "paper"  # -p scale is never replaced
+    monkeypatch.setenv(params.NOTEBOOK_SCALE_ENV, "tiny")
+    with pytest.raises(ValueError, match=rf"notebooks/{paper}\.ipynb: {params.NOTEBOOK_SCALE_ENV}='tiny' is not a "
+                                         r"scale; valid: smoke, default, paper"):
+        _run_like_papermill(paper, "")
+
+
 def test_checker_rules_and_interactive_reruns():
     ns = {"In": [], "Out": {}, "get_ipython": print, "np": np, "dataset": "x", "bits": 32, "lr": 0.1,
           "flag": False, "keep": None, "ks": [1, 2]}
