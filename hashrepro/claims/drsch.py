@@ -18,6 +18,10 @@ TUNED_ON_HELD_OUT = "drsch-head_hidden-2048-efficientnet_lite0"
 #: ... and the same head with the backbone's last block fine-tuned (``finetune="last_block"``: set on top of
 #: that choice, not selected on validation).
 LAST_BLOCK_TUNED = "drsch-head_hidden-2048-lastblock-efficientnet_lite0"
+#: DRSCH and BS-DRSCH with the released solver (lr 1/300, no momentum, no clipping) at the pretrained
+#: regime's 3,000 iterations (``solver="paper"``, :func:`hashrepro.methods.drsch.paper_solver`).
+PAPER_SOLVER_DRSCH = "drsch-solver-paper-efficientnet_lite0"
+PAPER_SOLVER_BS = "bs-drsch-solver-paper-efficientnet_lite0"
 
 
 def _pt_quoted_map(claim_id: str, method: str, setting: str, label: str, missing: str, note: str) -> Claim:
@@ -119,6 +123,25 @@ DRSCH = (
                    Side("bs-drsch-efficientnet_lite0", metric=_truncated_random, label="random bits"),
                    label="top |w| − random"),),
           missing=f"needs BS-DRSCH records with curves['bit_scalable']['{RANDOM_SUBSET_KEY}']"),
+    # the same two claims with the released solver at the CPU's length (``-p solver paper``), the setting in
+    # which the bits stay alive (the dead-bits controls): a deviation, named in the runs' method names
+    Claim("bs-drsch-pt-paper-solver-truncation", "drsch",
+          "[ImageNet backbone, the released solver at 3,000 iterations] truncated BS-DRSCH codes keep most "
+          "(≥ 95%) of the Precision@500 of DRSCH trained at that length",
+          (Compare(Side(PAPER_SOLVER_BS, metric=_truncated, label="BS-DRSCH truncated"),
+                   Side(PAPER_SOLVER_DRSCH, metric="precision_at_500", factor=0.95, label="0.95 × DRSCH"),
+                   label="truncated − 0.95 × trained"),),
+          missing="needs BS-DRSCH at 64 bits and DRSCH at the kept lengths with -p solver paper "
+                  "(-p backbone efficientnet_lite0)",
+          note="a deviation from the paper's 800,000 iterations: the released solver's settings at 3,000"),
+    Claim("bs-drsch-pt-paper-solver-weights", "drsch",
+          "[ImageNet backbone, the released solver at 3,000 iterations] the learned bit weights pick the bits to "
+          "keep: the top-|w| bits beat a random subset",
+          (Compare(Side(PAPER_SOLVER_BS, metric=_truncated, label="top |w|"),
+                   Side(PAPER_SOLVER_BS, metric=_truncated_random, label="random bits"),
+                   label="top |w| − random"),),
+          missing="needs BS-DRSCH runs at 64 bits with -p solver paper (-p backbone efficientnet_lite0)",
+          note="a deviation from the paper's 800,000 iterations: the released solver's settings at 3,000"),
 ) + (
     # issue 18: the DSRH baseline (Zhao et al. 2015) re-run here: its loss and hash layer on DRSCH's network and
     # schedule (variant "dsrh"), in both regimes

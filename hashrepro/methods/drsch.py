@@ -73,12 +73,13 @@ from ..diagnostics import diagnose, flag_record
 from ..recipe import LOSS_CURVE_KEY, final_loss, loss_curve, recipe_run
 from ..train import ClippedSGD, PKSampler  # noqa: F401  (PKSampler: re-exported, it lived here)
 from .drsch_config import (_DSRH_PRESET, _PRETRAINED_PRESETS, _SCALE_PRESETS, BACKBONES, NAMED_FIELDS,  # noqa: F401  (re-exported)
-                           FINETUNES, SCALES, VARIANTS, Config, deviations, method_name, record_method)
+                           FINETUNES, SCALES, SOLVERS, VARIANTS, Config, deviations, method_name, paper_solver,
+                           record_method)
 from .drsch_eval import (DEFAULT_KS, RANKING_DOC, _SUFFIX, _dist, bit_scalable_curve,  # noqa: F401  (re-exported)
                          continuous_distance, evaluate_codes, evaluate_reid, kept_bits, top_retrievals,
                          weighted_hamming)
 
-__all__ = ["VARIANTS", "SCALES", "BACKBONES", "Config", "build_model", "method_name", "bit_scalable_curve", "PKSampler", "prepare_images", "augment_batch", "train_model",
+__all__ = ["VARIANTS", "SCALES", "SOLVERS", "BACKBONES", "Config", "build_model", "method_name", "paper_solver", "bit_scalable_curve", "PKSampler", "prepare_images", "augment_batch", "train_model",
            "encode_preactivations", "kept_bits", "top_retrievals", "weighted_hamming", "continuous_distance", "evaluate_codes",
            "run"]
 

@@ -40,6 +40,17 @@ _PRETRAINED_PRESETS: dict[str, dict[str, Any]] = {
     "default": dict(iterations=3000, lr=0.01, lr_step=1000, slope_every=100, margin_every=100, init="default"),
     "smoke": dict(init="default"),
 }
+#: ``solver="paper"``: the released solver's settings (``_SCALE_PRESETS["paper"]``, notes §4) at another
+#: scale's length -- these are taken as they are ...
+SOLVER_SETTINGS = ("lr", "momentum", "lr_gamma", "grad_clip")
+#: ... and these step schedules are scaled by (the run's iterations / 800,000), as ``hashrepro
+#: paper-grid`` shortens a paper schedule (:func:`hashrepro.paper_grid_configs.recipe_config`).
+SOLVER_STEPS = ("lr_step", "slope_every", "margin_every")
+#: ``preset``: the scale's own solver; ``paper``: the released solver shortened to the scale's length.
+SOLVERS = ("preset", "paper")
+#: Record-name tag of ``solver="paper"`` at a scale other than "paper" (:func:`method_name`).
+SOLVER_TAG = "solver-paper"
+
 #: What variant "dsrh" changes (see ``Config.for_scale``): DSRH's hash layer 2σ(z) − 1 (slope 1,
 #: never grown), a fixed margin ρ = 2 Hamming units (the DRSCH schedule's last margin C = 8 in
 #: its units: C/4) and the balance weight α = 1 (``lam``); ρ and α are assumed, not the paper's.
@@ -71,6 +82,9 @@ class Config(RecipeConfig):
         SGD with lr, momentum, weight_decay (per-layer multipliers of the released prototxt),
         step decay ×lr_gamma every lr_step iterations, for ``iterations`` steps of P × K images;
         grad_clip: clip the total gradient norm (None: off, as in the released code).
+        solver: "preset" (the scale's) or "paper": the released solver (lr 1/300, momentum 0, no
+        clipping) at the scale's length, its lr/slope/margin step schedules scaled by iterations /
+        800,000 (:data:`SOLVER_SETTINGS`, :data:`SOLVER_STEPS`; named ``-solver-paper`` in the record).
     Evaluation
         topk (None = full ranking), precision_k (500), keep_list (bit counts of the
         bit-scalable curve), n_random_subsets (seeded random draws of as many bits per point of
@@ -126,6 +140,7 @@ class Config(RecipeConfig):
     lr_step: int = 100
     lr_gamma: float = 1 / 3
     grad_clip: float | None = 5.0
+    solver: str = "preset"
     init: str = "caffe"
     # evaluation
     topk: int | None = None
@@ -205,6 +220,7 @@ class Config(RecipeConfig):
         why = check_finetune(self.finetune, self.backbone)
         if why:
             bad("finetune", why)
+        self.check_choice("solver", SOLVERS)
         if not float(self.finetune_lr_mult) > 0:
             bad("finetune_lr_mult", f"finetune_lr_mult must be > 0, got {self.finetune_lr_mult!r}")
 
@@ -239,10 +255,17 @@ class Config(RecipeConfig):
         conv net on (128 − p)·0.1 pixels); checked only for stability on the digits features
         (bit weights move, no divergence), not tuned. ``"paper"`` keeps the released solver
         (800k iterations) with that initialisation; ``"smoke"`` is unchanged.
+
+        ``solver="paper"`` replaces the scale's solver by the released one at the scale's length
+        (:func:`paper_solver`): with the backbone at ``"default"``, 3,000 iterations of lr 1/300,
+        momentum 0, no clipping, ×1/3 every 188, slope and margin steps every 38 -- the setting in
+        which no bit went dead (``benchmarks/drsch_dead_bits.py``, control ``paper-settings-short``).
         """
         kw = dict(_SCALE_PRESETS[scale])
         if overrides.get("backbone") not in (None, "scratch"):
             kw.update(_PRETRAINED_PRESETS[scale])
+        if overrides.get("solver") == "paper" and scale != "paper":
+            kw.update(paper_solver(int(overrides.get("iterations") or kw["iterations"])))
         if overrides.get("variant") == "dsrh":
             kw.update(_DSRH_PRESET)
         return kw
@@ -270,10 +293,24 @@ def _fmt(v) -> str:
     return f"{float(v):g}" if isinstance(v, (int, float, np.integer, np.floating)) else str(v)
 
 
+def paper_solver(iterations: int) -> dict:
+    """The released solver's settings for a run of ``iterations`` (``solver="paper"``): the paper
+    preset's :data:`SOLVER_SETTINGS` as they are, its :data:`SOLVER_STEPS` × iterations / 800,000
+    (rounded, at least 1). ``paper_solver(3000)``: lr 1/300, momentum 0, grad_clip None, lr_step 188,
+    slope_every 38, margin_every 38."""
+    paper = _SCALE_PRESETS["paper"]
+    f = int(iterations) / paper["iterations"]
+    out = {k: paper[k] for k in SOLVER_SETTINGS}
+    out.update({k: max(1, int(round(paper[k] * f))) for k in SOLVER_STEPS})
+    return out
+
+
 def deviations(cfg: "Config") -> dict:
     """{field: value} of :data:`NAMED_FIELDS` where ``cfg`` differs from
-    ``Config.for_scale(cfg.scale, variant=cfg.variant, backbone=cfg.backbone)``, in that order."""
-    ref = Config.for_scale(cfg.scale, variant=cfg.variant, backbone=cfg.backbone)
+    ``Config.for_scale(cfg.scale, variant=cfg.variant, backbone=cfg.backbone, solver=cfg.solver,
+    iterations=cfg.iterations)``, in that order."""
+    ref = Config.for_scale(cfg.scale, variant=cfg.variant, backbone=cfg.backbone, solver=cfg.solver,
+                           iterations=cfg.iterations if cfg.solver == "paper" else None)
     out = {}
     for k in NAMED_FIELDS:
         a, b = getattr(cfg, k), getattr(ref, k)
@@ -284,11 +321,12 @@ def deviations(cfg: "Config") -> dict:
 
 
 def method_name(variant: str, backbone: str = "scratch", deviations: dict | None = None,
-                finetune: str = "none") -> str:
+                finetune: str = "none", solver: str = "preset") -> str:
     """Record name: the variant (``dsch``, ``drsch``, ``bs-drsch``, ``dsrh``); with hyperparameters
     other than the preset's (``deviations``: :func:`deviations` of the run's Config, e.g. chosen on a
     validation split) each ``-<field>-<value>`` (``drsch-lam-0.01-lr-0.03``: a deviation, so that such
-    runs never mix with the preset's in a table or claim); ``-lastblock`` when the backbone's last
+    runs never mix with the preset's in a table or claim); ``-solver-paper`` with the released solver
+    at a shorter scale (``solver="paper"``, :func:`paper_solver`); ``-lastblock`` when the backbone's last
     block is fine-tuned (``finetune="last_block"``); the backbone appended on a pretrained
     backbone (``drsch-efficientnet_lite0``, ``drsch-margin0-13-efficientnet_lite0``,
     ``drsch-head_hidden-2048-lastblock-efficientnet_lite0``)."""
@@ -302,12 +340,17 @@ def method_name(variant: str, backbone: str = "scratch", deviations: dict | None
     why = check_finetune(finetune, backbone)
     if why:
         raise ValueError(why)
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
     name = variant + "".join(f"-{k}-{_fmt(v)}" for k, v in (deviations or {}).items())
+    name += f"-{SOLVER_TAG}" if solver == "paper" else ""
     name += f"-{FINETUNE_TAG}" if finetune == "last_block" else ""
     return name if backbone == "scratch" else f"{name}-{backbone}"
 
 
 def record_method(cfg: "Config") -> str:
     """The record name of a run of ``cfg`` (:func:`method_name` of its variant, backbone,
-    :func:`deviations` and finetune): the one place a DRSCH run's name is made."""
-    return method_name(cfg.variant, cfg.backbone, deviations(cfg), cfg.finetune)
+    :func:`deviations`, finetune and solver -- ``"paper"`` at the paper scale is its preset, unnamed):
+    the one place a DRSCH run's name is made."""
+    solver = cfg.solver if cfg.scale != "paper" else "preset"
+    return method_name(cfg.variant, cfg.backbone, deviations(cfg), cfg.finetune, solver)

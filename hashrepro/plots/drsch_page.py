@@ -10,7 +10,8 @@ from typing import Mapping, Sequence
 import pandas as pd
 from IPython.display import Markdown
 
-__all__ = ["SWEEP", "SWEEP_BS", "settings_table", "scratch_reading", "pretrained_bs_outputs", "fig6_outputs",
+__all__ = ["SWEEP", "SWEEP_BS", "settings_table", "scratch_reading", "pretrained_bs_outputs",
+           "paper_solver_bs_outputs", "fig6_outputs",
            "dead_bits_table", "selection_outputs", "finetune_outputs"]
 
 SWEEP = ("hashrepro sweep drsch --dataset mnist cifar10 --bits 16 32 64 --seeds 0 --scale default "
@@ -114,6 +115,41 @@ def pretrained_bs_outputs(recs: Sequence[Mapping], gpu_records: Sequence[Mapping
     return out
 
 
+#: The runs of the released solver at the pretrained regime's length (``-p solver paper``).
+SWEEP_PAPER_SOLVER = ("hashrepro sweep drsch --dataset cifar10 --bits 12 24 32 48 --seeds 0 1 2 --scale default "
+                      "-p backbone efficientnet_lite0 -p variant drsch -p solver paper` and `hashrepro sweep drsch "
+                      "--dataset cifar10 --bits 64 --seeds 0 1 2 --scale default -p backbone efficientnet_lite0 "
+                      "-p variant bs-drsch -p solver paper")
+
+
+def paper_solver_bs_outputs(recs: Sequence[Mapping]) -> list:
+    """The truncation test with the released solver at 3,000 iterations (``solver="paper"``, the
+    setting whose bits stay alive): DRSCH's mAP per length and BS-DRSCH's at 64 bits (unflagged
+    runs, mean ± std over seeds), the truncation table (top-|w| bits, random bits, DRSCH trained at
+    n) and the verdicts of the two claims ``bs-drsch-pt-paper-solver-*``. Returns what to display."""
+    from .. import claims as CL
+    from ..book import no_runs
+    from ..claims.drsch import PAPER_SOLVER_BS, PAPER_SOLVER_DRSCH
+    from .drsch import bit_scalable_table
+    from .regimes import _fmt as fmt_cell, regime_cells
+
+    t = bit_scalable_table(recs, "cifar10", fixed=PAPER_SOLVER_DRSCH, bs=PAPER_SOLVER_BS)
+    if not len(t):
+        return [no_runs("BS-DRSCH with the released solver", SWEEP_PAPER_SOLVER)]
+    t = t.rename(columns={f"{PAPER_SOLVER_DRSCH} trained at n": "DRSCH (same solver) trained at n"})
+    runs = [x for x in recs if x.get("method") in (PAPER_SOLVER_BS, PAPER_SOLVER_DRSCH) and x.get("dataset") == "cifar10"]
+    n_fl = sum(bool(x.get("flags")) for x in runs)
+    cells = {**regime_cells(recs, PAPER_SOLVER_DRSCH, "cifar10"), **regime_cells(recs, PAPER_SOLVER_BS, "cifar10")}
+    maps = "; ".join(f"{b} bits {fmt_cell(c)}" for b, c in sorted(cells.items()))
+    out: list = [Markdown(f"**CIFAR-10, ImageNet backbone, the released solver at {_settings(runs)}.** "
+                          f"mAP (Hamming ranking; DRSCH at 12–48 bits, BS-DRSCH at 64): {maps}. "
+                          f"Runs flagged as degenerate: {n_fl} of {len(runs)}."), t]
+    for cid in ("bs-drsch-pt-paper-solver-truncation", "bs-drsch-pt-paper-solver-weights"):
+        v = next(x for x in CL.evaluate_paper("drsch", recs) if x.claim.id == cid)
+        out.append(Markdown(f"**{v.claim.text}: {v.verdict}** ({v.evidence})."))
+    return out
+
+
 def _settings(records: Sequence[Mapping]) -> str:
     """"16,320 iterations, lr 0.0033, momentum 0, slope/margin steps every 204" from the records'
     configs (the values shared by all of them; ranges where they differ)."""
@@ -171,7 +207,9 @@ def dead_bits_table(records: Sequence[Mapping], cpu_records: Sequence[Mapping] =
     def pick(rs):
         return [r for r in rs if r.get("method") == "drsch-efficientnet_lite0" and int(r.get("bits", 0)) == 48]
 
-    groups = {"CPU (scale=default)": pick(cpu_records)}
+    groups = {"CPU (scale=default)": pick(cpu_records),
+              "CPU (scale=default, -p solver paper)": [r for r in cpu_records if r.get("method") ==
+                                                       "drsch-solver-paper-efficientnet_lite0" and int(r.get("bits", 0)) == 48]}
     for r in records:
         c = (r.get("protocol") or {}).get("control")
         if c and r.get("method") == "drsch-efficientnet_lite0":

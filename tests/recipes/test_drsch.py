@@ -263,6 +263,37 @@ def test_config_validation_and_scales():
         M.Config.for_scale("huge")
 
 
+def test_paper_solver_at_cpu_length_is_the_shortened_paper_schedule_and_is_named():
+    import dataclasses
+
+    from hashrepro.paper_grid import GridConfig, recipe_config
+
+    cfg = M.Config.for_scale("default", dataset="cifar10", bits=64, variant="bs-drsch", backbone="efficientnet_lite0",
+                             solver="paper")
+    assert (cfg.iterations, cfg.lr, cfg.momentum, cfg.grad_clip, cfg.lr_step, cfg.slope_every, cfg.margin_every) == \
+        (3000, 1 / 300, 0.0, None, 188, 38, 38)
+    # the same numbers as the paper grid's schedule shortened to 3,000 iterations (the dead-bits control)
+    short = recipe_config(GridConfig("drsch", "bs-drsch", 64, 0, "efficientnet_lite0", "cifar10", "paper"),
+                          device="auto", iterations=3000)
+    a, b = dataclasses.asdict(cfg), dataclasses.asdict(short)
+    assert {k for k in a if a[k] != b[k]} == {"scale", "solver"}
+    assert M.record_method(cfg) == "bs-drsch-solver-paper-efficientnet_lite0"  # never mixed with the preset's runs
+    assert M.record_method(cfg.replace(solver="preset", **{k: getattr(M.Config.for_scale(
+        "default", backbone="efficientnet_lite0"), k) for k in ("lr", "momentum", "grad_clip", "lr_step",
+                                                                 "slope_every", "margin_every")})) == \
+        "bs-drsch-efficientnet_lite0"
+    # an explicit iterations override scales the steps with it; a chosen lr on top is still named
+    longer = M.Config.for_scale("default", backbone="efficientnet_lite0", solver="paper", iterations=16000)
+    assert (longer.lr_step, longer.slope_every) == (1000, 200)
+    assert M.record_method(longer.replace(lr=0.01)) == "drsch-lr-0.01-solver-paper-efficientnet_lite0"
+    # at the paper scale the released solver is the preset: no tag
+    assert M.record_method(M.Config.for_scale("paper", backbone="efficientnet_lite0", solver="paper")) == \
+        "drsch-efficientnet_lite0"
+    with pytest.raises(ValueError, match=r"Config.solver='released' is invalid; solver must be one of "
+                                         r"\('preset', 'paper'\)"):
+        M.Config.for_scale("default", solver="released")
+
+
 def test_evaluate_codes_rankings():
     rng = np.random.default_rng(0)
     yq = np.repeat(np.arange(3), 4)

@@ -120,3 +120,31 @@ def test_finetune_outputs_pairs_seeds_counts_flags_and_reads_the_quoted_numbers(
     assert row32["tuned − frozen, every seed (†: a side flagged)"] == "+0.030 / +0.030 / +0.030"
     assert "1 of 5 tuned, 0 of 3 frozen" in text.data  # the dirty 12-bit run is not counted
     assert "best fine-tuned length is 32 bits at 0.640" in text.data and "at or above the quoted number at 32" in text.data
+
+
+def test_paper_solver_section_reads_its_own_runs_and_judges_both_claims():
+    cfg = dict(iterations=3000, lr=1 / 300, momentum=0.0, slope_every=38)
+    solver_recs = []
+    for seed in (0, 1, 2):
+        bs = rec("bs-drsch-solver-paper-efficientnet_lite0", 64, seed, 0.55, wmin=0.2, wmax=2.0, **cfg)
+        # top-|w| bits keep 0.50 at 32 bits, random bits 0.40: both claims are decided on these alone
+        bs["curves"] = {"bit_scalable": {"bits": [32, 64], "precision_at_500": [0.50 + 0.01 * seed, 0.6],
+                                         "precision_at_500_random": [0.40, 0.6]}}
+        d32 = rec("drsch-solver-paper-efficientnet_lite0", 32, seed, 0.52 + 0.01 * seed, **cfg)
+        d32["metrics"]["precision_at_500"] = 0.51
+        solver_recs += [bs, d32]
+    for r in solver_recs:
+        r.update(git_commit="0123abcd", command="papermill notebooks/drsch.ipynb out.ipynb -p solver paper")
+    preset = _bs(0)   # the preset's runs never enter this section
+    out = DP.paper_solver_bs_outputs(solver_recs + [preset])
+    head, table = out[0].data, out[1]
+    assert "the released solver at 3,000 iterations, lr 0.0033, momentum 0, slope/margin steps every 38" in head
+    assert "32 bits 0.530 ± 0.010 (n=3); 64 bits 0.550 ± 0.000 (n=3)" in head and "0 of 6" in head
+    assert list(table.columns) == ["bits kept", "BS-DRSCH (64→n), top |w|", "random n bits",
+                                   "DRSCH (same solver) trained at n", "ratio", "seeds"]
+    assert table.loc[0, "random n bits"] == pytest.approx(0.4) and table.loc[0, "seeds"] == 3
+    trunc, weights = out[2].data, out[3].data
+    assert "the released solver at 3,000 iterations] truncated BS-DRSCH" in trunc and ": reproduced**" in trunc
+    assert "top-|w| bits beat a random subset: reproduced**" in weights
+    empty = DP.paper_solver_bs_outputs([preset])
+    assert len(empty) == 1 and "-p solver paper" in empty[0].data
