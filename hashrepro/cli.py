@@ -12,6 +12,8 @@ hashrepro paper-grid --estimate                 # projected GPU time of the DNNH
 hashrepro book retitle                          # title (and slim) the executed run notebooks
 hashrepro convergence dnnh --bits 48 --seed 0 --max-multiple 10   # validation mAP vs iterations
 hashrepro select dnnh --bits 48 -p backbone efficientnet_lite0 --grid margin=1,2,4,8   # chosen on validation
+hashrepro select mch --dataset mosaic-cifar10 -p base dch -p backbone efficientnet_lite0 \\
+    -p finetune last_block --grid finetune_lr_mult=0.03,0.1,0.3   # MCH's base model X, on validation
 
 Every error is one line on stderr and a non-zero exit status (2: bad input or options, 1: a
 failure while running); ``hashrepro --debug ...`` also prints the traceback.
@@ -203,10 +205,12 @@ def _parse_grid(items: list[str]) -> dict[str, list]:
 
 
 def _select(args: argparse.Namespace) -> int:
-    from .convergence import default_config, save_curve_record
+    import torch
+
+    from .convergence import save_curve_record
     from .results import _resolve
     from .sweep import check_git_tree
-    from .validation_select import candidates, record_name, select_on_validation
+    from .validation_select import candidates, default_config, record_name, select_on_validation
 
     grid = _parse_grid(args.grid)
     over: dict = {}
@@ -219,7 +223,8 @@ def _select(args: argparse.Namespace) -> int:
             if key in over:
                 raise CLIError(f"give {key} with --{key}, not with -p")
             over[key] = value
-    over["num_threads" if args.paper == "dnnh" else "threads"] = args.threads
+    if args.paper != "mch":  # MCH's Config has no thread field: torch's threads are set around the run
+        over["num_threads" if args.paper == "dnnh" else "threads"] = args.threads
     cfg = default_config(args.paper, args.scale, **over)
     candidates(cfg, grid)  # a bad grid: one line before any data is read
     name = record_name(args.paper, cfg, grid, args.n_val_per_class, args.n_val_database_per_class)
@@ -227,10 +232,16 @@ def _select(args: argparse.Namespace) -> int:
     check_git_tree(repo_root(), args.allow_dirty, [str(results_dir)])
     path = results_dir / f"{name}.json"
     print(f"{args.paper}: {name} -> {path}", flush=True)
-    rec = select_on_validation(args.paper, cfg, grid, n_val_per_class=args.n_val_per_class,
-                               n_val_database_per_class=args.n_val_database_per_class,
-                               progress=not args.no_progress, log=lambda line: print("  " + line, flush=True),
-                               command="hashrepro " + " ".join(shlex.quote(a) for a in args.argv))
+    old_threads = torch.get_num_threads()
+    if args.paper == "mch":
+        torch.set_num_threads(args.threads)
+    try:
+        rec = select_on_validation(args.paper, cfg, grid, n_val_per_class=args.n_val_per_class,
+                                   n_val_database_per_class=args.n_val_database_per_class,
+                                   progress=not args.no_progress, log=lambda line: print("  " + line, flush=True),
+                                   command="hashrepro " + " ".join(shlex.quote(a) for a in args.argv))
+    finally:
+        torch.set_num_threads(old_threads)
     save_curve_record(rec, path)
     print(f"chosen: {rec['selection']['chosen_label']} (validation mAP {rec['metrics']['chosen_validation_map']:.4f})")
     return 0
@@ -344,22 +355,23 @@ def build_parser() -> argparse.ArgumentParser:
     cv.set_defaults(func=_convergence)
 
     se = sub.add_parser("select", help="choose hyperparameters on a validation split of the training images "
-                                       "(never the queries)")
-    se.add_argument("paper", choices=["dnnh", "drsch"])
+                                       "(never the queries); mch: its base hashing model X alone (MCH §4.1)")
+    se.add_argument("paper", choices=["dnnh", "drsch", "mch"])
     se.add_argument("--grid", action="append", required=True, metavar="FIELD=V1,V2,...",
-                    help="values of a Config field to try (repeat for a product), e.g. margin=1,2,4,8")
-    se.add_argument("--dataset", default=None, help="default cifar10")
-    se.add_argument("--bits", type=_positive_int, default=None, help="default 48 (dnnh) / 32 (drsch)")
+                    help="values of a Config field to try (repeat for a product), e.g. margin=1,2,4,8 "
+                         "(mch: X's training fields only, e.g. finetune_lr_mult=0.03,0.1,0.3 or base_iters=...)")
+    se.add_argument("--dataset", default=None, help="default cifar10 (dnnh, drsch) / mosaic-mnist5k (mch)")
+    se.add_argument("--bits", type=_positive_int, default=None, help="default 48 (dnnh) / 32 (drsch, mch)")
     se.add_argument("--seed", type=int, default=None, help="default 0")
     se.add_argument("--scale", choices=["smoke", "default", "paper"], default="default")
     se.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                     help="another Config field of every candidate, e.g. -p backbone efficientnet_lite0")
-    se.add_argument("--n-val-per-class", type=_positive_int, default=50,
-                    help="validation queries per class, held out of the training images (default 50)")
+    se.add_argument("--n-val-per-class", type=_positive_int, default=None,
+                    help="validation queries per class, held out of the training images (default 50; mch: 10)")
     se.add_argument("--n-val-database-per-class", type=_positive_int, default=None,
                     help="hold out this many further training images per class as the validation database "
                          "(mirrors a test database without the training images, DRSCH's); default: the "
-                         "validation database is the rows that train (DNNH's protocol)")
+                         "validation database is the rows that train (DNNH's and MCH's protocol)")
     _run_options(se, "results/validation")
     debug_flag(se)
     se.set_defaults(func=_select)

@@ -145,12 +145,18 @@ def validation_split(labels: np.ndarray, train_idx: np.ndarray, n_val_per_class:
 
     Parameters
     ----------
-    labels : int (N,) single-label classes of the whole dataset
+    labels : int (N,) single-label classes of the whole dataset, or multi-hot (N, C) (multi-label
+        sets, MCH's mosaics: see below)
     train_idx : int (n_train,) dataset indices of the recipe's training images
     n_val_per_class : validation queries per class, held out of the training images
     seed : seeds the draw (``numpy.random.default_rng((seed, 15))``)
     n_val_database_per_class : None (the validation database is the training rows that remain)
         or a count per class of further held-out training images forming the database
+
+    Multi-label ``labels`` are drawn the way MCH's ``multilabel_balanced`` split draws its
+    queries (§5.1, :mod:`hashrepro.data.splits`): for each class c = 0, 1, … in turn,
+    ``n_val_per_class`` training images holding c that are not drawn yet; then the validation
+    database the same way. A class with too few such images left is an error.
 
     Returns
     -------
@@ -159,14 +165,16 @@ def validation_split(labels: np.ndarray, train_idx: np.ndarray, n_val_per_class:
     ``n_val_database_per_class`` is None).
     """
     labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise ValueError(f"validation_split needs single-label classes (N,), got labels of shape {labels.shape}")
+    if labels.ndim not in (1, 2):
+        raise ValueError(f"validation_split needs classes (N,) or multi-hot labels (N, C), got shape {labels.shape}")
     train_idx = np.asarray(train_idx, dtype=np.int64)
     for name, v in (("n_val_per_class", n_val_per_class), ("n_val_database_per_class", n_val_database_per_class)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     rng = np.random.default_rng((int(seed), 15))
     n_db = int(n_val_database_per_class or 0)
+    if labels.ndim == 2:
+        return _multilabel_validation_split(labels, train_idx, int(n_val_per_class), n_db, rng)
     val_q, val_db, fit = [], [], []
     for c in np.unique(labels[train_idx]):
         rows = train_idx[labels[train_idx] == c]
@@ -181,6 +189,34 @@ def validation_split(labels: np.ndarray, train_idx: np.ndarray, n_val_per_class:
     out = {"fit": np.sort(np.concatenate(fit)), "val_query": np.sort(np.concatenate(val_q))}
     out["val_database"] = np.sort(np.concatenate(val_db)) if n_db else out["fit"]
     return out
+
+
+def _multilabel_validation_split(Y: np.ndarray, train_idx: np.ndarray, n_val: int, n_db: int, rng) -> dict:
+    """:func:`validation_split` of multi-hot labels: per class in turn, among the training images
+    holding it that are not drawn yet (queries first, then the validation database)."""
+    avail = np.zeros(len(Y), dtype=bool)
+    avail[train_idx] = True
+    present = np.flatnonzero(Y[train_idx].any(0))
+
+    def draw(per_class: int, what: str) -> np.ndarray:
+        out = []
+        for c in present:
+            cand = np.flatnonzero(avail & (Y[:, c] > 0))
+            if len(cand) < per_class:
+                raise ValueError(f"class {c} has {len(cand)} training images left for the {what}, fewer than "
+                                 f"{per_class}: lower n_val_per_class / n_val_database_per_class")
+            take = rng.permutation(cand)[:per_class]
+            avail[take] = False
+            out.append(take)
+        return np.sort(np.concatenate(out)).astype(np.int64) if out else np.zeros(0, np.int64)
+
+    val_q = draw(n_val, "validation queries")
+    val_db = draw(n_db, "validation database") if n_db else None
+    fit = np.flatnonzero(avail).astype(np.int64)
+    if len(fit) == 0:
+        raise ValueError("holding out the validation split leaves no training image to train on: lower "
+                         "n_val_per_class / n_val_database_per_class")
+    return {"fit": fit, "val_query": val_q, "val_database": val_db if val_db is not None else fit}
 
 
 # ---------------------------------------------------------------------- verdicts

@@ -22,11 +22,14 @@ question, and it is answered here the honest way:
 * the chosen value is the argmax; a tie goes to the config's current value (the paper's, e.g.
   margin 1), else to the first candidate in grid order.
 
-The query set and the test database are never used: neither for training nor for the choice.
+The query set and the test database are never used: neither for training nor for the choice
+(MCH's test database includes the training images; none of its other images is used).
 Training and evaluation are :class:`hashrepro.convergence._Recipe` (one place for "train on the
 fit rows, evaluate on validation"), in both regimes: ``backbone="scratch"`` (images) and
 ``backbone="efficientnet_lite0"`` (cached pooled features; only the head trains). Recipes: DNNH
-and DRSCH (its ``margin0`` / ``margin_step`` / ``lr`` ... are tunable the same way).
+and DRSCH (its ``margin0`` / ``margin_step`` / ``lr`` ... are tunable the same way), and MCH,
+whose base hashing model X alone is trained and scored (:mod:`hashrepro.mch_select`: multi-label
+validation split, X's training fields only, ``finetune_lr_mult`` / ``base_iters`` / ...).
 
 Records: :func:`record_name` (``<method>_<dataset>_<bits>b_seed<seed>_validation_grid-...``),
 written by ``hashrepro select`` to ``results/validation/``.
@@ -41,10 +44,15 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-__all__ = ["FIXED_FIELDS", "tunable_fields", "candidates", "candidate_label", "select_on_validation", "record_name"]
+__all__ = ["PAPERS", "FIXED_FIELDS", "default_config", "fixed_fields", "tunable_fields", "candidates",
+           "candidate_label", "select_on_validation", "record_name", "base_method"]
 
-#: Config fields a grid may not vary: they define the data, the split, the encoding or the
-#: evaluation (the validation split and its prepared inputs are built once, from the base config).
+#: The recipes a selection covers.
+PAPERS = ("dnnh", "drsch", "mch")
+
+#: Config fields a grid may not vary (DNNH, DRSCH; MCH: :func:`hashrepro.mch_select.fixed_fields`): they
+#: define the data, the split, the encoding or the evaluation (the validation split and its prepared
+#: inputs are built once, from the base config).
 FIXED_FIELDS = ("dataset", "data_root", "seed", "scale", "device", "bits", "variant", "keep_bits", "backbone",
                 "backbone_input_size", "protocol", "n_query_per_class", "n_train_per_class",
                 "database_includes_train", "max_database", "topk", "radius", "ks", "precision_k", "keep_list",
@@ -54,11 +62,62 @@ SELECTION_RULE = ("argmax of the validation mAP over the candidates; a tie goes 
                   "(the paper's), else to the first candidate in grid order")
 
 
+def _is_mch(cfg) -> bool:
+    from .methods import mch
+
+    return isinstance(cfg, mch.Config)
+
+
+def _config_class(paper: str):
+    if paper not in PAPERS:
+        raise ValueError(f"paper must be one of {PAPERS}, got {paper!r}")
+    if paper == "mch":
+        from .methods import mch
+
+        return mch.Config
+    from .convergence import _module
+
+    return _module(paper).Config
+
+
+def default_n_val_per_class(paper: str) -> int:
+    """Validation queries per class when none is given: 50 (DNNH, DRSCH), MCH's
+    :data:`hashrepro.mch_select.N_VAL_PER_CLASS` (its training split is smaller)."""
+    if paper == "mch":
+        from .mch_select import N_VAL_PER_CLASS
+
+        return N_VAL_PER_CLASS
+    return 50
+
+
+def default_config(paper: str, scale: str = "default", **overrides: Any):
+    """The Config a ``hashrepro select`` grid starts from: DNNH / DRSCH
+    :func:`hashrepro.convergence.default_config` (the issue's rows), MCH ``Config.for_scale(scale,
+    **overrides)`` (its own defaults); unknown fields are a one-line error."""
+    if paper == "mch":
+        return _config_class(paper).for_scale(scale, **overrides)
+    from .convergence import default_config as recipe_default
+
+    _config_class(paper)
+    return recipe_default(paper, scale, **overrides)
+
+
+def fixed_fields(cfg) -> tuple[str, ...]:
+    """The Config fields of ``cfg`` a grid may not vary: :data:`FIXED_FIELDS` (DNNH, DRSCH), or every
+    field but MCH's base-model training fields (:func:`hashrepro.mch_select.fixed_fields`)."""
+    if _is_mch(cfg):
+        from .mch_select import fixed_fields as mch_fixed
+
+        return mch_fixed(cfg)
+    return FIXED_FIELDS
+
+
 def tunable_fields(cfg) -> list[str]:
-    """The Config fields of ``cfg`` a grid may vary (every field but :data:`FIXED_FIELDS`), sorted."""
+    """The Config fields of ``cfg`` a grid may vary (every field but :func:`fixed_fields`), sorted."""
     import dataclasses
 
-    return sorted(f.name for f in dataclasses.fields(cfg) if f.name not in FIXED_FIELDS)
+    fixed = fixed_fields(cfg)
+    return sorted(f.name for f in dataclasses.fields(cfg) if f.name not in fixed)
 
 
 def candidates(cfg, grid: Mapping[str, Any]) -> list[dict]:
@@ -70,8 +129,12 @@ def candidates(cfg, grid: Mapping[str, Any]) -> list[dict]:
     valid = tunable_fields(cfg)
     for field, values in grid.items():
         if field not in valid:
-            why = "is fixed by the validation split (data, split, encoding, evaluation)" if field in FIXED_FIELDS \
-                else f"is not a field of {type(cfg).__module__}.Config"
+            if field not in fixed_fields(cfg):
+                why = f"is not a field of {type(cfg).__module__}.Config"
+            elif _is_mch(cfg):
+                from .mch_select import REFUSED_WHY as why
+            else:
+                why = "is fixed by the validation split (data, split, encoding, evaluation)"
             raise ValueError(f"grid field {field!r} {why}; valid: {', '.join(valid)}")
         if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
             raise ValueError(f"grid field {field!r} needs a non-empty list of values, got {values!r}")
@@ -105,14 +168,17 @@ def _sha(idx: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(idx, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
-def record_name(paper: str, cfg, grid: Mapping[str, Any], n_val_per_class: int = 50,
+def record_name(paper: str, cfg, grid: Mapping[str, Any], n_val_per_class: int | None = None,
                 n_val_database_per_class: int | None = None) -> str:
     """File stem of a selection record, e.g.
     ``dnnh-dem-efficientnet-lite0_cifar10_48b_seed0_validation_grid-margin-1-2-4-8_schedule-default``
     (``_n_val_per_class-<n>`` when it is not 50; ``_n-val-database-per-class-<n>`` when the validation
-    database is held out, see :func:`select_on_validation`); an empty grid value reads ``none``."""
+    database is held out, see :func:`select_on_validation`); an empty grid value reads ``none``.
+    ``n_val_per_class`` None: :func:`default_n_val_per_class`."""
     from .run_names import run_name
 
+    if n_val_per_class is None:
+        n_val_per_class = default_n_val_per_class(paper)
     extra: dict[str, Any] = {"grid": {k: list(v) for k, v in grid.items()}, "schedule": cfg.scale}
     if n_val_per_class != 50:
         extra["n_val_per_class"] = n_val_per_class
@@ -126,10 +192,16 @@ def base_method(paper: str, cfg) -> str:
     """The record name of the configuration a grid starts from: the preset's
     (``drsch-efficientnet_lite0``), or with the fields it already changes (a selection made on top of
     an earlier choice, e.g. ``-p head_hidden [2048]``: ``drsch-head_hidden-2048-efficientnet_lite0``;
-    DNNH: ``dnnh-dem-margin4-efficientnet_lite0``). A selection record carries it as ``method``, so a
-    chain of selections can be followed (:func:`hashrepro.plots.validation.chosen_config_table`)."""
+    DNNH: ``dnnh-dem-margin4-efficientnet_lite0``; MCH: the base model's record name,
+    :func:`hashrepro.methods.mch.record_method`, e.g. ``dch-lastblock-efficientnet_lite0``). A
+    selection record carries it as ``method``, so a chain of selections can be followed
+    (:func:`hashrepro.plots.validation.chosen_config_table`)."""
     from .convergence import _module
 
+    if paper == "mch":
+        from .methods import mch
+
+        return mch.record_method(cfg)
     mod = _module(paper)
     if paper == "drsch":
         return mod.record_method(cfg)
@@ -140,24 +212,45 @@ def _bits(cfg) -> int:
     return int(getattr(cfg, "eval_bits", cfg.bits))
 
 
-def select_on_validation(paper: str, cfg, grid: Mapping[str, list], n_val_per_class: int = 50,
+def _length_field(paper: str) -> str:
+    return "base_iters" if paper == "mch" else "iterations"
+
+
+def _score(recipe, cfg, progress) -> dict:
+    """DNNH / DRSCH: train ``cfg`` on the fit rows (:class:`hashrepro.convergence._Recipe`) and
+    evaluate its validation mAP at the end."""
+    from .convergence import _CurveCallback
+    from .recipe import final_loss
+
+    cb = _CurveCallback([int(cfg.iterations)], recipe.validation_map, lambda it: float("nan"))
+    loss = recipe.train(cfg, cb, None, 0, progress)
+    last = cb.points[-1]
+    res = {"validation_map": float(last["validation_map"]), "final_loss": final_loss(loss, 50),
+           "train_time_s": float(last["elapsed_s"] - last["eval_s"]), "eval_time_s": float(last["eval_s"])}
+    if recipe.last_active is not None and len(recipe.last_active):
+        res["active_triplets"] = float(np.mean(recipe.last_active[-50:]))
+    return res
+
+
+def select_on_validation(paper: str, cfg, grid: Mapping[str, list], n_val_per_class: int | None = None,
                          progress: bool | None = None, log: Callable[[str], None] | None = None,
                          command: str | None = None, n_val_database_per_class: int | None = None) -> dict:
     """Train every candidate of ``grid`` on the fit rows, score it on the validation split, pick one.
 
     Parameters
     ----------
-    paper : "dnnh" | "drsch"
+    paper : "dnnh" | "drsch" | "mch" (MCH: its base hashing model X only, :mod:`hashrepro.mch_select`)
     cfg : the recipe's Config (either backbone); the base of every candidate (only the grid's
-        fields change: :func:`candidates`). ``cfg.iterations`` ≥ 1.
-    grid : field → list of values, e.g. ``{"margin": [1, 2, 4, 8]}`` (DNNH's eq. 2 margin).
+        fields change: :func:`candidates`). ``cfg.iterations`` (MCH: ``cfg.base_iters``) ≥ 1.
+    grid : field → list of values, e.g. ``{"margin": [1, 2, 4, 8]}`` (DNNH's eq. 2 margin),
+        ``{"finetune_lr_mult": [0.03, 0.1, 0.3]}`` (MCH).
     n_val_per_class : validation queries per class held out of the training images
-        (:func:`hashrepro.convergence.validation_split`).
+        (:func:`hashrepro.convergence.validation_split`); None: 50 (DNNH, DRSCH), 10 (MCH).
     n_val_database_per_class : None: the validation database is the fit rows (it mirrors a test
-        protocol whose database includes the training images: DNNH's); a count: that many further
-        training images per class are held out as the validation database, so that neither side of
-        a validation ranking was trained on (it mirrors a protocol whose database excludes the
-        training images: DRSCH's, notes §7). The fit rows shrink by as many.
+        protocol whose database includes the training images: DNNH's, MCH's); a count: that many
+        further training images per class are held out as the validation database, so that neither
+        side of a validation ranking was trained on (it mirrors a protocol whose database excludes
+        the training images: DRSCH's, notes §7). The fit rows shrink by as many.
     progress : training progress bars; ``log``: called with one line per finished candidate.
     command : how the run was started (recorded).
 
@@ -168,42 +261,51 @@ def select_on_validation(paper: str, cfg, grid: Mapping[str, list], n_val_per_cl
     ``final_loss[<label>]``, ``train_time_s[<label>]`` (and DNNH's ``active_triplets[<label>]``, the
     fraction of in-batch triplets with a positive loss over the last 50 iterations),
     ``chosen_validation_map``, ``chosen_index``; ``record["chosen"]`` = the chosen field values;
-    ``record["selection"]`` = {"rule", "grid", "candidates": [{"params", "validation_map", ...}]};
-    protocol: the split's sizes and index fingerprints, "queries": never used.
+    ``record["selection"]`` = {"rule", "grid", "candidates": [{"params", "validation_map", ...}]}
+    (MCH's candidates also carry ``flags``, :func:`hashrepro.diagnostics.diagnose` of the validation
+    database codes and the loss); protocol: the split's sizes and index fingerprints, "queries":
+    never used.
     """
-    from .convergence import _CurveCallback, _Recipe, _module, recipe_threads
-    from .recipe import final_loss
+    from .convergence import _Recipe, recipe_threads
     from .results import make_record, start_run
     from .train import describe_device
 
     run_start = start_run()
     t_start = time.perf_counter()
-    mod = _module(paper)
-    if not isinstance(cfg, mod.Config):
+    cls = _config_class(paper)
+    if not isinstance(cfg, cls):
         raise ValueError(f"cfg must be a hashrepro.methods.{paper}.Config, got {type(cfg).__name__}")
     if paper == "drsch" and cfg.variant == "bs-drsch":
         raise ValueError("selection covers DRSCH variants 'drsch', 'dsch', 'dsrh' (BS-DRSCH evaluates truncated codes)")
+    if n_val_per_class is None:
+        n_val_per_class = default_n_val_per_class(paper)
     cands = candidates(cfg, grid)
     cfgs = [cfg.replace(**c) for c in cands]  # one-line errors for bad values (Config.validate)
+    length = _length_field(paper)
     for c, cc in zip(cands, cfgs):
-        if int(cc.iterations) < 1:
-            raise ValueError(f"candidate {candidate_label(c)} trains for {cc.iterations} iterations; need >= 1")
+        if int(getattr(cc, length)) < 1:
+            raise ValueError(f"candidate {candidate_label(c)} trains for {getattr(cc, length)} iterations "
+                             f"({length}); need >= 1")
     labels_ = [candidate_label(c) for c in cands]
     old_threads = recipe_threads(cfg)
     try:
-        recipe = _Recipe(paper, cfg, n_val_per_class, n_val_database_per_class)
+        if paper == "mch":
+            from .mch_select import MCHValidation
+
+            recipe = MCHValidation(cfg, n_val_per_class, n_val_database_per_class, progress)
+            score = recipe.score
+            extra = dict(recipe.protocol_extra)
+        else:
+            recipe = _Recipe(paper, cfg, n_val_per_class, n_val_database_per_class)
+            score = lambda cc, progress: _score(recipe, cc, progress)  # noqa: E731
+            extra = {"split": "per_class"}
+            extra.update({k: v for k, v in recipe.backbone_meta.items() if k != "backbone_feature_read_s"})
         val = recipe.val
         results = []
         for params, label, cc in zip(cands, labels_, cfgs):
             t0 = time.perf_counter()
-            cb = _CurveCallback([int(cc.iterations)], recipe.validation_map, lambda it: float("nan"))
-            loss = recipe.train(cc, cb, None, 0, progress)
-            res = {"params": dict(params), "label": label, "validation_map": float(cb.points[-1]["validation_map"]),
-                   "final_loss": final_loss(loss, 50), "train_time_s": float(cb.points[-1]["elapsed_s"]
-                                                                            - cb.points[-1]["eval_s"]),
-                   "eval_time_s": float(cb.points[-1]["eval_s"]), "wall_time_s": time.perf_counter() - t0}
-            if recipe.last_active is not None and len(recipe.last_active):
-                res["active_triplets"] = float(np.mean(recipe.last_active[-50:]))
+            res = {"params": dict(params), "label": label, **score(cc, progress)}
+            res["wall_time_s"] = time.perf_counter() - t0
             results.append(res)
             if log is not None:
                 log(f"{label}: validation mAP {res['validation_map']:.4f} (final loss {res['final_loss']:.4g}, "
@@ -233,12 +335,13 @@ def select_on_validation(paper: str, cfg, grid: Mapping[str, list], n_val_per_cl
                                             "held out (never trained on)"),
                     "n_fit": int(len(fit)), "n_val_query": int(len(vq)), "n_val_database": int(len(vdb)),
                     "n_train_recipe": int(len(recipe.train_idx)), "n_query_recipe_unused": int(len(recipe.query)),
-                    "fit_sha256_16": _sha(fit), "val_query_sha256_16": _sha(vq), "split": "per_class",
-                    "split_seed": int(cfg.seed), "topk": None, "ties": "index", "empty": "zero", "ranking": "binary",
+                    "fit_sha256_16": _sha(fit), "val_query_sha256_16": _sha(vq),
+                    "val_database_sha256_16": _sha(vdb), "split_seed": int(cfg.seed), "topk": None,
+                    "ties": "index", "empty": "zero", "ranking": "binary",
                     "metric": "validation mAP of Hamming ranking (binary codes, full validation database)",
                     "same_seed": "every candidate starts from the same seed (initialisation, batches)",
                     "selection": SELECTION_RULE}
-        protocol.update({k: v for k, v in recipe.backbone_meta.items() if k != "backbone_feature_read_s"})
+        protocol.update(extra)
         config = {"recipe": cfg.to_dict(), "grid": {k: list(v) for k, v in grid.items()}, "schedule": cfg.scale,
                   "n_val_per_class": int(n_val_per_class), "paper": paper}
         if n_val_database_per_class is not None:

@@ -111,7 +111,8 @@ def crop_plan(cfg, ds, sp) -> list:
     return [(None, np.arange(len(ds.images), dtype=np.int64))] + [(sigma, need[sigma]) for sigma in order]
 
 
-def prepare_features(cfg, ds=None, sp=None, progress: bool | None = None, upto: int | None = None):
+def prepare_features(cfg, ds=None, sp=None, progress: bool | None = None, upto: int | None = None,
+                     whole_only: bool = False):
     """Extract (or read) every cached crop feature the pretrained-regime run of ``cfg`` needs.
 
     Each group of :func:`crop_plan` is one resumable cache file
@@ -123,6 +124,9 @@ def prepare_features(cfg, ds=None, sp=None, progress: bool | None = None, upto: 
     ``upto``: the flattened feature maps before block ``upto`` instead of the pooled features (the
     input of the fine-tuned blocks, ``cfg.finetune``; :func:`hashrepro.crop_features.crop_map_shape`),
     the same crops, one more cache file per group.
+
+    ``whole_only``: only the first group (the whole images of every row, the same cache file), no
+    crops: what the base model alone needs (:mod:`hashrepro.mch_select`).
 
     Returns (bank: :class:`CropBank`, info: dict with ``extraction_s`` (seconds spent extracting in
     this call), ``n_crops`` (crops in the plan), ``cached`` (nothing had to be extracted)).
@@ -141,7 +145,8 @@ def prepare_features(cfg, ds=None, sp=None, progress: bool | None = None, upto: 
               upto=upto)
     t_extract, n_crops, cached = 0.0, 0, True
     whole, groups = None, {}
-    for sigma, rows in crop_plan(cfg, ds, sp):
+    plan = crop_plan(cfg, ds, sp)
+    for sigma, rows in (plan[:1] if whole_only else plan):
         boxes = (np.array([[0.0, 0.0, float(w), float(h)]], dtype=np.float32) if sigma is None
                  else crop_boxes(h, w, sigma))
         n_crops += len(rows) * len(boxes)
