@@ -379,11 +379,30 @@ def split_tag(cfg: "Config") -> str:
     return f"mosaic{int(cfg.n_images)}-q{int(cfg.n_query_per_class)}-t{int(cfg.n_train_per_class)}"
 
 
+#: Training fields of the base model X that name a run when they differ from the regime's preset
+#: (e.g. a value chosen on validation by ``hashrepro select mch``, :mod:`hashrepro.mch_select`), so that
+#: such runs never mix with the preset's in a table or claim (:func:`tuning_tag`).
+NAMED_FIELDS = ("base_iters", "base_lr", "finetune_lr_mult")
+
+
+def tuning_tag(cfg: "Config") -> str:
+    """``""`` when X's training fields (:data:`NAMED_FIELDS`) are the regime's preset at ``cfg``'s scale,
+    else ``"<field>-<value>"`` for each that differs (``finetune_lr_mult-0.3``)."""
+    preset = {f.name: f.default for f in dataclasses.fields(Config) if f.name in NAMED_FIELDS}
+    preset.update({k: v for k, v in Config.presets(cfg.scale, {"backbone": cfg.backbone}).items()
+                   if k in NAMED_FIELDS})
+    return "-".join(f"{k}-{float(getattr(cfg, k)):g}" for k in NAMED_FIELDS
+                    if float(getattr(cfg, k)) != float(preset[k]))
+
+
 def name_tag(cfg: "Config") -> str:
-    """What names a run beyond its base model and backbone: the split (:func:`split_tag`) and, when the
-    backbone's last block is fine-tuned, ``lastblock`` (``dch-lastblock-efficientnet_lite0``), so that
-    such runs never mix with the frozen-backbone runs in a table or claim."""
-    return "-".join(t for t in (split_tag(cfg), FINETUNE_TAG if cfg.finetune == "last_block" else "") if t)
+    """What names a run beyond its base model and backbone: the split (:func:`split_tag`), X's training
+    fields where they are not the preset's (:func:`tuning_tag`) and, when the backbone's last block is
+    fine-tuned, ``lastblock`` (``dch-lastblock-efficientnet_lite0``,
+    ``dch-finetune_lr_mult-0.3-lastblock-efficientnet_lite0``), so that such runs never mix with the
+    preset's or the frozen-backbone runs in a table or claim."""
+    return "-".join(t for t in (split_tag(cfg), tuning_tag(cfg), FINETUNE_TAG if cfg.finetune == "last_block" else "")
+                    if t)
 
 
 def record_method(cfg: "Config", name: str | None = None) -> str:

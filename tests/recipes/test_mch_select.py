@@ -131,13 +131,14 @@ def test_cli_finetune_lr_mult(capsys, tmp_path):
                    "--grid", "finetune_lr_mult=0.03,0.3", "--results-dir", str(tmp_path), "--allow-dirty",
                    "--no-progress"])
     out = capsys.readouterr().out
-    name = ("dch-lastblock-efficientnet-lite0_mosaic-digits_8b_seed0_validation_grid-finetune-lr-mult-0.03-0.3_"
-            "n-val-per-class-2_schedule-smoke")
+    # -p base_iters 4 is not the smoke preset's 10: it names the base configuration (mch.tuning_tag)
+    name = ("dch-base-iters-4-lastblock-efficientnet-lite0_mosaic-digits_8b_seed0_validation_grid-finetune-lr-mult-"
+            "0.03-0.3_n-val-per-class-2_schedule-smoke")
     assert rc == 0 and "chosen: finetune_lr_mult=" in out
     rec = json.loads((tmp_path / f"{name}.json").read_text())
     assert rec["command"].startswith("hashrepro select mch") and rec["complete"] is True
     assert set(rec["chosen"]) == {"finetune_lr_mult"} and "validation_map[finetune_lr_mult=0.3]" in rec["metrics"]
-    assert rec["config"]["recipe"]["finetune"] == "last_block" and rec["method"] == "dch-lastblock-efficientnet_lite0"
+    assert rec["config"]["recipe"]["finetune"] == "last_block" and rec["method"] == "dch-base_iters-4-lastblock-efficientnet_lite0"
     assert all("reencode_time_s" in c for c in rec["selection"]["candidates"])
 
 
@@ -151,3 +152,14 @@ def test_cli_bad_input_exit_2(args, match, capsys, tmp_path):
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and re.search(match, err), err
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_a_chosen_value_names_the_runs():
+    pre = dict(dataset="mosaic-cifar10", base="dch", backbone="efficientnet_lite0", finetune="last_block")
+    assert M.record_method(M.Config.for_scale("default", **pre)) == "dch-lastblock-efficientnet_lite0"
+    chosen = M.Config.for_scale("default", finetune_lr_mult=0.3, **pre)
+    assert M.record_method(chosen) == "dch-finetune_lr_mult-0.3-lastblock-efficientnet_lite0"
+    assert M.record_method(chosen, "mch-dch") == "mch-dch-finetune_lr_mult-0.3-lastblock-efficientnet_lite0"
+    # the regime's own preset is not a deviation (base_iters 2,000 on the backbone, 500 from scratch)
+    assert M.tuning_tag(M.Config.for_scale("default", backbone="efficientnet_lite0")) == ""
+    assert M.tuning_tag(M.Config.for_scale("default", base_iters=2000)) == "base_iters-2000"
