@@ -43,7 +43,7 @@ __all__ = [
     "agent_schedule_outputs", "same_split_outputs", "paper_table2", "ours_table2", "what_happened", "oracle_table", "crop_diagnostics", "crop_diagnostic_table",
     "crop_diagnostic_text", "radius0_figure", "f1_bucket_figure", "table3_records", "anhc_comparison",
     "sensitivity_figure", "xi_pivot", "agent_figure", "search_cost_table", "REGIMES", "claims_outputs",
-    "seeds_sentence",
+    "seeds_sentence", "finetune_selection_outputs", "SELECT_FINETUNE",
 ]
 
 #: The sweep that produces the page's default runs (named where a section has no records).
@@ -228,6 +228,36 @@ def same_split_outputs(recs, dataset: str = "mosaic-cifar10", bits: int = 32,
         text += (f" LSH, which learns nothing, measures the features themselves: {lsh['scratch CNN, same mosaics']} "
                  f"on the scratch CNN's against {lsh['ImageNet backbone']} on the ImageNet backbone's.")
     return [pd.DataFrame(rows), Markdown(text)]
+
+
+#: The validation choice of the tuned block's learning-rate multiple, one base model (repeat with -p base ...).
+SELECT_FINETUNE = ("hashrepro select mch --dataset mosaic-cifar10 --bits 32 --seed 1 -p base dch -p backbone "
+                   "efficientnet_lite0 -p finetune last_block --grid finetune_lr_mult=0.03,0.1,0.3")
+
+
+def finetune_selection_outputs(selections) -> list:
+    """The tuned block's learning rate (``finetune_lr_mult`` × the base model's) chosen on a validation
+    split of the training mosaics (:mod:`hashrepro.mch_select`: X alone, queries never used): one
+    line naming each base model's choice against the preset 0.1, and the table of every candidate's
+    validation mAP (:func:`hashrepro.plots.validation.selection_table`). ``selections``: MCH selection
+    records (:func:`hashrepro.plots.validation.load_selection_records`); those whose grid is not over
+    ``finetune_lr_mult`` are left out. Returns what to display."""
+    from .validation import selection_table
+
+    sel = [r for r in selections if "finetune_lr_mult" in ((r.get("selection") or {}).get("grid") or {})]
+    if not sel:
+        return [no_runs("the validation choice of the tuned block's learning rate", SELECT_FINETUNE)]
+    latest = {}
+    for r in sorted(sel, key=lambda r: str(r.get("finished") or "")):
+        latest[(r["method"], int(r["bits"]), int(r["seed"]))] = r
+    parts = []
+    for (method, bits, seed), r in sorted(latest.items()):
+        gain = r["metrics"].get("gain_over_current")
+        parts.append(f"{method} ({bits} bits, seed {seed}): {r['chosen']['finetune_lr_mult']:g}"
+                     + (f" (+{gain:.4f} over 0.1)" if gain else " (the preset)"))
+    table = selection_table(list(latest.values())).drop(columns=["active triplets"])
+    return [Markdown("**Chosen on validation** (argmax of the validation mAP; a tie keeps the preset 0.1): "
+                     + "; ".join(parts) + "."), table]
 
 
 def finetune_outputs(recs, dataset: str = "mosaic-cifar10", bits: int = 32,

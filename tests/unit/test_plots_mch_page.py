@@ -420,3 +420,28 @@ def test_finetune_outputs_pair_the_tuned_runs_with_scratch_on_one_split():
     assert "higher in 3 of 3 seed pairs" in text.data
     none = MP.finetune_outputs([_rec("dch" + pt, seed=0)])
     assert len(none) == 1 and "-p finetune last_block" in none[0].data
+
+
+def test_finetune_selection_outputs_name_each_choice_and_keep_the_latest():
+    from hashrepro.plots import mch_page as MP
+
+    def sel(method, chosen, maps, finished, grid_field="finetune_lr_mult"):
+        cands = [{"label": f"{grid_field}={v:g}", "params": {grid_field: v}, "validation_map": m, "train_time_s": 60.0}
+                 for v, m in zip((0.03, 0.1, 0.3), maps)]
+        return {"paper": "mch", "method": method, "dataset": "mosaic-cifar10", "bits": 32, "seed": 1,
+                "finished": finished, "chosen": {grid_field: chosen},
+                "metrics": {"gain_over_current": max(maps) - maps[1]},
+                "selection": {"grid": {grid_field: [0.03, 0.1, 0.3]}, "chosen_label": f"{grid_field}={chosen:g}",
+                              "candidates": cands}}
+
+    old = sel("dch-lastblock-efficientnet_lite0", 0.03, [0.7, 0.6, 0.5], "2026-11-29T10:00:00")
+    new = sel("dch-lastblock-efficientnet_lite0", 0.3, [0.60, 0.61, 0.64], "2026-11-30T10:00:00")
+    keep = sel("adsh-lastblock-efficientnet_lite0", 0.1, [0.5, 0.6, 0.6], "2026-11-30T10:00:00")
+    other = sel("hashnet-lastblock-efficientnet_lite0", 1e-3, [0.5, 0.6, 0.6], "2026-11-30T10:00:00", "base_lr")
+    head, table = MP.finetune_selection_outputs([old, new, keep, other])
+    assert ("adsh-lastblock-efficientnet_lite0 (32 bits, seed 1): 0.1 (the preset); "
+            "dch-lastblock-efficientnet_lite0 (32 bits, seed 1): 0.3 (+0.0300 over 0.1)") in head.data
+    assert "hashnet" not in head.data and "active triplets" not in table.columns
+    assert len(table) == 6 and list(table[table["chosen"] == "✓"]["candidate"]) == ["finetune_lr_mult=0.1",
+                                                                                  "finetune_lr_mult=0.3"]
+    assert "hashrepro select mch" in MP.finetune_selection_outputs([other])[0].data
