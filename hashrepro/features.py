@@ -348,22 +348,68 @@ def resumable_cache(directory: Path, stem: str, key: dict, shape: tuple, fill: C
     every ``checkpoint_every`` rows along the first axis). ``fill(out, start, on_batch)`` must fill
     ``out[start:]`` in order and call ``on_batch(rows_done)`` after each batch. An interrupted fill
     resumes from the last checkpoint; the finished file is renamed into place (atomic). A cached
-    file whose sidecar ``key`` differs is never read. Returns a read-only memmap of ``shape``.
+    file whose sidecar ``key`` differs is never read. Two processes that need the same stem at once
+    (e.g. two sweeps side by side) take turns on ``<stem>.lock``: one fills, the other waits and
+    reads the finished file. Returns a read-only memmap of ``shape``.
     """
     shape = tuple(int(v) for v in shape)
     n = shape[0]
     final, meta = directory / f"{stem}.npy", directory / f"{stem}.json"
     part, part_meta = directory / f"{stem}.partial.npy", directory / f"{stem}.partial.json"
     key_only = json.loads(json.dumps(key, default=str))  # what the sidecar stores (lists, not tuples)
-    if final.is_file() and meta.is_file():
-        try:
-            stored = json.loads(meta.read_text())
-            feats = np.load(final, mmap_mode="r")
-            if {k: stored.get(k) for k in key_only} == key_only and feats.shape == shape:
-                return feats
-        except (OSError, ValueError):
-            pass
-        warnings.warn(f"feature cache {final.name} does not match its key: recomputing", stacklevel=warn_stacklevel)
+    feats = _finished_cache(final, meta, key_only, shape)
+    if feats is not None:
+        return feats
+    directory.mkdir(parents=True, exist_ok=True)
+    with _exclusive_lock(directory / f"{stem}.lock"):
+        # another process may have finished the same cache while this one waited for the lock
+        feats = _finished_cache(final, meta, key_only, shape)
+        if feats is not None:
+            return feats
+        if final.is_file():
+            warnings.warn(f"feature cache {final.name} does not match its key: recomputing",
+                          stacklevel=warn_stacklevel)
+        return _fill_cache(final, meta, part, part_meta, key_only, shape, fill, checkpoint_every)
+
+
+def _finished_cache(final: Path, meta: Path, key_only: dict, shape: tuple) -> np.ndarray | None:
+    """The finished cache as a read-only memmap when its sidecar key and shape match, else None."""
+    if not (final.is_file() and meta.is_file()):
+        return None
+    try:
+        stored = json.loads(meta.read_text())
+        feats = np.load(final, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    return feats if {k: stored.get(k) for k in key_only} == key_only and feats.shape == shape else None
+
+
+class _exclusive_lock:
+    """An exclusive ``flock`` on ``path`` held for a ``with`` block: two processes (two sweeps side by
+    side) that need the same cache do not fill it twice or rename each other's partial file; the
+    second waits and then reads the finished file. The lock file stays (it is empty)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        import fcntl
+        self._fh = open(self.path, "a")
+        fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+        fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+        self._fh.close()
+        return False
+
+
+def _fill_cache(final: Path, meta: Path, part: Path, part_meta: Path, key_only: dict, shape: tuple,
+                fill: Callable, checkpoint_every: int) -> np.ndarray:
+    """Fill ``<stem>.partial.npy`` from its last checkpoint and rename it into place (see
+    :func:`resumable_cache`; called with the stem's lock held)."""
+    n = shape[0]
     done = 0
     mm = None
     if part.is_file() and part_meta.is_file():

@@ -180,3 +180,41 @@ def test_ddh_pretrained_regime_smoke(tmp_path, monkeypatch):
     assert 0.0 < rec["metrics"]["map"] <= 1.0 and rec["metrics"]["label_precision"] > 0.2
     with pytest.raises(ValueError, match="backbone must be one of"):
         Config.for_scale("smoke", backbone="resnet50")
+
+
+def _fill_slowly_in_a_process(directory, stem, results):
+    """One of two processes filling the same cache stem (test helper: module level, so it pickles)."""
+    import time
+    from pathlib import Path
+
+    from hashrepro import features as F
+
+    def fill(out, start, on_batch):
+        for i in range(start, out.shape[0]):
+            time.sleep(0.05)
+            out[i] = i
+            on_batch(i + 1)
+        results.put("filled")
+
+    arr = F.resumable_cache(Path(directory), stem, {"k": 1}, (8, 2), fill, checkpoint_every=2)
+    results.put(("sum", float(np.asarray(arr).sum())))
+
+
+def test_two_processes_filling_one_cache_take_turns(tmp_path):
+    """Two sweeps side by side once renamed each other's partial file (FileNotFoundError); now the
+    second waits on the stem's lock and reads the finished cache, which is filled exactly once."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_fill_slowly_in_a_process, args=(str(tmp_path), "twice", results)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    got = [results.get(timeout=5) for _ in range(3)]
+    assert got.count("filled") == 1
+    expected = float(sum(2 * i for i in range(8)))
+    assert [g for g in got if g != "filled"] == [("sum", expected), ("sum", expected)]
+    assert not (tmp_path / "twice.partial.npy").exists()
