@@ -284,7 +284,7 @@ class Config(RecipeConfig):
 #: Config fields whose value, when it differs from the run's preset (scale, backbone, variant), is part
 #: of the record name (:func:`method_name`): hyperparameters chosen on a validation split
 #: (:mod:`hashrepro.validation_select`) are deviations and never mix with the preset's runs.
-NAMED_FIELDS = ("margin0", "lam", "lr", "slope_factor", "head_hidden")
+NAMED_FIELDS = ("margin0", "lam", "lr", "slope_factor", "head_hidden", "weight_decay")
 
 
 def _fmt(v) -> str:

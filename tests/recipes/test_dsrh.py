@@ -104,6 +104,8 @@ def test_dsrh_variant_preset_and_validation():
         {"margin0": 3.0, "lr": 0.03}
     pt = drsch.Config.for_scale("default", backbone="efficientnet_lite0")
     assert drsch.deviations(pt) == {} and drsch.deviations(pt.replace(head_hidden=())) == {"head_hidden": ()}
+    assert drsch.record_method(pt.replace(head_hidden=(2048,), weight_decay=5e-3)) == \
+        "drsch-head_hidden-2048-weight_decay-0.005-efficientnet_lite0"  # a chosen weight decay names the run
     assert drsch.method_name("dsch", "scratch", {"margin0": 2}) == "dsch-margin0-2"
     assert drsch.method_name("drsch", "efficientnet_lite0", {"lam": 0.01, "lr": 0.03}) == \
         "drsch-lam-0.01-lr-0.03-efficientnet_lite0"
