@@ -12,7 +12,7 @@ from IPython.display import Markdown
 
 __all__ = ["SWEEP", "SWEEP_BS", "settings_table", "scratch_reading", "pretrained_bs_outputs",
            "paper_solver_bs_outputs", "fig6_outputs",
-           "dead_bits_table", "selection_outputs", "finetune_outputs"]
+           "dead_bits_table", "selection_outputs", "finetune_outputs", "feature_ceiling_outputs"]
 
 SWEEP = ("hashrepro sweep drsch --dataset mnist cifar10 --bits 16 32 64 --seeds 0 --scale default "
          "-p variant dsch -p variant drsch")
@@ -359,3 +359,60 @@ def finetune_outputs(records, quoted: pd.DataFrame, bits: Sequence[int] = (12, 2
     else:
         text += "No length has 3 unflagged fine-tuned runs yet."
     return [pd.DataFrame(rows), Markdown(text)]
+
+
+#: Reference retrievers of :mod:`hashrepro.feature_ceiling`, as the page names them.
+CEILING_LABELS = {"euclidean": "raw features, Euclidean distance (no training)",
+                  "linear-p": "linear softmax, ranked by P(same label)",
+                  "mlp-p": "MLP (2,048 ReLU) softmax, ranked by P(same label)",
+                  "mlp-class": "MLP's predicted class as a 4-bit code (ties in expected order)"}
+
+
+def feature_ceiling_outputs(ceiling_records: Sequence[Mapping], records: Sequence[Mapping], quoted: pd.DataFrame,
+                            dataset: str = "cifar10") -> list:
+    """What the frozen features allow (``benchmarks/drsch_feature_ceiling.py``): per reference retriever
+    the mAP over seeds (mean ± std, n) and the classifiers' query accuracy, beside the quoted best and the
+    best clean DRSCH cell on the same frozen features (the 2,048-unit head,
+    :data:`~hashrepro.claims.drsch.TUNED_ON_HELD_OUT`, and the preset's ``drsch-efficientnet_lite0``).
+    Only clean records count. A table and a sentence counted from the records, or the command."""
+    import numpy as np
+
+    from ..claims.drsch import TUNED_ON_HELD_OUT
+    from .regimes import _as_dicts, paper_value, regime_cells
+
+    recs = [r for r in _as_dicts(ceiling_records) if r.get("dataset") == dataset and r.get("git_dirty") is False]
+    if not recs:
+        return [Markdown("*No reference-retriever record yet; run* `python benchmarks/drsch_feature_ceiling.py "
+                         "--seeds 0 1 2` *(commit first) and rebuild the book.*")]
+    seeds = sorted({int(r["seed"]) for r in recs})
+    rows, means = [], {}
+    for key, label in CEILING_LABELS.items():
+        v = [float(r["metrics"][f"map_{key}"]) for r in recs if f"map_{key}" in r["metrics"]]
+        if not v:
+            continue
+        model = key.split("-")[0]
+        acc = [float(r["metrics"][f"test_acc_{model}"]) for r in recs if f"test_acc_{model}" in r["metrics"]]
+        wd = sorted({float(r["metrics"][f"chosen_wd_{model}"]) for r in recs if f"chosen_wd_{model}" in r["metrics"]})
+        means[key] = float(np.mean(v))
+        rows.append({"retriever": label, "mAP": f"{np.mean(v):.3f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.3f}",
+                     "n": len(v), "query accuracy": f"{np.mean(acc):.3f}" if acc else "—",
+                     "weight decay (chosen on validation)": "/".join(f"{w:g}" for w in wd) or "—"})
+    quoted_vals = [v for v in (paper_value(quoted, "drsch", dataset, b) for b in (12, 24, 32, 48)) if v is not None]
+    quoted_best = max(quoted_vals) if quoted_vals else None
+    ours = {}
+    for method in (TUNED_ON_HELD_OUT, "drsch-efficientnet_lite0"):
+        for b, c in regime_cells(records, method, dataset).items():
+            if c.get("mean") is not None and not c.get("legacy") and c.get("n", 0) >= 3:
+                ours[(method, b)] = c["mean"]
+    text = [f"mAP on DRSCH's protocol (seeds {', '.join(map(str, seeds))}; the same 1,000 queries and 54,000-image "
+            "database per seed as the chapter's runs; weight decay chosen on 50 training images per class held out)."]
+    if "mlp-p" in means and quoted_best is not None:
+        text.append(f"Ranked by the probability of a shared label, the MLP classifier on the frozen features reaches "
+                    f"{means['mlp-p']:.3f}, {means['mlp-p'] - quoted_best:+.3f} against the best quoted DRSCH number "
+                    f"({quoted_best:.3f}).")
+    if ours:
+        (m, b), best = max(ours.items(), key=lambda kv: kv[1])
+        text.append(f"The best clean three-seed DRSCH cell on the same frozen features is {best:.3f} ({b} bits, "
+                    f"`{m}`).")
+    return [pd.DataFrame(rows, columns=["retriever", "mAP", "n", "query accuracy",
+                                        "weight decay (chosen on validation)"]), Markdown(" ".join(text))]

@@ -148,3 +148,24 @@ def test_paper_solver_section_reads_its_own_runs_and_judges_both_claims():
     assert "top-|w| bits beat a random subset: reproduced**" in weights
     empty = DP.paper_solver_bs_outputs([preset])
     assert len(empty) == 1 and "-p solver paper" in empty[0].data
+
+
+def test_feature_ceiling_outputs_average_clean_seeds_and_compare_with_quoted_and_ours():
+    def ceil(seed, mlp, dirty=False):
+        return {"paper": "drsch", "method": "feature-ceiling-efficientnet_lite0", "dataset": "cifar10", "bits": 0,
+                "seed": seed, "git_dirty": dirty,
+                "metrics": {"map_euclidean": 0.27, "map_linear-p": 0.69, "map_mlp-p": mlp, "map_mlp-class": 0.54,
+                            "test_acc_linear": 0.77, "test_acc_mlp": 0.78, "chosen_wd_linear": 0.01,
+                            "chosen_wd_mlp": 1e-3 * (seed + 1)}}
+    quoted = pd.DataFrame({"method": ["drsch"] * 2, "dataset": ["cifar10"] * 2, "bits": [12, 48],
+                           "metric": ["map"] * 2, "value": [0.615, 0.631]})
+    ours = [rec("drsch-head_hidden-2048-efficientnet_lite0", 32, s, v) for s, v in enumerate((0.60, 0.61, 0.62))]
+    ours += [rec("drsch-efficientnet_lite0", 24, s, 0.59) for s in range(3)]
+    t, text = DP.feature_ceiling_outputs([ceil(0, 0.70), ceil(1, 0.72), ceil(2, 0.9, dirty=True)], ours, quoted)
+    row = t.set_index("retriever").loc[DP.CEILING_LABELS["mlp-p"]]
+    assert (row["mAP"], row["n"], row["query accuracy"]) == ("0.710 ± 0.014", 2, "0.780")   # the dirty seed left out
+    assert row["weight decay (chosen on validation)"] == "0.001/0.002"
+    assert "reaches 0.710, +0.079 against the best quoted DRSCH number (0.631)" in text.data
+    assert "best clean three-seed DRSCH cell on the same frozen features is 0.610 (32 bits" in text.data
+    (only,) = DP.feature_ceiling_outputs([ceil(0, 0.7, dirty=True)], ours, quoted)
+    assert "benchmarks/drsch_feature_ceiling.py" in only.data
