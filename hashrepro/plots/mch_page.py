@@ -43,7 +43,7 @@ __all__ = [
     "agent_schedule_outputs", "same_split_outputs", "paper_table2", "ours_table2", "what_happened", "oracle_table", "crop_diagnostics", "crop_diagnostic_table",
     "crop_diagnostic_text", "radius0_figure", "f1_bucket_figure", "table3_records", "anhc_comparison",
     "sensitivity_figure", "xi_pivot", "agent_figure", "search_cost_table", "REGIMES", "claims_outputs",
-    "seeds_sentence", "finetune_selection_outputs", "SELECT_FINETUNE",
+    "seeds_sentence", "finetune_selection_outputs", "SELECT_FINETUNE", "chosen_finetune_outputs",
 ]
 
 #: The sweep that produces the page's default runs (named where a section has no records).
@@ -258,6 +258,60 @@ def finetune_selection_outputs(selections) -> list:
     table = selection_table(list(latest.values())).drop(columns=["active triplets"])
     return [Markdown("**Chosen on validation** (argmax of the validation mAP; a tie keeps the preset 0.1): "
                      + "; ".join(parts) + "."), table]
+
+
+def chosen_finetune_outputs(recs, selections, dataset: str = "mosaic-cifar10", bits=(16, 32, 64),
+                            backbone: str = "efficientnet_lite0", margin: float = 0.02) -> list:
+    """Test runs with a tuned-block learning rate chosen on validation other than the preset 0.1
+    (:func:`finetune_selection_outputs`; runs named ``<x>-finetune_lr_mult-<v>-lastblock-<backbone>``)
+    beside the preset's tuned runs and X from scratch on the same mosaics, per base model and length:
+    the means, the paired differences per seed (chosen − preset, chosen − scratch), and whether the
+    chosen runs are higher than from scratch by more than ``margin`` in every seed (the test of claim
+    ``mch-pt-ft-base-map``) with ≥ 3 seeds. A table and a sentence, or a :func:`no_runs` line per choice
+    still to run; nothing when every choice kept the preset."""
+    from ..claims.mch import FINETUNE_TAG, PRETRAINED_SPLIT
+
+    chosen = {}
+    for r in sorted(selections, key=lambda r: str(r.get("finished") or "")):
+        if "finetune_lr_mult" in ((r.get("selection") or {}).get("grid") or {}):
+            base = str(r["method"]).split("-")[0]
+            chosen[base] = float(r["chosen"]["finetune_lr_mult"])
+    chosen = {x: v for x, v in chosen.items() if v != 0.1}
+    if not chosen:
+        return []
+    ok = [r for r in as_records(recs) if not r.get("flags")]
+    rows, passed, judged, missing = [], [], [], []
+    for x, v in sorted(chosen.items()):
+        for b in bits:
+            pick = _by_seed(ok, f"{x}-finetune_lr_mult-{v:g}-{FINETUNE_TAG}-{backbone}", dataset, b)
+            if not pick:
+                missing.append((x, v, b))
+                continue
+            preset = _by_seed(ok, f"{x}-{FINETUNE_TAG}-{backbone}", dataset, b)
+            scratch = _by_seed(ok, f"{x}-{PRETRAINED_SPLIT}", dataset, b)
+            vs_preset = [pick[s] - preset[s] for s in sorted(set(pick) & set(preset))]
+            vs_scratch = [pick[s] - scratch[s] for s in sorted(set(pick) & set(scratch))]
+
+            def mean(d: dict) -> str:
+                return f"{np.mean(list(d.values())):.3f} (n={len(d)})" if d else "—"
+
+            rows.append({"model": x, "bits": b, "scratch CNN, same mosaics": mean(scratch),
+                         "tuned, 0.1 (preset)": mean(preset), f"tuned, {v:g} (chosen)": mean(pick),
+                         "chosen − preset, per seed": " / ".join(f"{d:+.3f}" for d in vs_preset) or "—",
+                         "chosen − scratch, per seed": " / ".join(f"{d:+.3f}" for d in vs_scratch) or "—"})
+            _tally_margin(f"{x} {b}", vs_scratch, margin, judged, passed)
+    out = []
+    if rows:
+        out += [pd.DataFrame(rows), Markdown(
+            f"{_DATASET_NAMES.get(dataset, dataset)}, mAP of X alone (no agent), runs with the chosen learning-rate "
+            f"ratio. Higher than from scratch on the same mosaics by more than {margin:g} in every seed: "
+            f"{len(passed)} of {len(judged)} settings with ≥ 3 seeds" + (f" ({', '.join(passed)})" if passed else "")
+            + ".")]
+    for x, v, b in missing:
+        out.append(no_runs(f"{x} with the chosen ratio {v:g} at {b} bits",
+                           f"hashrepro sweep mch --dataset {dataset} --bits {b} --seeds 0 1 2 --scale default "
+                           f"-p backbone {backbone} -p finetune last_block -p base {x} -p finetune_lr_mult {v:g}"))
+    return out
 
 
 def finetune_outputs(recs, dataset: str = "mosaic-cifar10", bits: int = 32,

@@ -445,3 +445,27 @@ def test_finetune_selection_outputs_name_each_choice_and_keep_the_latest():
     assert len(table) == 6 and list(table[table["chosen"] == "✓"]["candidate"]) == ["finetune_lr_mult=0.1",
                                                                                   "finetune_lr_mult=0.3"]
     assert "hashrepro select mch" in MP.finetune_selection_outputs([other])[0].data
+
+
+def test_chosen_finetune_outputs_pair_the_chosen_ratio_with_the_preset_and_scratch():
+    from hashrepro.plots import mch_page as MP
+
+    def sel(method, chosen):
+        return {"paper": "mch", "method": method, "bits": 32, "seed": 1, "finished": "2026-11-30T10:00:00",
+                "chosen": {"finetune_lr_mult": chosen}, "selection": {"grid": {"finetune_lr_mult": [0.03, 0.1]}}}
+
+    split, ft = "-mosaic2000-q20-t80", "-lastblock-efficientnet_lite0"
+    chosen = "-finetune_lr_mult-0.03" + ft
+    recs = ([_rec("dch" + split, bits=b, seed=s, metrics={"map": 0.60}) for s in range(3) for b in (16, 32)]
+            + [_rec("dch" + ft, bits=b, seed=s, metrics={"map": 0.63}) for s in range(3) for b in (16, 32)]
+            + [_rec("dch" + chosen, bits=32, seed=s, metrics={"map": v}) for s, v in enumerate([0.64, 0.615, 0.65])]
+            + [_rec("dch" + chosen, bits=16, seed=s, metrics={"map": 0.64}) for s in range(3)])
+    sels = [sel("dch-lastblock-efficientnet_lite0", 0.03), sel("adsh-lastblock-efficientnet_lite0", 0.1)]
+    table, text, todo = MP.chosen_finetune_outputs(recs, sels)
+    row = table.set_index(["model", "bits"]).loc[("dch", 32)]
+    assert row["tuned, 0.03 (chosen)"] == "0.635 (n=3)" and row["tuned, 0.1 (preset)"] == "0.630 (n=3)"
+    assert row["chosen − preset, per seed"] == "+0.010 / -0.015 / +0.020"
+    assert row["chosen − scratch, per seed"] == "+0.040 / +0.015 / +0.050"
+    assert "1 of 2 settings with ≥ 3 seeds (dch 16)" in text.data       # +0.015 at 32 bits
+    assert "-p finetune_lr_mult 0.03" in todo.data and "--bits 64" in todo.data and "adsh" not in text.data
+    assert MP.chosen_finetune_outputs(recs, [sels[1]]) == []             # every choice kept the preset
