@@ -17,7 +17,8 @@ import numpy as np
 
 from ..data.crops import CropBank, crop_boxes
 
-__all__ = ["PAPER_DATASETS", "parse_dataset", "load_data", "grid_sample", "crop_plan", "prepare_features"]
+__all__ = ["PAPER_DATASETS", "parse_dataset", "load_data", "relevant_fraction", "grid_sample", "crop_plan",
+           "prepare_features"]
 
 #: The paper's data sets (§5.1): loaders and protocols exist in hashrepro.data, not run offline.
 PAPER_DATASETS = ("nuswide21", "coco", "mirflickr25k")
@@ -74,6 +75,16 @@ def load_data(cfg):
 
 
 _DATA_MEMO: dict = {}  # the last data set loaded (the notebook draws Fig. 8 from it after run())
+
+
+def relevant_fraction(cfg) -> float:
+    """The mean over queries of the fraction of database items relevant to the query (sharing ≥ 1
+    label, §5.1) on ``cfg``'s split: about the mAP of a random ranking, the floor every mAP of the
+    chapter should be read against (multi-label mosaics have a high one). Uses :func:`load_data`."""
+    ds, sp = load_data(cfg)
+    Y = ds.label_matrix().astype(np.float32)
+    q, db = np.asarray(sp.query), np.asarray(sp.database)
+    return float(((Y[q] @ Y[db].T) > 0).mean())
 
 
 def grid_sample(cfg, n_db: int):

@@ -43,7 +43,7 @@ __all__ = [
     "agent_schedule_outputs", "same_split_outputs", "paper_table2", "ours_table2", "what_happened", "oracle_table", "crop_diagnostics", "crop_diagnostic_table",
     "crop_diagnostic_text", "radius0_figure", "f1_bucket_figure", "table3_records", "anhc_comparison",
     "sensitivity_figure", "xi_pivot", "agent_figure", "search_cost_table", "REGIMES", "claims_outputs",
-    "seeds_sentence", "finetune_selection_outputs", "SELECT_FINETUNE", "chosen_finetune_outputs",
+    "seeds_sentence", "finetune_selection_outputs", "SELECT_FINETUNE", "chosen_finetune_outputs", "chance_outputs",
 ]
 
 #: The sweep that produces the page's default runs (named where a section has no records).
@@ -228,6 +228,25 @@ def same_split_outputs(recs, dataset: str = "mosaic-cifar10", bits: int = 32,
         text += (f" LSH, which learns nothing, measures the features themselves: {lsh['scratch CNN, same mosaics']} "
                  f"on the scratch CNN's against {lsh['ImageNet backbone']} on the ImageNet backbone's.")
     return [pd.DataFrame(rows), Markdown(text)]
+
+
+def chance_outputs(dataset: str = "mosaic-cifar10", seeds=(0,)) -> list:
+    """The mAP floor of a random ranking on both regimes' splits (:func:`hashrepro.methods.mch_data.relevant_fraction`:
+    the mean share of database items relevant to a query), per seed; the mosaics are rebuilt from the
+    data (a few seconds per split). A one-line Markdown."""
+    from ..methods import mch
+    from ..methods.mch_data import relevant_fraction
+
+    parts = []
+    for label, kw in (("the from-scratch preset's 4,000 mosaics", {}),
+                      ("the backbone's 2,000 mosaics", {"backbone": "efficientnet_lite0"})):
+        v = [relevant_fraction(mch.Config.for_scale("default", dataset=dataset, seed=s, **kw)) for s in seeds]
+        parts.append(f"{np.mean(v):.3f} on {label}" + (f" ({' / '.join(f'{x:.3f}' for x in v)})" if len(v) > 1 else ""))
+    return [Markdown(f"**The floor.** A random ranking scores about the share of relevant database items (seed"
+                     f"{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}): " + "; ".join(parts)
+                     + ". A mosaic holds about two labels, so about half the database shares one with any query "
+                     "(relevant = at least one shared label, §5.1), and every mAP in this chapter is read against "
+                     "that floor.")]
 
 
 #: The validation choice of the tuned block's learning-rate multiple, one base model (repeat with -p base ...).

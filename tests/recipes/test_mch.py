@@ -618,3 +618,14 @@ def test_crop_diagnostic_smoke():
     assert rec["method"] == "diag-crops-dch" and m["n_crops"] == 150
     assert 0 <= m["positive_fraction"] <= 1 and m["reward_pos_per_item"] >= 0 >= m["reward_neg_per_item"]
     assert math.isnan(m["d_tile_same_class"]) or 0 <= m["d_tile_same_class"] <= 16
+
+
+def test_relevant_fraction_is_the_brute_force_share_of_relevant_database_items():
+    from hashrepro.methods.mch_data import relevant_fraction
+
+    cfg = M.Config.for_scale("smoke", dataset="mosaic-digits")
+    ds, sp = M.load_data(cfg)
+    Y = ds.label_matrix()
+    brute = np.mean([[bool(set(np.flatnonzero(Y[q])) & set(np.flatnonzero(Y[d]))) for d in sp.database]
+                     for q in sp.query])
+    assert relevant_fraction(cfg) == pytest.approx(brute) and 0.0 < brute < 1.0
