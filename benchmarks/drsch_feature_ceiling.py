@@ -4,7 +4,7 @@ DRSCH's head on the frozen pooled EfficientNet-Lite0 features stops near mAP 0.6
 and a 5x longer schedule does not move it (``benchmarks/drsch_dead_bits.py``). Is that the features or
 the head? This script ranks the same database with retrievers that are not short codes
 (:mod:`hashrepro.feature_ceiling`: raw features; a linear and an MLP softmax classifier ranked by the
-probability of a shared label; the MLP's 4-bit class code), per seed, on the same split as the
+probability of a shared label; the MLP's one-hot class code), per seed, on the same split as the
 chapter's runs. Weight decay is chosen on training images held out as validation; the queries give
 only the reported mAP.
 

@@ -13,7 +13,8 @@ rest of CIFAR-10 without the training images), with retrievers that are not boun
   depth for single-label relevance, so it is the natural upper reference for a hash learnt from
   the same labels on the same features (an estimate, not a proof: a code could in principle be
   better than this classifier).
-* ``mlp-class``: the 4-bit "class code" of the MLP (each image hashed to its predicted class),
+* ``mlp-class``: the MLP's predicted class as the code (one-hot: two items are at distance 0 when
+  their predicted classes are equal, else at the same larger distance),
   Hamming ranking with ties in expected order; what a perfect hashing head on that classifier
   would give.
 
@@ -164,7 +165,7 @@ def reference_maps(cfg: CeilingConfig, progress=print) -> dict:
                     ranking={"euclidean": "Euclidean distance of the raw pooled features",
                              "linear-p": "-(p_q . p_db), linear softmax",
                              "mlp-p": f"-(p_q . p_db), MLP {cfg.hidden} ReLU",
-                             "mlp-class": "predicted class equal (4-bit class code), ties expected"},
+                             "mlp-class": "predicted class equal or not (a one-hot class code), ties expected"},
                     model_selection=f"weight decay by accuracy on {cfg.n_val_per_class} training images per "
                                     "class held out; queries never used")
     return {"metrics": metrics, "protocol": protocol, "config": asdict(cfg)}

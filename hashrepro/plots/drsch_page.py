@@ -365,7 +365,7 @@ def finetune_outputs(records, quoted: pd.DataFrame, bits: Sequence[int] = (12, 2
 CEILING_LABELS = {"euclidean": "raw features, Euclidean distance (no training)",
                   "linear-p": "linear softmax, ranked by P(same label)",
                   "mlp-p": "MLP (2,048 ReLU) softmax, ranked by P(same label)",
-                  "mlp-class": "MLP's predicted class as a 4-bit code (ties in expected order)"}
+                  "mlp-class": "MLP's predicted class as a one-hot code (ties in expected order)"}
 
 
 def feature_ceiling_outputs(ceiling_records: Sequence[Mapping], records: Sequence[Mapping], quoted: pd.DataFrame,
