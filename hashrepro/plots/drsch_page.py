@@ -280,25 +280,30 @@ def selection_outputs(records, selections: Sequence[Mapping], quoted: pd.DataFra
 
 
 def finetune_outputs(records, quoted: pd.DataFrame, bits: Sequence[int] = (12, 24, 32, 48),
-                     dataset: str = "cifar10") -> list:
-    """DRSCH with the backbone's last block fine-tuned (``finetune="last_block"``, the 2,048-unit head:
-    :data:`hashrepro.claims.drsch.LAST_BLOCK_TUNED`) beside the same head on the frozen backbone
-    (:data:`~hashrepro.claims.drsch.TUNED_ON_HELD_OUT`) and the quoted numbers: per code length each
-    side's clean unflagged runs (mean ± std, n, flagged runs counted), the paired difference per seed,
-    tuned − quoted (:func:`hashrepro.plots.regimes.regime_cells`) and the minutes per tuned run without the one-off
-    extraction of the cached maps.
+                     dataset: str = "cifar10", tuned_method: str | None = None, frozen_method: str | None = None,
+                     frozen_label: str = "frozen, 2,048 head", extra_params: str = "") -> list:
+    """DRSCH with the backbone's last block fine-tuned (``finetune="last_block"``; by default the 2,048-unit
+    head, :data:`hashrepro.claims.drsch.LAST_BLOCK_TUNED`) beside the same settings on the frozen backbone
+    (by default :data:`~hashrepro.claims.drsch.TUNED_ON_HELD_OUT`, column ``frozen_label``) and the quoted
+    numbers: per code length each side's clean unflagged runs (mean ± std, n, flagged runs counted), the
+    paired difference per seed, tuned − quoted (:func:`hashrepro.plots.regimes.regime_cells`) and the minutes
+    per tuned run without the one-off extraction of the cached maps. ``extra_params`` (e.g.
+    ``"-p weight_decay 0.05"``) completes the command printed when no tuned run exists.
     A table and a sentence counted from the records, or the command that makes the runs."""
     import numpy as np
 
     from ..claims.drsch import LAST_BLOCK_TUNED, TUNED_ON_HELD_OUT
     from .regimes import _as_dicts, _fmt, paper_value, regime_cells
 
-    tuned = regime_cells(records, LAST_BLOCK_TUNED, dataset)
-    frozen = regime_cells(records, TUNED_ON_HELD_OUT, dataset)
+    tuned_method = tuned_method or LAST_BLOCK_TUNED
+    frozen_method = frozen_method or TUNED_ON_HELD_OUT
+    tuned = regime_cells(records, tuned_method, dataset)
+    frozen = regime_cells(records, frozen_method, dataset)
     if not tuned:
         return [Markdown("*No run with the last block fine-tuned yet; run* `hashrepro sweep drsch --dataset "
                          f"{dataset} --bits {' '.join(map(str, bits))} --seeds 0 1 2 --scale default -p backbone "
-                         "efficientnet_lite0 -p variant drsch -p head_hidden [2048] -p finetune last_block` "
+                         "efficientnet_lite0 -p variant drsch -p head_hidden [2048] "
+                         + (f"{extra_params} " if extra_params else "") + "-p finetune last_block` "
                          "*(commit first).*")]
 
     def latest_runs(method: str, b: int) -> dict:
@@ -321,13 +326,13 @@ def finetune_outputs(records, quoted: pd.DataFrame, bits: Sequence[int] = (12, 2
         """Mean minutes per tuned run without the one-off extraction of the cached maps (a run that found
         no cache extracted them: ``metrics["backbone_feature_read_s"]``), flagged runs included."""
         m = [(float(r["wall_time_s"]) - float(r["metrics"].get("backbone_feature_read_s", 0.0))) / 60
-             for r in latest_runs(LAST_BLOCK_TUNED, b).values() if r.get("wall_time_s") is not None]
+             for r in latest_runs(tuned_method, b).values() if r.get("wall_time_s") is not None]
         return f"{np.mean(m):.0f}" if m else "—"
 
     rows, reached, n_flag = [], [], {"tuned": [0, 0], "frozen": [0, 0]}
     for b in bits:
         t, f = tuned.get(b), frozen.get(b)
-        ta, fa = every_seed(LAST_BLOCK_TUNED, b), every_seed(TUNED_ON_HELD_OUT, b)
+        ta, fa = every_seed(tuned_method, b), every_seed(frozen_method, b)
         for side, runs in (("tuned", ta), ("frozen", fa)):
             if ta:
                 n_flag[side][0] += sum(flag for _, flag in runs.values())
@@ -339,7 +344,7 @@ def finetune_outputs(records, quoted: pd.DataFrame, bits: Sequence[int] = (12, 2
         gap = t["mean"] - q if t and t["n"] and q is not None else float("nan")
         if t and t["n"] >= 3 and q is not None and t["mean"] >= q:
             reached.append(b)
-        rows.append({"bits": b, "quoted": q if q is not None else float("nan"), "frozen, 2,048 head": _fmt(f),
+        rows.append({"bits": b, "quoted": q if q is not None else float("nan"), frozen_label: _fmt(f),
                      "last block tuned": _fmt(t), "tuned − frozen, per seed": " / ".join(f"{d:+.3f}" for d in diffs)
                      or "—", "tuned − frozen, every seed (†: a side flagged)": " / ".join(raw) or "—",
                      "tuned − quoted": f"{gap:+.3f}" if np.isfinite(gap) else "—",

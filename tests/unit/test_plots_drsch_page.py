@@ -122,6 +122,24 @@ def test_finetune_outputs_pairs_seeds_counts_flags_and_reads_the_quoted_numbers(
     assert "best fine-tuned length is 32 bits at 0.640" in text.data and "at or above the quoted number at 32" in text.data
 
 
+def test_finetune_outputs_pair_any_two_named_configurations():
+    from hashrepro.claims.drsch import LAST_BLOCK_TUNED, WEIGHT_DECAY_LAST_BLOCK, WEIGHT_DECAY_ON_HELD_OUT
+
+    quoted = pd.DataFrame([{"method": "drsch", "dataset": "cifar10", "bits": 32, "metric": "map", "value": 0.629}])
+    kw = dict(tuned_method=WEIGHT_DECAY_LAST_BLOCK, frozen_method=WEIGHT_DECAY_ON_HELD_OUT,
+              frozen_label="frozen, weight decay 0.05", extra_params="-p weight_decay 0.05")
+    only_other = [rec(LAST_BLOCK_TUNED, 32, s, 0.9) for s in range(3)]     # another tuned configuration: not read
+    todo = DP.finetune_outputs(only_other, quoted, bits=(32,), **kw)[0].data
+    assert "-p weight_decay 0.05 -p finetune last_block" in todo
+    recs = only_other + [rec(WEIGHT_DECAY_ON_HELD_OUT, 32, s, v) for s, v in ((0, 0.618), (1, 0.622), (2, 0.615))]
+    recs += [rec(WEIGHT_DECAY_LAST_BLOCK, 32, s, v) for s, v in ((0, 0.640), (1, 0.641), (2, 0.641))]
+    table, text = DP.finetune_outputs(recs, quoted, bits=(32,), **kw)
+    row = table.set_index("bits").loc[32]
+    assert row["tuned − frozen, per seed"] == "+0.022 / +0.019 / +0.026" and row["tuned − quoted"] == "+0.012"
+    assert row["frozen, weight decay 0.05"].startswith("0.618")
+    assert "best fine-tuned length is 32 bits at 0.641" in text.data
+
+
 def test_paper_solver_section_reads_its_own_runs_and_judges_both_claims():
     cfg = dict(iterations=3000, lr=1 / 300, momentum=0.0, slope_every=38)
     solver_recs = []
