@@ -409,6 +409,8 @@ def test_drsch_lastblock_weight_decay_claims_judge_the_best_quoted_number_at_eve
     cells = {c["label"]: (c["verdict"], c["n"]) for c in best.cells}
     assert cells == {"ours − quoted best, cifar10 12b": ("not reproduced", 3),
                      "ours − quoted best, cifar10 32b": ("reproduced", 3)} and best.verdict == "not reproduced"
+    at = C.evaluate_paper("drsch", tuned + frozen, ids=["drsch-pt-weight-decay-lastblock-at-quoted"])[0]
+    assert at.verdict == "reproduced" and [c["n"] for c in at.cells] == [3, 3]  # 12b vs 0.615, 32b vs 0.629
     near = C.evaluate_paper("drsch", tuned + frozen, ids=["drsch-pt-weight-decay-lastblock-map"])[0]
     assert near.verdict == "reproduced"
     paired = C.evaluate_paper("drsch", tuned + frozen, ids=["drsch-pt-weight-decay-lastblock-vs-frozen"])[0]
