@@ -59,7 +59,8 @@ import torch
 __all__ = ["TUNABLE", "N_VAL_PER_CLASS", "fixed_fields", "MCHValidation"]
 
 #: The Config fields of the base model X's training a grid may vary (all others are refused).
-TUNABLE = ("base_iters", "base_lr", "batch_size", "hash_lr_mult", "finetune", "finetune_lr_mult", "head_hidden",
+TUNABLE = ("base_iters", "base_lr", "batch_size", "hash_lr_mult", "finetune", "finetune_lr_mult", "base_weight_decay",
+           "head_hidden",
            "mmhh_gamma", "ksh_anchors", "ksh_samples", "adsh_outer", "adsh_omega",
            # the scratch regime's small CNN, pretrained on the fit rows (the stand-in for ImageNet)
            "widths", "feat_dim", "pretrain_iters", "pretrain_lr", "pretrain_tiles")

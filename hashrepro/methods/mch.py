@@ -190,6 +190,9 @@ class Config(RecipeConfig):
     # maps, at base_lr x finetune_lr_mult; see FINETUNES)
     finetune: str = "none"
     finetune_lr_mult: float = 0.1
+    # decoupled weight decay of X's optimiser (AdamW; 0: Adam, the preset), every deep base model's
+    # parameters (head, hash layer and a tuned block); KSH's projection is not decayed
+    base_weight_decay: float = 0.0
     # the scratch backbone (stand-in for ImageNet AlexNet) and its pretraining
     widths: tuple = (16, 32, 64)
     feat_dim: int = 128
@@ -347,6 +350,8 @@ class Config(RecipeConfig):
             bad("finetune", "KSH is a kernel map on fixed features (MCH §5): finetune applies to hashnet, adsh, dch, mmhh")
         if not float(self.finetune_lr_mult) > 0:
             bad("finetune_lr_mult", "finetune_lr_mult must be > 0")
+        if not float(self.base_weight_decay) >= 0:
+            bad("base_weight_decay", "base_weight_decay must be >= 0")
         if any(int(k) < 1 for k in self.ks):
             bad("ks", "ks must be positive")
         parse_dataset(self.dataset)
@@ -382,7 +387,7 @@ def split_tag(cfg: "Config") -> str:
 #: Training fields of the base model X that name a run when they differ from the regime's preset
 #: (e.g. a value chosen on validation by ``hashrepro select mch``, :mod:`hashrepro.mch_select`), so that
 #: such runs never mix with the preset's in a table or claim (:func:`tuning_tag`).
-NAMED_FIELDS = ("base_iters", "base_lr", "finetune_lr_mult")
+NAMED_FIELDS = ("base_iters", "base_lr", "finetune_lr_mult", "base_weight_decay")
 
 
 def tuning_tag(cfg: "Config") -> str:

@@ -56,6 +56,17 @@ def _cache_path(cfg, tag: str, extra: dict) -> Path | None:
     return root / f"{tag}-{h}.pt"
 
 
+def base_optimizer(groups: list[dict], weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """X's optimiser over its parameter groups (each with its own ``lr``): Adam (the preset, a deviation
+    from the authors' SGD, see the module docstring) when ``weight_decay`` is 0, else AdamW with that
+    decoupled weight decay (``Config.base_weight_decay``, a value chosen on validation names the runs)."""
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    if weight_decay == 0:
+        return torch.optim.Adam(groups)
+    return torch.optim.AdamW(groups, weight_decay=weight_decay)
+
+
 def pretrain_backbone(cfg, x_train: torch.Tensor, y_train: np.ndarray, device: torch.device,
                       generator: torch.Generator, x_tiles: torch.Tensor | None = None,
                       y_tiles: np.ndarray | None = None):
@@ -188,7 +199,7 @@ def train_base(cfg, backbone_state: dict, x_train: torch.Tensor, y_train: np.nda
             body = [{"params": list(model.backbone.parameters()), "lr": cfg.base_lr}]
         loss_fn = make_loss(cfg.base, q, **loss_kwargs(cfg)).to(device)
         groups = body + [{"params": list(model.hash.parameters()), "lr": cfg.base_lr * cfg.hash_lr_mult}]
-        opt = torch.optim.Adam([g for g in groups if g["params"]])
+        opt = base_optimizer([g for g in groups if g["params"]], float(cfg.base_weight_decay))
         model.train()
         bs = min(cfg.batch_size, n)
         if cfg.base == "adsh":

@@ -163,3 +163,23 @@ def test_a_chosen_value_names_the_runs():
     # the regime's own preset is not a deviation (base_iters 2,000 on the backbone, 500 from scratch)
     assert M.tuning_tag(M.Config.for_scale("default", backbone="efficientnet_lite0")) == ""
     assert M.tuning_tag(M.Config.for_scale("default", base_iters=2000)) == "base_iters-2000"
+
+
+def test_base_weight_decay_is_decoupled_names_the_runs_and_rejects_negatives():
+    pre = dict(dataset="mosaic-cifar10", base="dch", backbone="efficientnet_lite0", finetune="last_block")
+    decayed = M.Config.for_scale("default", base_weight_decay=0.01, **pre)
+    assert M.record_method(decayed) == "dch-base_weight_decay-0.01-lastblock-efficientnet_lite0"
+    assert M.record_method(M.Config.for_scale("default", base_weight_decay=None, **pre)) == \
+        "dch-lastblock-efficientnet_lite0"                                 # None: the preset (Adam, no decay)
+    with pytest.raises(ValueError, match="base_weight_decay must be >= 0"):
+        M.Config.for_scale("default", base_weight_decay=-1e-3, **pre)
+    assert "base_weight_decay" in S.TUNABLE
+    # 0 keeps the preset's Adam; > 0 shrinks a weight with zero gradient by lr x wd per step (decoupled)
+    w = torch.nn.Parameter(torch.ones(3))
+    assert type(mch_train.base_optimizer([{"params": [w], "lr": 0.1}])) is torch.optim.Adam
+    opt = mch_train.base_optimizer([{"params": [w], "lr": 0.1}], 0.5)
+    w.grad = torch.zeros(3)
+    opt.step()
+    assert torch.allclose(w.detach(), torch.full((3,), 1 - 0.1 * 0.5))
+    with pytest.raises(ValueError, match="weight_decay must be >= 0"):
+        mch_train.base_optimizer([{"params": [w], "lr": 0.1}], -1.0)
