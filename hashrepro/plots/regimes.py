@@ -135,7 +135,10 @@ def regime_table(records, paper: pd.DataFrame | None, methods: Mapping[str, tupl
     records : run records (list of dicts or :func:`hashrepro.results.load_records` frame).
     paper : the paper's numbers (long format, :func:`hashrepro.results.paper_table`) or None.
     methods : ``{label: (our record name from scratch, the paper table's method name or None)}``;
-        the pretrained record name is :func:`pretrained_name` of the scratch one.
+        the pretrained record name is :func:`pretrained_name` of the scratch one. A third element
+        names the pretrained records instead (a setting run on the backbone only, e.g.
+        ``(None, "drsch", "drsch-head_hidden-2048-lastblock-efficientnet_lite0")``; a scratch name of
+        None leaves the scratch cell "—").
     value : optional callable(record) -> float used instead of ``metrics[metric]``.
 
     Returns a DataFrame with columns ``method, bits, paper, scratch, pretrained, pretrained − paper,
@@ -143,9 +146,9 @@ def regime_table(records, paper: pd.DataFrame | None, methods: Mapping[str, tupl
     (cells "mean ± std (n=k)", scale in brackets when not ``default``).
     """
     rows = []
-    for label, (scratch, paper_name) in methods.items():
-        sc = regime_cells(records, scratch, dataset, metric, value)
-        pt = regime_cells(records, pretrained_name(scratch, backbone), dataset, metric, value)
+    for label, (scratch, paper_name, *named) in methods.items():
+        sc = regime_cells(records, scratch, dataset, metric, value) if scratch else {}
+        pt = regime_cells(records, named[0] if named else pretrained_name(scratch, backbone), dataset, metric, value)
         for b in bits:
             p = paper_value(paper, paper_name, dataset, b, metric)
             s_cell, p_cell = sc.get(b), pt.get(b)
@@ -154,7 +157,7 @@ def regime_table(records, paper: pd.DataFrame | None, methods: Mapping[str, tupl
                 text = _fmt(c)
                 return text if not c or c["scale"] == "default" else f"{text} [{c['scale']}]"
             rows.append({"method": label, "bits": b, "paper": "—" if p is None else f"{p:.3f}",
-                         "scratch": show(s_cell), "pretrained": show(p_cell),
+                         "scratch": show(s_cell) if scratch else "—", "pretrained": show(p_cell),
                          "pretrained − paper": "—" if (p is None or not p_cell or not p_cell["n"]) else f"{p_cell['mean'] - p:+.3f}",
                          "pretrained wall (s)": "—" if not p_cell or not p_cell["n"] else f"{p_cell['wall_time_s']:.0f}"})
     return pd.DataFrame(rows)

@@ -48,6 +48,11 @@ def test_flagged_runs_are_counted_not_averaged():
                        {"DRSCH": ("drsch", None)}, bits=(12, 48))
     assert t.iloc[1]["pretrained"] == "flagged (3 runs: constant_bits)"
     assert t.iloc[0]["pretrained"].endswith("+ 1 flagged")
+    # a setting run on the backbone only: its pretrained records named, no scratch cell
+    tuned = [_rec("drsch-lastblock-efficientnet_lite0", 48, s, 0.7) for s in range(3)]
+    t = R.regime_table(recs + tuned, None, {"DRSCH, tuned": (None, None, "drsch-lastblock-efficientnet_lite0")},
+                       bits=(48,))
+    assert t.iloc[0]["scratch"] == "—" and t.iloc[0]["pretrained"].startswith("0.700") and "(n=3)" in t.iloc[0]["pretrained"]
 
 
 def test_paper_scale_preferred_over_default_for_the_same_bits():
