@@ -25,6 +25,9 @@ LAST_BLOCK_TUNED = "drsch-head_hidden-2048-lastblock-efficientnet_lite0"
 WEIGHT_DECAY_LAST_BLOCK = "drsch-head_hidden-2048-weight_decay-0.05-lastblock-efficientnet_lite0"
 #: DRSCH and BS-DRSCH with the released solver (lr 1/300, no momentum, no clipping) at the pretrained
 #: regime's 3,000 iterations (``solver="paper"``, :func:`hashrepro.methods.drsch.paper_solver`).
+#: What the claims on :data:`WEIGHT_DECAY_LAST_BLOCK` say when no run exists.
+_WD_LASTBLOCK_MISSING = ("needs the runs (hashrepro sweep drsch ... -p backbone efficientnet_lite0 -p head_hidden [2048] "
+                         "-p weight_decay 0.05 -p finetune last_block)")
 PAPER_SOLVER_DRSCH = "drsch-solver-paper-efficientnet_lite0"
 PAPER_SOLVER_BS = "bs-drsch-solver-paper-efficientnet_lite0"
 
@@ -133,22 +136,19 @@ DRSCH = (
     _pt_quoted_map("drsch-pt-weight-decay-lastblock-map", WEIGHT_DECAY_LAST_BLOCK,
                    "weight decay 0.05 chosen on validation, its last block fine-tuned under the 2,048-unit head",
                    "DRSCH, weight decay 0.05, last block tuned",
-                   "needs the runs (hashrepro sweep drsch ... -p backbone efficientnet_lite0 -p head_hidden [2048] "
-                   "-p weight_decay 0.05 -p finetune last_block)",
+                   _WD_LASTBLOCK_MISSING,
                    "a deviation: only the backbone's last block and head conv train (the paper trains the whole "
                    "network); the weight decay chosen on validation on the frozen head, the tuned block set on top"),
     Claim("drsch-pt-weight-decay-lastblock-at-quoted", "drsch", "[ImageNet backbone, weight decay 0.05, last "
           "block fine-tuned] DRSCH's MAP on CIFAR-10 above the number quoted at the same code length",
           (Compare(Side(WEIGHT_DECAY_LAST_BLOCK, where=_C10, label="DRSCH, weight decay 0.05, last block tuned"),
                    paper_value("drsch_quoted", "drsch", "cifar10"), label="ours − quoted"),),
-          missing="needs the runs (hashrepro sweep drsch ... -p backbone efficientnet_lite0 -p head_hidden [2048] "
-                  "-p weight_decay 0.05 -p finetune last_block)"),
+          missing=_WD_LASTBLOCK_MISSING),
     Claim("drsch-pt-weight-decay-lastblock-best", "drsch", "[ImageNet backbone, weight decay 0.05, last block "
           "fine-tuned] DRSCH's MAP on CIFAR-10 above the best quoted number (0.631, 48 bits) at every length",
           (Compare(Side(WEIGHT_DECAY_LAST_BLOCK, where=_C10, label="DRSCH, weight decay 0.05, last block tuned"),
                    _quoted_best(), label="ours − quoted best"),),
-          missing="needs the runs (hashrepro sweep drsch ... -p backbone efficientnet_lite0 -p head_hidden [2048] "
-                  "-p weight_decay 0.05 -p finetune last_block)",
+          missing=_WD_LASTBLOCK_MISSING,
           note="issue 15's target for the pretrained regime: one number for every length, the quoted 48-bit MAP"),
     Claim("drsch-pt-weight-decay-lastblock-vs-frozen", "drsch", "[ImageNet backbone, 2,048-unit head, weight "
           "decay 0.05] fine-tuning the backbone's last block raises DRSCH's MAP over the frozen backbone (same "

@@ -28,7 +28,7 @@ records (``record["companions"]``, :func:`hashrepro.recipe.with_companions`), wh
 
 Deviations from the paper (stated in the chapter): a small CNN pretrained on the training split
 as a multi-label classifier stands in for ImageNet AlexNet (no weights offline, 2-core CPU);
-Adam for the base models (the authors' SGD settings are for fine-tuning AlexNet); synthetic
+Adam for the base models (AdamW with ``base_weight_decay`` > 0; the authors' SGD settings are for fine-tuning AlexNet); synthetic
 mosaics instead of NUS-WIDE / MS-COCO / MIRFLICKR (not available offline); shorter schedules at
 ``scale="default"``; KSH's projection is learned by gradient descent on its Table-1 loss rather
 than by the sequential spectral + Nesterov bit-wise solver; the agent's REINFORCE update subtracts a
