@@ -19,10 +19,17 @@ gathers for the numpy path, and the queries run in parallel threads.
 
 ``HASHREPRO_NO_NUMBA=1`` (or numba missing) selects the numpy path; the tests
 check both paths against a brute-force reference.
+
+Threads: the kernels use as many threads as torch is allowed (``torch.get_num_threads()``, when
+torch is imported), and torch's count is the same after a kernel as before. Without this, numba's
+OpenMP layer, on its first parallel call, sets the process's OpenMP thread count to
+``NUMBA_NUM_THREADS`` (every core), so a run started with ``--threads 1`` trained with every core
+after its first mAP evaluation (:func:`_run_parallel`).
 """
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
@@ -94,6 +101,25 @@ if HAVE_NUMBA:
         return cnt, rcnt
 
 
+def _run_parallel(kernel, *args):
+    """Call a parallel kernel with torch's thread count, and leave torch's count as it was.
+
+    numba launches its thread pool on the first parallel call; with the OpenMP layer that launch
+    sets the OpenMP thread count of the calling thread (which torch's CPU kernels share) to
+    ``NUMBA_NUM_THREADS``. Here numba is capped at torch's count and torch's count is restored.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return kernel(*args)
+    before = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(before, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        return kernel(*args)
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
 def histograms_integer(D: np.ndarray, rel: np.ndarray, n_bins: int):
     """Per-query counts of all and of relevant items at each distance value.
 
@@ -105,7 +131,7 @@ def histograms_integer(D: np.ndarray, rel: np.ndarray, n_bins: int):
     rel = np.ascontiguousarray(rel)
     if rel.dtype != np.bool_:
         rel = rel.astype(bool)
-    return _hist_kernel(np.ascontiguousarray(D), rel, np.int64(n_bins))
+    return _run_parallel(_hist_kernel, np.ascontiguousarray(D), rel, np.int64(n_bins))
 
 
 def ap_index_integer(D: np.ndarray, rel: np.ndarray, n_bins: int, topk):
@@ -121,5 +147,5 @@ def ap_index_integer(D: np.ndarray, rel: np.ndarray, n_bins: int, topk):
     rel = np.ascontiguousarray(rel)
     if rel.dtype != np.bool_:
         rel = rel.astype(bool)
-    ap, nrel = _ap_index_kernel(np.ascontiguousarray(D), rel, np.int64(n_bins), k)
+    ap, nrel = _run_parallel(_ap_index_kernel, np.ascontiguousarray(D), rel, np.int64(n_bins), k)
     return ap, nrel == 0

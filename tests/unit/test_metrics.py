@@ -530,3 +530,27 @@ def test_torch_inputs():
     q, db, ql, dl = random_case(1, 5, 20, 6, 3)
     ref = mean_average_precision(q, db, ql, dl)
     assert mean_average_precision(torch.from_numpy(q), torch.from_numpy(db), torch.from_numpy(ql), torch.from_numpy(dl)) == ref
+
+
+@pytest.mark.skipif(not _kernels.HAVE_NUMBA, reason="numba not installed")
+def test_compiled_kernels_keep_torchs_thread_count():
+    """numba's first parallel call must not raise torch's thread count (a run with --threads 1
+    trained on every core after its first mAP evaluation), and the kernel uses torch's count."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch, numpy as np, numba\n"
+        "torch.set_num_threads(1)\n"
+        "torch.ones(300, 300) @ torch.ones(300, 300)\n"  # torch's OpenMP pool in use (a run trains first)
+        "from hashrepro.metrics import mean_average_precision\n"
+        "rng = np.random.default_rng(0)\n"
+        "B = lambda n: rng.integers(0, 2, (n, 16)).astype(np.uint8)\n"
+        "mean_average_precision(query_codes=B(5), db_codes=B(50), query_labels=rng.integers(0, 3, 5),"
+        " db_labels=rng.integers(0, 3, 50))\n"
+        "print(torch.get_num_threads(), numba.get_num_threads())\n"
+    )
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2", "OMP_NUM_THREADS": "1"}  # as a sweep with --threads 1 on 2 cores
+    env.pop("HASHREPRO_NO_NUMBA", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["1", "1"], out.stdout + out.stderr
