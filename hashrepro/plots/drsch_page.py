@@ -421,3 +421,31 @@ def feature_ceiling_outputs(ceiling_records: Sequence[Mapping], records: Sequenc
                     f"`{m}`).")
     return [pd.DataFrame(rows, columns=["retriever", "mAP", "n", "query accuracy",
                                         "weight decay (chosen on validation)"]), Markdown(" ".join(text))]
+
+
+def run_time_outputs(timing_records: Sequence[Mapping], method: str | None = None) -> list:
+    """The wall time of the best CPU setting measured alone on the machine (records written with
+    ``--results-dir results/diagnostics/drsch_run_time``, apart from the chapter's rows): per clean record
+    of ``method`` (default :data:`hashrepro.claims.drsch.WEIGHT_DECAY_LAST_BLOCK`) one sentence with its
+    bits, seed, minutes, the training part, threads and mAP, or a :func:`hashrepro.book.no_runs` line."""
+    from ..book import no_runs
+    from ..claims.drsch import WEIGHT_DECAY_LAST_BLOCK
+    from .regimes import _as_dicts
+
+    method = method or WEIGHT_DECAY_LAST_BLOCK
+    rows = [r for r in _as_dicts(timing_records)
+            if r.get("method") == method and not r.get("git_dirty") and r.get("wall_time_s") is not None]
+    if not rows:
+        return [no_runs("a timing run of this setting alone on the machine",
+                        "hashrepro sweep drsch --dataset cifar10 --bits 32 --seeds 0 --scale default -p backbone "
+                        "efficientnet_lite0 -p variant drsch -p head_hidden '[2048]' -p weight_decay 0.05 -p finetune "
+                        "last_block --jobs 1 --threads 2 --results-dir results/diagnostics/drsch_run_time")]
+    parts = []
+    for r in sorted(rows, key=lambda r: (r["bits"], r["seed"])):
+        m = r.get("metrics", {})
+        train = m.get("train_time_s")
+        parts.append(f"{r['bits']} bits, seed {r['seed']}: **{r['wall_time_s'] / 60:.1f} min** per run"
+                     + (f" ({train / 60:.1f} min of training)" if train is not None else "")
+                     + f" on {r.get('device', 'an unnamed device')}, mAP {m.get('map', float('nan')):.3f}"
+                     + f" (commit {str(r.get('git_commit', '?'))[:7]})")
+    return [Markdown("Alone on the 2-core machine, with both threads: " + "; ".join(parts) + ".")]

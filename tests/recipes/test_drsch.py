@@ -386,11 +386,14 @@ def test_notebook_papermill_smoke(tmp_path):
     pm = pytest.importorskip("papermill")
     out = tmp_path / "out.ipynb"
     pm.execute_notebook(str(ROOT / "notebooks" / "drsch.ipynb"), str(out), cwd=str(ROOT), kernel_name="python3",
-                        parameters={"scale": "smoke", "dataset": "digits", "bits": 12,
+                        parameters={"scale": "smoke", "dataset": "digits", "bits": 12, "weight_decay": 0.01,
                                     "results_dir": str(tmp_path / "res"), "run_name": "nbtest"},
                         progress_bar=False)
     rec = json.loads((tmp_path / "res" / "drsch" / "nbtest.json").read_text())
     _check_record(rec)
+    # the record's command reruns these parameters (it once dropped weight_decay)
+    assert rec["command"] == ("papermill notebooks/drsch.ipynb out.ipynb -p dataset digits -p bits 12 -p seed 0 "
+                              "-p scale smoke -p weight_decay 0.01")
     text = out.read_text()
     line = next(ln for o in json.loads(text)["cells"] for ln in "".join(
         "".join(x.get("text", "")) for x in o.get("outputs", [])).splitlines() if ln.startswith("RESULT "))

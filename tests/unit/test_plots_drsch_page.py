@@ -187,3 +187,16 @@ def test_feature_ceiling_outputs_average_clean_seeds_and_compare_with_quoted_and
     assert "best clean three-seed DRSCH cell on the same frozen features is 0.610 (32 bits" in text.data
     (only,) = DP.feature_ceiling_outputs([ceil(0, 0.7, dirty=True)], ours, quoted)
     assert "benchmarks/drsch_feature_ceiling.py" in only.data
+
+
+def test_run_time_outputs_one_sentence_per_clean_timing_record_or_the_command():
+    from hashrepro.claims.drsch import WEIGHT_DECAY_LAST_BLOCK
+
+    rec = {"paper": "drsch", "method": WEIGHT_DECAY_LAST_BLOCK, "bits": 32, "seed": 0, "wall_time_s": 870.0,
+           "device": "cpu (2 threads, 2 cores)", "git_commit": "c97af14abc", "git_dirty": False,
+           "metrics": {"map": 0.6447, "train_time_s": 740.0}}
+    text = DP.run_time_outputs([rec, {**rec, "seed": 1, "git_dirty": True}, {**rec, "method": "other"}])[0].data
+    assert "32 bits, seed 0: **14.5 min** per run (12.3 min of training)" in text and "mAP 0.645" in text
+    assert "seed 1" not in text and "c97af14" in text   # dirty and other-method records are left out
+    none = DP.run_time_outputs([{**rec, "git_dirty": True}])
+    assert len(none) == 1 and "--results-dir results/diagnostics/drsch_run_time" in str(none[0].data)
