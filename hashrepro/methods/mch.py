@@ -390,14 +390,19 @@ def split_tag(cfg: "Config") -> str:
 NAMED_FIELDS = ("base_iters", "base_lr", "finetune_lr_mult", "base_weight_decay")
 
 
-def tuning_tag(cfg: "Config") -> str:
-    """``""`` when X's training fields (:data:`NAMED_FIELDS`) are the regime's preset at ``cfg``'s scale,
-    else ``"<field>-<value>"`` for each that differs (``finetune_lr_mult-0.3``)."""
+def tuned_fields(cfg: "Config") -> dict[str, float]:
+    """X's training fields (:data:`NAMED_FIELDS`) whose value in ``cfg`` is not the regime's preset at
+    ``cfg``'s scale, in that order: ``{"finetune_lr_mult": 0.3}``."""
     preset = {f.name: f.default for f in dataclasses.fields(Config) if f.name in NAMED_FIELDS}
     preset.update({k: v for k, v in Config.presets(cfg.scale, {"backbone": cfg.backbone}).items()
                    if k in NAMED_FIELDS})
-    return "-".join(f"{k}-{float(getattr(cfg, k)):g}" for k in NAMED_FIELDS
-                    if float(getattr(cfg, k)) != float(preset[k]))
+    return {k: float(getattr(cfg, k)) for k in NAMED_FIELDS if float(getattr(cfg, k)) != float(preset[k])}
+
+
+def tuning_tag(cfg: "Config") -> str:
+    """``""`` when X's training fields (:data:`NAMED_FIELDS`) are the regime's preset at ``cfg``'s scale,
+    else ``"<field>-<value>"`` for each that differs (``finetune_lr_mult-0.3``; :func:`tuned_fields`)."""
+    return "-".join(f"{k}-{v:g}" for k, v in tuned_fields(cfg).items())
 
 
 def name_tag(cfg: "Config") -> str:

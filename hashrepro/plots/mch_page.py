@@ -43,7 +43,8 @@ __all__ = [
     "agent_schedule_outputs", "same_split_outputs", "paper_table2", "ours_table2", "what_happened", "oracle_table", "crop_diagnostics", "crop_diagnostic_table",
     "crop_diagnostic_text", "radius0_figure", "f1_bucket_figure", "table3_records", "anhc_comparison",
     "sensitivity_figure", "xi_pivot", "agent_figure", "search_cost_table", "REGIMES", "claims_outputs",
-    "seeds_sentence", "finetune_selection_outputs", "SELECT_FINETUNE", "chosen_finetune_outputs", "chance_outputs",
+    "seeds_sentence", "finetune_selection_outputs", "SELECT_FINETUNE", "SELECT_WEIGHT_DECAY", "SELECTED_FIELDS",
+    "chosen_finetune_outputs", "chance_outputs",
 ]
 
 #: The sweep that produces the page's default runs (named where a section has no records).
@@ -252,84 +253,126 @@ def chance_outputs(dataset: str = "mosaic-cifar10", seeds=(0,)) -> list:
 #: The validation choice of the tuned block's learning-rate multiple, one base model (repeat with -p base ...).
 SELECT_FINETUNE = ("hashrepro select mch --dataset mosaic-cifar10 --bits 32 --seed 1 -p base dch -p backbone "
                    "efficientnet_lite0 -p finetune last_block --grid finetune_lr_mult=0.03,0.1,0.3")
+SELECT_WEIGHT_DECAY = ("hashrepro select mch --dataset mosaic-cifar10 --bits 32 --seed 1 -p base hashnet -p backbone "
+                       "efficientnet_lite0 -p finetune last_block --grid base_weight_decay=0,0.1,1")
+#: The X training fields chosen on validation that the page shows: field -> (what it is, the command
+#: that chooses it when no selection record exists).
+SELECTED_FIELDS = {"finetune_lr_mult": ("the tuned block's learning rate", SELECT_FINETUNE),
+                   "base_weight_decay": ("X's decoupled weight decay", SELECT_WEIGHT_DECAY)}
 
 
-def finetune_selection_outputs(selections) -> list:
-    """The tuned block's learning rate (``finetune_lr_mult`` × the base model's) chosen on a validation
-    split of the training mosaics (:mod:`hashrepro.mch_select`: X alone, queries never used): one
-    line naming each base model's choice against the preset 0.1, and the table of every candidate's
-    validation mAP (:func:`hashrepro.plots.validation.selection_table`). ``selections``: MCH selection
-    records (:func:`hashrepro.plots.validation.load_selection_records`); those whose grid is not over
-    ``finetune_lr_mult`` are left out. Returns what to display."""
+def _selections_over(selections, field: str) -> dict:
+    """The latest selection record per (starting run name, bits, seed) whose grid is over ``field``."""
+    latest = {}
+    for r in sorted(selections, key=lambda r: str(r.get("finished") or "")):
+        if field in ((r.get("selection") or {}).get("grid") or {}):
+            latest[(r["method"], int(r["bits"]), int(r["seed"]))] = r
+    return latest
+
+
+def _selection_configs(r: dict, field: str):
+    """(X's configuration before the selection, the same with the chosen value of ``field``), both
+    :class:`hashrepro.methods.mch.Config`, from a selection record's recipe config; their run names are
+    :func:`hashrepro.methods.mch.record_method` of each."""
+    import dataclasses
+
+    from ..methods import mch
+
+    rc = (r.get("config") or {}).get("recipe") or {}
+    keep = {f.name for f in dataclasses.fields(mch.Config)} & (
+        {"base", "backbone", "finetune"} | set(mch.NAMED_FIELDS) | set(mch.SPLIT_FIELDS))
+    cfg = mch.Config.for_scale(rc.get("scale") or "default", **{k: v for k, v in rc.items() if k in keep and v is not None})
+    return cfg, dataclasses.replace(cfg, **{field: float(r["chosen"][field])})
+
+
+def _sweep_command(cfg, dataset: str, bits) -> str:
+    """The sweep that makes ``cfg``'s test runs (seeds 0–2) at ``bits``: its base model, backbone,
+    fine-tuning and every X training field that differs from the preset (:func:`hashrepro.methods.mch.tuned_fields`)."""
+    from ..methods import mch
+
+    params = "".join(f" -p {k} {v:g}" for k, v in mch.tuned_fields(cfg).items())
+    tune = " -p finetune last_block" if cfg.finetune == "last_block" else ""
+    return (f"hashrepro sweep mch --dataset {dataset} --bits {bits} --seeds 0 1 2 --scale default "
+            f"-p backbone {cfg.backbone}{tune} -p base {cfg.base}{params}")
+
+
+def finetune_selection_outputs(selections, field: str = "finetune_lr_mult") -> list:
+    """A training field of X chosen on a validation split of the training mosaics
+    (:mod:`hashrepro.mch_select`: X alone, queries never used), e.g. the tuned block's learning rate
+    (``finetune_lr_mult`` × the base model's) or X's decoupled weight decay (``base_weight_decay``;
+    :data:`SELECTED_FIELDS`): one line naming each choice against the value the runs had before, and
+    the table of every candidate's validation mAP (:func:`hashrepro.plots.validation.selection_table`).
+    ``selections``: MCH selection records (:func:`hashrepro.plots.validation.load_selection_records`);
+    those whose grid is not over ``field`` are left out. Returns what to display."""
     from .validation import selection_table
 
-    sel = [r for r in selections if "finetune_lr_mult" in ((r.get("selection") or {}).get("grid") or {})]
-    if not sel:
-        return [no_runs("the validation choice of the tuned block's learning rate", SELECT_FINETUNE)]
-    latest = {}
-    for r in sorted(sel, key=lambda r: str(r.get("finished") or "")):
-        latest[(r["method"], int(r["bits"]), int(r["seed"]))] = r
+    what, command = SELECTED_FIELDS[field]
+    latest = _selections_over(selections, field)
+    if not latest:
+        return [no_runs(f"the validation choice of {what}", command)]
     parts = []
     for (method, bits, seed), r in sorted(latest.items()):
         gain = r["metrics"].get("gain_over_current")
-        parts.append(f"{method} ({bits} bits, seed {seed}): {r['chosen']['finetune_lr_mult']:g}"
-                     + (f" (+{gain:.4f} over 0.1)" if gain else " (the preset)"))
+        before = float(getattr(_selection_configs(r, field)[0], field))
+        parts.append(f"{method} ({bits} bits, seed {seed}): {r['chosen'][field]:g}"
+                     + (f" (+{gain:.4f} over {before:g})" if gain else f" (the value before, {before:g})"))
     table = selection_table(list(latest.values())).drop(columns=["active triplets"])
-    return [Markdown("**Chosen on validation** (argmax of the validation mAP; a tie keeps the preset 0.1): "
-                     + "; ".join(parts) + "."), table]
+    return [Markdown("**Chosen on validation** (argmax of the validation mAP; a tie keeps the value the runs "
+                     "had before): " + "; ".join(parts) + "."), table]
 
 
-def chosen_finetune_outputs(recs, selections, dataset: str = "mosaic-cifar10", bits=(16, 32, 64),
-                            backbone: str = "efficientnet_lite0", margin: float = 0.02) -> list:
-    """Test runs with a tuned-block learning rate chosen on validation other than the preset 0.1
-    (:func:`finetune_selection_outputs`; runs named ``<x>-finetune_lr_mult-<v>-lastblock-<backbone>``)
-    beside the preset's tuned runs and X from scratch on the same mosaics, per base model and length:
-    the means, the paired differences per seed (chosen − preset, chosen − scratch), and whether the
-    chosen runs are higher than from scratch by more than ``margin`` in every seed (the test of claim
-    ``mch-pt-ft-base-map``) with ≥ 3 seeds. A table and a sentence, or a :func:`no_runs` line per choice
-    still to run; nothing when every choice kept the preset."""
-    from ..claims.mch import FINETUNE_TAG, PRETRAINED_SPLIT
+def chosen_finetune_outputs(recs, selections, field: str = "finetune_lr_mult", dataset: str = "mosaic-cifar10",
+                            bits=(16, 32, 64), margin: float = 0.02) -> list:
+    """Test runs with a value of ``field`` chosen on validation (:func:`finetune_selection_outputs`) other
+    than the one the runs had before (run names from :func:`hashrepro.methods.mch.record_method`, e.g.
+    ``<x>-finetune_lr_mult-0.03-lastblock-<backbone>``) beside those earlier tuned runs and X from scratch
+    on the same mosaics, per base model and length: the means, the paired differences per seed (chosen −
+    before, chosen − scratch), and whether the chosen runs are higher than from scratch by more than
+    ``margin`` in every seed (the test of claim ``mch-pt-ft-base-map``) with ≥ 3 seeds. A table and a
+    sentence, or a :func:`no_runs` line per choice still to run; nothing when every choice kept the value."""
+    from ..claims.mch import PRETRAINED_SPLIT
+
+    from ..methods import mch
 
     chosen = {}
-    for r in sorted(selections, key=lambda r: str(r.get("finished") or "")):
-        if "finetune_lr_mult" in ((r.get("selection") or {}).get("grid") or {}):
-            base = str(r["method"]).split("-")[0]
-            chosen[base] = float(r["chosen"]["finetune_lr_mult"])
-    chosen = {x: v for x, v in chosen.items() if v != 0.1}
+    for r in sorted(_selections_over(selections, field).values(), key=lambda r: str(r.get("finished") or "")):
+        cfg, pick_cfg = _selection_configs(r, field)
+        chosen[cfg.base] = (cfg, pick_cfg)
+    chosen = {x: c for x, c in chosen.items() if getattr(c[0], field) != getattr(c[1], field)}
     if not chosen:
         return []
     ok = [r for r in as_records(recs) if not r.get("flags")]
     rows, passed, judged, missing = [], [], [], []
-    for x, v in sorted(chosen.items()):
+    for x, (cfg, pick_cfg) in sorted(chosen.items()):
+        before, v = float(getattr(cfg, field)), float(getattr(pick_cfg, field))
         for b in bits:
-            pick = _by_seed(ok, f"{x}-finetune_lr_mult-{v:g}-{FINETUNE_TAG}-{backbone}", dataset, b)
+            pick = _by_seed(ok, mch.record_method(pick_cfg), dataset, b)
             if not pick:
-                missing.append((x, v, b))
+                missing.append((pick_cfg, v, b))
                 continue
-            preset = _by_seed(ok, f"{x}-{FINETUNE_TAG}-{backbone}", dataset, b)
+            prev = _by_seed(ok, mch.record_method(cfg), dataset, b)
             scratch = _by_seed(ok, f"{x}-{PRETRAINED_SPLIT}", dataset, b)
-            vs_preset = [pick[s] - preset[s] for s in sorted(set(pick) & set(preset))]
+            vs_prev = [pick[s] - prev[s] for s in sorted(set(pick) & set(prev))]
             vs_scratch = [pick[s] - scratch[s] for s in sorted(set(pick) & set(scratch))]
 
             def mean(d: dict) -> str:
                 return f"{np.mean(list(d.values())):.3f} (n={len(d)})" if d else "—"
 
             rows.append({"model": x, "bits": b, "scratch CNN, same mosaics": mean(scratch),
-                         "tuned, 0.1 (preset)": mean(preset), f"tuned, {v:g} (chosen)": mean(pick),
-                         "chosen − preset, per seed": " / ".join(f"{d:+.3f}" for d in vs_preset) or "—",
+                         f"tuned, {before:g} (before)": mean(prev), f"tuned, {v:g} (chosen)": mean(pick),
+                         "chosen − before, per seed": " / ".join(f"{d:+.3f}" for d in vs_prev) or "—",
                          "chosen − scratch, per seed": " / ".join(f"{d:+.3f}" for d in vs_scratch) or "—"})
             _tally_margin(f"{x} {b}", vs_scratch, margin, judged, passed)
     out = []
     if rows:
         out += [pd.DataFrame(rows), Markdown(
-            f"{_DATASET_NAMES.get(dataset, dataset)}, mAP of X alone (no agent), runs with the chosen learning-rate "
-            f"ratio. Higher than from scratch on the same mosaics by more than {margin:g} in every seed: "
-            f"{len(passed)} of {len(judged)} settings with ≥ 3 seeds" + (f" ({', '.join(passed)})" if passed else "")
-            + ".")]
-    for x, v, b in missing:
-        out.append(no_runs(f"{x} with the chosen ratio {v:g} at {b} bits",
-                           f"hashrepro sweep mch --dataset {dataset} --bits {b} --seeds 0 1 2 --scale default "
-                           f"-p backbone {backbone} -p finetune last_block -p base {x} -p finetune_lr_mult {v:g}"))
+            f"{_DATASET_NAMES.get(dataset, dataset)}, mAP of X alone (no agent), runs with the chosen "
+            f"{field} (`{', '.join(sorted(mch.record_method(c[1]) for c in chosen.values()))}`). Higher than from scratch on the "
+            f"same mosaics by more than {margin:g} in every seed: {len(passed)} of {len(judged)} settings with ≥ 3 "
+            f"seeds" + (f" ({', '.join(passed)})" if passed else "") + ".")]
+    for pick_cfg, v, b in missing:
+        out.append(no_runs(f"{mch.record_method(pick_cfg)} (the chosen {field} {v:g}) at {b} bits",
+                           _sweep_command(pick_cfg, dataset, b)))
     return out
 
 

@@ -430,6 +430,8 @@ def test_finetune_selection_outputs_name_each_choice_and_keep_the_latest():
                  for v, m in zip((0.03, 0.1, 0.3), maps)]
         return {"paper": "mch", "method": method, "dataset": "mosaic-cifar10", "bits": 32, "seed": 1,
                 "finished": finished, "chosen": {grid_field: chosen},
+                "config": {"recipe": {"base": method.split("-")[0], "backbone": "efficientnet_lite0",
+                                      "finetune": "last_block", "scale": "default", "finetune_lr_mult": 0.1}},
                 "metrics": {"gain_over_current": max(maps) - maps[1]},
                 "selection": {"grid": {grid_field: [0.03, 0.1, 0.3]}, "chosen_label": f"{grid_field}={chosen:g}",
                               "candidates": cands}}
@@ -439,7 +441,7 @@ def test_finetune_selection_outputs_name_each_choice_and_keep_the_latest():
     keep = sel("adsh-lastblock-efficientnet_lite0", 0.1, [0.5, 0.6, 0.6], "2026-11-30T10:00:00")
     other = sel("hashnet-lastblock-efficientnet_lite0", 1e-3, [0.5, 0.6, 0.6], "2026-11-30T10:00:00", "base_lr")
     head, table = MP.finetune_selection_outputs([old, new, keep, other])
-    assert ("adsh-lastblock-efficientnet_lite0 (32 bits, seed 1): 0.1 (the preset); "
+    assert ("adsh-lastblock-efficientnet_lite0 (32 bits, seed 1): 0.1 (the value before, 0.1); "
             "dch-lastblock-efficientnet_lite0 (32 bits, seed 1): 0.3 (+0.0300 over 0.1)") in head.data
     assert "hashnet" not in head.data and "active triplets" not in table.columns
     assert len(table) == 6 and list(table[table["chosen"] == "✓"]["candidate"]) == ["finetune_lr_mult=0.1",
@@ -452,7 +454,9 @@ def test_chosen_finetune_outputs_pair_the_chosen_ratio_with_the_preset_and_scrat
 
     def sel(method, chosen):
         return {"paper": "mch", "method": method, "bits": 32, "seed": 1, "finished": "2026-11-30T10:00:00",
-                "chosen": {"finetune_lr_mult": chosen}, "selection": {"grid": {"finetune_lr_mult": [0.03, 0.1]}}}
+                "chosen": {"finetune_lr_mult": chosen}, "selection": {"grid": {"finetune_lr_mult": [0.03, 0.1]}},
+                "config": {"recipe": {"base": method.split("-")[0], "backbone": "efficientnet_lite0",
+                                      "finetune": "last_block", "scale": "default", "finetune_lr_mult": 0.1}}}
 
     split, ft = "-mosaic2000-q20-t80", "-lastblock-efficientnet_lite0"
     chosen = "-finetune_lr_mult-0.03" + ft
@@ -463,9 +467,45 @@ def test_chosen_finetune_outputs_pair_the_chosen_ratio_with_the_preset_and_scrat
     sels = [sel("dch-lastblock-efficientnet_lite0", 0.03), sel("adsh-lastblock-efficientnet_lite0", 0.1)]
     table, text, todo = MP.chosen_finetune_outputs(recs, sels)
     row = table.set_index(["model", "bits"]).loc[("dch", 32)]
-    assert row["tuned, 0.03 (chosen)"] == "0.635 (n=3)" and row["tuned, 0.1 (preset)"] == "0.630 (n=3)"
-    assert row["chosen − preset, per seed"] == "+0.010 / -0.015 / +0.020"
+    assert row["tuned, 0.03 (chosen)"] == "0.635 (n=3)" and row["tuned, 0.1 (before)"] == "0.630 (n=3)"
+    assert row["chosen − before, per seed"] == "+0.010 / -0.015 / +0.020"
     assert row["chosen − scratch, per seed"] == "+0.040 / +0.015 / +0.050"
     assert "1 of 2 settings with ≥ 3 seeds (dch 16)" in text.data       # +0.015 at 32 bits
     assert "-p finetune_lr_mult 0.03" in todo.data and "--bits 64" in todo.data and "adsh" not in text.data
     assert MP.chosen_finetune_outputs(recs, [sels[1]]) == []             # every choice kept the preset
+
+
+def test_chosen_weight_decay_outputs_start_from_the_selections_own_configuration():
+    """A weight-decay selection that started from DCH with the tuned-block ratio 0.03 compares its chosen
+    runs with those 0.03 runs (not the preset's) and names the sweep with both fields."""
+    from hashrepro.methods import mch
+    from hashrepro.plots import mch_page as MP
+
+    sel = {"paper": "mch", "method": "dch-finetune_lr_mult-0.03-lastblock-efficientnet_lite0", "bits": 32, "seed": 1,
+           "dataset": "mosaic-cifar10",
+           "finished": "2026-12-01T10:00:00", "chosen": {"base_weight_decay": 1.0},
+           "metrics": {"gain_over_current": 0.004},
+           "selection": {"grid": {"base_weight_decay": [0.0, 0.1, 1.0]}, "chosen_label": "base_weight_decay=1",
+                         "candidates": [{"label": f"base_weight_decay={v:g}", "params": {"base_weight_decay": v},
+                                         "validation_map": m, "train_time_s": 60.0}
+                                        for v, m in ((0.0, 0.70), (0.1, 0.701), (1.0, 0.704))]},
+           "config": {"recipe": {"base": "dch", "backbone": "efficientnet_lite0", "finetune": "last_block",
+                                 "scale": "default", "finetune_lr_mult": 0.03, "base_weight_decay": None}}}
+    head, table = MP.finetune_selection_outputs([sel], field="base_weight_decay")
+    assert "dch-finetune_lr_mult-0.03-lastblock-efficientnet_lite0 (32 bits, seed 1): 1 (+0.0040 over 0)" in head.data
+    chosen = "dch-finetune_lr_mult-0.03-base_weight_decay-1-lastblock-efficientnet_lite0"
+    assert mch.record_method(mch.Config.for_scale("default", base="dch", backbone="efficientnet_lite0",
+                                                  finetune="last_block", finetune_lr_mult=0.03,
+                                                  base_weight_decay=1.0)) == chosen
+    split = "-mosaic2000-q20-t80"
+    recs = ([_rec("dch" + split, bits=32, seed=s, metrics={"map": 0.60}) for s in range(3)]
+            + [_rec("dch-finetune_lr_mult-0.03-lastblock-efficientnet_lite0", bits=32, seed=s, metrics={"map": 0.63})
+               for s in range(3)]
+            + [_rec(chosen, bits=32, seed=s, metrics={"map": 0.65}) for s in range(3)])
+    table, text, todo16, todo64 = MP.chosen_finetune_outputs(recs, [sel], field="base_weight_decay")
+    row = table.set_index(["model", "bits"]).loc[("dch", 32)]
+    assert row["tuned, 0 (before)"] == "0.630 (n=3)" and row["chosen − before, per seed"] == "+0.020 / +0.020 / +0.020"
+    assert "1 of 1 settings with ≥ 3 seeds (dch 32)" in text.data
+    assert ("--bits 16 --seeds 0 1 2 --scale default -p backbone efficientnet_lite0 -p finetune last_block -p base dch "
+            "-p finetune_lr_mult 0.03 -p base_weight_decay 1") in todo16.data
+    assert MP.finetune_selection_outputs([], field="base_weight_decay")[0].data.count("base_weight_decay=0,0.1,1") == 1
