@@ -150,6 +150,12 @@ def notebook_parameters(paper_or_path: str | os.PathLike) -> dict[str, Any]:
     params = papermill.inspect_notebook(str(path))
     if not params:
         raise ValueError(f"{path} has no cell tagged 'parameters'")
+    from ..provenance import _notebook_defaults
+
+    unparsed = sorted(set(_notebook_defaults(str(path), path.stat().st_mtime)) - set(params))
+    if unparsed:  # papermill skips a line it cannot parse (e.g. an "=" in its comment) and would reject -p
+        raise ValueError(f"papermill cannot parse the parameters cell line(s) of {', '.join(unparsed)} in {path} "
+                         "(papermill reads 'name = value  # comment'; keep '=' out of the comment)")
     out = {}
     for name, info in params.items():
         default = info.get("default")

@@ -71,6 +71,30 @@ def test_notebook_parameters_and_grid(toy_root):
     assert t.notebook_path == f"book/runs/toy/{t.run_name}.ipynb"
 
 
+def test_a_parameter_papermill_cannot_parse_is_a_clear_error(toy_root):
+    """papermill skips a parameters-cell line it cannot parse (an "=" in the comment) and the sweep then
+    rejected that -p as unknown (mch.ipynb's base_weight_decay did)."""
+    import nbformat
+
+    path = toy_root / "notebooks" / "toy.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].source += "\nwd = None   # weight decay (None: the preset, 0 = none)"
+    nbformat.write(nb, path)
+    with pytest.raises(ValueError, match=r"papermill cannot parse the parameters cell line\(s\) of wd in .*toy.ipynb"):
+        sweep.notebook_parameters("toy")
+
+
+def test_every_chapter_notebooks_parameters_parse_with_papermill():
+    """Each parameter of each chapter notebook reaches papermill (so every -p the notebook declares works)."""
+    from hashrepro.paths import notebooks_root
+    from hashrepro.provenance import parameters_cell_defaults
+
+    nbs = sorted(notebooks_root().glob("*.ipynb"))
+    assert {p.stem for p in nbs} >= {"dnnh", "drsch", "ddh", "mch"}
+    for nb in nbs:
+        assert "seed" in sweep.notebook_parameters(nb), nb.stem   # raises on a line papermill skips
+
+
 def test_unknown_parameter_and_paper_are_errors(toy_root):
     with pytest.raises(ValueError, match="unknown parameter.*'lr'.*valid: bits"):
         sweep.build_grid("toy", lr=[0.1])
