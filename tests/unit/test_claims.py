@@ -284,7 +284,7 @@ def test_mch_pretrained_claims_win_lose_disagree_and_too_few_seeds():
     assert [(c["bits"], c["verdict"]) for c in v.cells] == [(32, "reproduced"), (64, "not reproduced")]
     # one regime's table: only its claims, in the chapter's order
     t = C.claims_table("mch", everything, ids=[c.id for c in C.CLAIMS["mch"] if c.id.startswith("mch-pt-")])
-    assert len(t) == 9 and t["claim"].str.startswith("[ImageNet backbone] ").all()
+    assert len(t) == 10 and t["claim"].str.startswith("[ImageNet backbone] ").all()
     assert t.iloc[0]["verdict"] == "not reproduced"
     with pytest.raises(ValueError, match="no claim 'mch-pt-nope' in chapter 'mch'; its claim ids: mch-r0, "):
         C.claims_table("mch", [], ids=["mch-pt-nope"])
@@ -369,6 +369,33 @@ def test_mch_finetuned_base_map_claim_reads_the_lastblock_runs():
     v = C.evaluate_paper("mch", ft + frozen + split, ids=["mch-pt-ft-base-map"])[0]
     assert _cells(v) == {"dch: last block tuned − scratch − 0.02": ("reproduced", 3)}
     assert C.evaluate_paper("mch", frozen + split, ids=["mch-pt-ft-base-map"])[0].verdict == "not testable here"
+
+
+def test_mch_chosen_on_validation_names_the_committed_choices_and_the_claim_reads_them():
+    """CHOSEN_ON_VALIDATION is what the committed selection records chose: the weight decay, chosen from the
+    configuration the ratio selection left (DCH's 0.03), named by the recipe."""
+    import dataclasses
+
+    from hashrepro.claims.mch import CHOSEN_ON_VALIDATION, FINETUNED_BASES, PRETRAINED_SPLIT
+    from hashrepro.methods import mch as M
+    from hashrepro.paths import results_root
+    from hashrepro.plots.mch_page import _selection_configs, _selections_over
+    from hashrepro.plots.validation import load_selection_records
+
+    sels = load_selection_records("mch", results_root())
+    wd = {r["config"]["recipe"]["base"]: r for r in _selections_over(sels, "base_weight_decay").values()}
+    ratio = {r["config"]["recipe"]["base"]: r for r in _selections_over(sels, "finetune_lr_mult").values()}
+    assert set(wd) == set(ratio) == set(FINETUNED_BASES) == set(CHOSEN_ON_VALIDATION)
+    for x in FINETUNED_BASES:
+        start, chosen = _selection_configs(wd[x], "base_weight_decay")
+        assert start.finetune_lr_mult == float(ratio[x]["chosen"]["finetune_lr_mult"]), x  # wd started from the ratio
+        assert M.record_method(chosen) == CHOSEN_ON_VALIDATION[x], x
+        assert dataclasses.replace(chosen, base_weight_decay=0.0) == start
+    runs = [mch_rec(CHOSEN_ON_VALIDATION["dch"], s, map=v) for s, v in enumerate([0.64, 0.65, 0.63])]
+    runs += [mch_rec(f"dch-lastblock" + PT, s, map=0.9) for s in range(3)]      # the preset's tuned runs: not read
+    split = [mch_rec("dch-" + PRETRAINED_SPLIT, s, map=v) for s, v in enumerate([0.63, 0.64, 0.62])]
+    v = C.evaluate_paper("mch", runs + split, ids=["mch-pt-ft-chosen-base-map"])[0]
+    assert _cells(v) == {"dch: tuned and chosen on validation − scratch − 0.02": ("not reproduced", 3)}  # +0.01 each
 
 
 def test_drsch_tuned_claim_reads_only_runs_named_with_a_chosen_schedule():

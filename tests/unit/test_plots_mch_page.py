@@ -355,7 +355,7 @@ def test_claims_outputs_per_regime(tmp_path):
     out = MP.claims_outputs(scratch + backbone, frame, _Cfg(EMA), regime="pretrained")
     assert out[0].data == "**Agent update *baseline ema + norm*** (3 MCH runs on the ImageNet backbone; the default):"
     table = out[1]
-    assert len(table) == 9 and table["claim"].str.startswith("[ImageNet backbone] ").all()
+    assert len(table) == 10 and table["claim"].str.startswith("[ImageNet backbone] ").all()
     assert out[-1].data.startswith("**How a verdict is reached.** With the rule of *Claims* below")
     # the from-scratch section counts and judges its own runs only, and points to the other regime
     out = MP.claims_outputs(scratch + backbone, frame, _Cfg(EMA))
