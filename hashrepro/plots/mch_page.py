@@ -358,8 +358,8 @@ def chosen_finetune_outputs(recs, selections, field: str = "finetune_lr_mult", d
             def mean(d: dict) -> str:
                 return f"{np.mean(list(d.values())):.3f} (n={len(d)})" if d else "—"
 
-            rows.append({"model": x, "bits": b, "scratch CNN, same mosaics": mean(scratch),
-                         f"tuned, {before:g} (before)": mean(prev), f"tuned, {v:g} (chosen)": mean(pick),
+            rows.append({"model": x, "bits": b, field: f"{before:g} → {v:g}", "scratch CNN, same mosaics": mean(scratch),
+                         "tuned, before": mean(prev), "tuned, chosen": mean(pick),
                          "chosen − before, per seed": " / ".join(f"{d:+.3f}" for d in vs_prev) or "—",
                          "chosen − scratch, per seed": " / ".join(f"{d:+.3f}" for d in vs_scratch) or "—"})
             _tally_margin(f"{x} {b}", vs_scratch, margin, judged, passed)

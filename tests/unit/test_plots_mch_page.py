@@ -467,7 +467,8 @@ def test_chosen_finetune_outputs_pair_the_chosen_ratio_with_the_preset_and_scrat
     sels = [sel("dch-lastblock-efficientnet_lite0", 0.03), sel("adsh-lastblock-efficientnet_lite0", 0.1)]
     table, text, todo = MP.chosen_finetune_outputs(recs, sels)
     row = table.set_index(["model", "bits"]).loc[("dch", 32)]
-    assert row["tuned, 0.03 (chosen)"] == "0.635 (n=3)" and row["tuned, 0.1 (before)"] == "0.630 (n=3)"
+    assert row["tuned, chosen"] == "0.635 (n=3)" and row["tuned, before"] == "0.630 (n=3)"
+    assert row["finetune_lr_mult"] == "0.1 → 0.03"
     assert row["chosen − before, per seed"] == "+0.010 / -0.015 / +0.020"
     assert row["chosen − scratch, per seed"] == "+0.040 / +0.015 / +0.050"
     assert "1 of 2 settings with ≥ 3 seeds (dch 16)" in text.data       # +0.015 at 32 bits
@@ -504,7 +505,8 @@ def test_chosen_weight_decay_outputs_start_from_the_selections_own_configuration
             + [_rec(chosen, bits=32, seed=s, metrics={"map": 0.65}) for s in range(3)])
     table, text, todo16, todo64 = MP.chosen_finetune_outputs(recs, [sel], field="base_weight_decay")
     row = table.set_index(["model", "bits"]).loc[("dch", 32)]
-    assert row["tuned, 0 (before)"] == "0.630 (n=3)" and row["chosen − before, per seed"] == "+0.020 / +0.020 / +0.020"
+    assert row["tuned, before"] == "0.630 (n=3)" and row["chosen − before, per seed"] == "+0.020 / +0.020 / +0.020"
+    assert row["base_weight_decay"] == "0 → 1"
     assert "1 of 1 settings with ≥ 3 seeds (dch 32)" in text.data
     assert ("--bits 16 --seeds 0 1 2 --scale default -p backbone efficientnet_lite0 -p finetune last_block -p base dch "
             "-p finetune_lr_mult 0.03 -p base_weight_decay 1") in todo16.data
