@@ -15,38 +15,57 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FINETUNES", "FINETUNE_START", "FINETUNE_TAG", "imagenet_tail", "cached_image_maps", "check_finetune"]
+__all__ = ["FINETUNES", "FINETUNE_START", "FINETUNE_TAG", "FINETUNE_STARTS", "FINETUNE_TAGS", "finetune_start",
+           "finetune_tag", "imagenet_tail", "cached_image_maps", "check_finetune"]
 
 #: What trains of the ImageNet backbone: "none" = frozen (heads on cached pooled features);
-#: "last_block" = its last MBConv block and head conv, on the cached maps that enter that block.
-FINETUNES = ("none", "last_block")
-#: The block whose input maps are cached for ``finetune="last_block"`` (EfficientNet-Lite0 has 16).
-FINETUNE_START = 15
-#: What a record name carries when the last block is fine-tuned.
-FINETUNE_TAG = "lastblock"
+#: "last_block" = its last MBConv block and head conv, on the cached maps that enter that block;
+#: "last_4_blocks" = its last four MBConv blocks (12-15, the second half of stage 6 and stage 7) and
+#: head conv, on the cached maps that enter block 12 (MCH only; same map shape, 192 x 4 x 4 at 112 px).
+FINETUNES = ("none", "last_block", "last_4_blocks")
+#: The block whose input maps are cached, per fine-tuning mode (EfficientNet-Lite0 has 16 blocks).
+FINETUNE_STARTS = {"last_block": 15, "last_4_blocks": 12}
+#: What a record name carries, per fine-tuning mode.
+FINETUNE_TAGS = {"last_block": "lastblock", "last_4_blocks": "last4blocks"}
+#: The last-block mode's start block and name tag (the mode every recipe has).
+FINETUNE_START = FINETUNE_STARTS["last_block"]
+FINETUNE_TAG = FINETUNE_TAGS["last_block"]
 
 
-def check_finetune(finetune: str, backbone: str) -> str | None:
-    """The one-line reason ``finetune`` is invalid with ``backbone``, or None when it is valid."""
-    if finetune not in FINETUNES:
-        return (f"finetune must be one of {FINETUNES} ('none': the backbone frozen; 'last_block': its last "
-                f"block fine-tuned on cached maps), got {finetune!r}")
+def finetune_start(finetune: str) -> int | None:
+    """The first fine-tuned block of ``finetune`` (the block whose input maps are cached); None for "none"."""
+    return FINETUNE_STARTS.get(finetune)
+
+
+def finetune_tag(finetune: str) -> str:
+    """What a run name carries for ``finetune``: "" (frozen), "lastblock" or "last4blocks"."""
+    return FINETUNE_TAGS.get(finetune, "")
+
+
+def check_finetune(finetune: str, backbone: str, choices: tuple = FINETUNES) -> str | None:
+    """The one-line reason ``finetune`` is invalid with ``backbone`` (and one of ``choices``, the modes a
+    recipe supports), or None when it is valid."""
+    if finetune not in choices:
+        what = {"none": "the backbone frozen", "last_block": "its last block fine-tuned on cached maps",
+                "last_4_blocks": "its last four blocks fine-tuned on cached maps"}
+        return (f"finetune must be one of {choices} ("
+                + "; ".join(f"{c!r}: {what[c]}" for c in choices) + f"), got {finetune!r}")
     if finetune != "none" and backbone == "scratch":
         return ("finetune applies to the ImageNet backbone (backbone='efficientnet_lite0'); the scratch network "
                 "trains whole anyway")
     return None
 
 
-def imagenet_tail(backbone: str = "efficientnet_lite0", input_size: int | None = None):
-    """The ImageNet backbone's blocks from :data:`FINETUNE_START` on with its head conv, ready to
-    fine-tune: a :class:`~hashrepro.models.mch_heads.TunedTail` mapping flattened maps
+def imagenet_tail(backbone: str = "efficientnet_lite0", input_size: int | None = None, start: int = FINETUNE_START):
+    """The ImageNet backbone's blocks from ``start`` (default :data:`FINETUNE_START`; see
+    :func:`finetune_start`) on with its head conv, ready to fine-tune: a :class:`~hashrepro.models.mch_heads.TunedTail` mapping flattened maps
     (N, C·h·w) at ``input_size`` pixels (None: the backbone's default) to pooled features (N, 1280)."""
     from .crop_features import crop_map_shape
     from .models.backbones import get_backbone
     from .models.mch_heads import TunedTail
 
     net = get_backbone(backbone, pretrained="imagenet")
-    return TunedTail(net, FINETUNE_START, crop_map_shape(backbone, input_size, FINETUNE_START))
+    return TunedTail(net, start, crop_map_shape(backbone, input_size, start))
 
 
 def cached_image_maps(dataset, indices=None, backbone: str = "efficientnet_lite0", input_size: int | None = None,

@@ -126,16 +126,15 @@ class MCHValidation:
             self.protocol_extra["backbone_pretraining"] = ("small CNN pretrained on the fit rows only "
                                                            "(not the runs' cached backbone)")
         else:
-            from .finetune import FINETUNE_START
             from .methods.mch_eval import backbone_protocol
 
             self.rows = torch.arange(len(ds.images))  # what the hasher codes: dataset rows
             meta = backbone_protocol(cfg, self._bank(None), len(ds.images))
             meta.pop("agent_crops", None)
             meta["backbone"] = (f"{cfg.backbone} (ImageNet; whole-image features cached; with finetune=last_block "
-                                "its last block trains on the cached maps)")
+                                "or last_4_blocks those blocks train on the cached maps)")
             meta["standardisation"] = "fitted on the fit rows"
-            meta["finetune"] = (f"a candidate's finetune: 'last_block' trains blocks {FINETUNE_START}.. + head conv "
+            meta["finetune"] = ("a candidate's finetune: 'last_block' / 'last_4_blocks' trains blocks 15.. / 12.. + head conv "
                                 "with X at base_lr x finetune_lr_mult on cached whole-image maps (batch norm "
                                 "statistics frozen), then codes the re-encoded features; 'none': X is a head on "
                                 "the cached pooled features")
@@ -173,7 +172,7 @@ class MCHValidation:
         """Train X of ``cfg`` on the fit rows; its validation mAP and training numbers."""
         from .codes import binarize
         from .diagnostics import diagnose
-        from .finetune import FINETUNE_START
+        from .finetune import finetune_start
         from .methods.mch_train import train_base
         from .metrics import evaluate
         from .recipe import final_loss
@@ -184,7 +183,7 @@ class MCHValidation:
         if cfg.backbone == "scratch":
             x, bank = self.x_fit, None
         else:
-            bank = self._bank(FINETUNE_START if cfg.finetune != "none" else None)
+            bank = self._bank(finetune_start(cfg.finetune))
             x = torch.from_numpy(bank.whole(fit))
         torch.manual_seed(cfg.seed + 2)
         hasher, info = train_base(cfg, state, x, self.Y[fit], self.device,

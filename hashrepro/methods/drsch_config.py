@@ -10,7 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from ..finetune import FINETUNE_TAG, FINETUNES, check_finetune  # noqa: F401  (FINETUNES re-exported)
+from ..finetune import FINETUNE_TAG, check_finetune
+
+#: What DRSCH can fine-tune of the ImageNet backbone (:data:`hashrepro.finetune.FINETUNES` less MCH's
+#: "last_4_blocks").
+FINETUNES = ("none", "last_block")
 from ..params import check_seed
 from ..recipe import RecipeConfig
 
@@ -217,7 +221,7 @@ class Config(RecipeConfig):
         if any(not isinstance(h, (int, np.integer)) or h < 1 for h in self.head_hidden):
             bad("head_hidden", "head_hidden must be a tuple of positive ints (widths)")
         self.head_hidden = tuple(int(h) for h in self.head_hidden)
-        why = check_finetune(self.finetune, self.backbone)
+        why = check_finetune(self.finetune, self.backbone, FINETUNES)
         if why:
             bad("finetune", why)
         self.check_choice("solver", SOLVERS)
@@ -337,7 +341,7 @@ def method_name(variant: str, backbone: str = "scratch", deviations: dict | None
     bad = set(deviations or {}) - set(NAMED_FIELDS)
     if bad:
         raise ValueError(f"deviations may name {NAMED_FIELDS} only, got {sorted(bad)}")
-    why = check_finetune(finetune, backbone)
+    why = check_finetune(finetune, backbone, FINETUNES)
     if why:
         raise ValueError(why)
     if solver not in SOLVERS:

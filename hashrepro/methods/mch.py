@@ -139,8 +139,10 @@ BACKBONES = ("scratch", "efficientnet_lite0")
 #: on the cached maps that enter that block (192 x 4 x 4 at 112 px); after training every cached crop's
 #: maps go through the tuned block once and everything downstream (the agent's state, the extension,
 #: the evaluation) codes those re-encoded features. LSH and ITQ stay on the frozen features (they are
-#: not run: their records are the frozen runs').
-from ..finetune import FINETUNE_START, FINETUNE_TAG, FINETUNES, check_finetune  # noqa: E402,F401  (re-exported)
+#: not run: their records are the frozen runs'). "last_4_blocks" = the same with the last four blocks
+#: (12-15) on the maps entering block 12 (same shape), about 4x the last block's training cost.
+from ..finetune import (FINETUNE_START, FINETUNE_TAG, FINETUNES, check_finetune, finetune_start,  # noqa: E402,F401
+                        finetune_tag)  # (re-exported)
 #: Input side of the ImageNet backbone in the pretrained regime (see the module docstring).
 PRETRAINED_INPUT_SIZE = 112
 #: Baselines of the agent's REINFORCE update: "none" (eq. 7 as printed), "batch" (leave-one-out
@@ -186,8 +188,8 @@ class Config(RecipeConfig):
     crop_ratios: tuple = (0.3, 0.5, 0.7)
     head_hidden: tuple = ()
     # pretrained regime: "none" (the backbone frozen, the heads on cached pooled features) or
-    # "last_block" (its last MBConv block + head conv fine-tuned by the deep base models on cached
-    # maps, at base_lr x finetune_lr_mult; see FINETUNES)
+    # "last_block" / "last_4_blocks" (its last MBConv block / last four blocks + head conv fine-tuned
+    # by the deep base models on cached maps, at base_lr x finetune_lr_mult; see FINETUNES)
     finetune: str = "none"
     finetune_lr_mult: float = 0.1
     # decoupled weight decay of X's optimiser (AdamW; 0: Adam, the preset), every deep base model's
@@ -409,9 +411,9 @@ def name_tag(cfg: "Config") -> str:
     """What names a run beyond its base model and backbone: the split (:func:`split_tag`), X's training
     fields where they are not the preset's (:func:`tuning_tag`) and, when the backbone's last block is
     fine-tuned, ``lastblock`` (``dch-lastblock-efficientnet_lite0``,
-    ``dch-finetune_lr_mult-0.3-lastblock-efficientnet_lite0``), so that such runs never mix with the
+    ``dch-finetune_lr_mult-0.3-lastblock-efficientnet_lite0``; the last four blocks: ``last4blocks``), so that such runs never mix with the
     preset's or the frozen-backbone runs in a table or claim."""
-    return "-".join(t for t in (split_tag(cfg), tuning_tag(cfg), FINETUNE_TAG if cfg.finetune == "last_block" else "")
+    return "-".join(t for t in (split_tag(cfg), tuning_tag(cfg), finetune_tag(cfg.finetune))
                     if t)
 
 
@@ -497,8 +499,8 @@ def run(cfg: Config | None = None, *, command: str | None = None, **overrides) -
             x_train = torch.from_numpy(bank.whole(sp.train))
             torch.manual_seed(cfg.seed + 1)
             backbone_state = FeatureBackbone.fit(x_train, cfg.head_hidden).state_dict()
-            if cfg.finetune != "none":  # the deep base model trains on the maps entering the last block
-                maps_bank, maps_info = prepare_features(cfg, ds, sp, upto=FINETUNE_START)
+            if cfg.finetune != "none":  # the deep base model trains on the maps entering the tuned blocks
+                maps_bank, maps_info = prepare_features(cfg, ds, sp, upto=finetune_start(cfg.finetune))
                 t_pre += maps_info["extraction_s"]
                 cached = cached and maps_info["cached"]
                 feat_info["n_crops"] += maps_info["n_crops"]
@@ -577,7 +579,7 @@ def run(cfg: Config | None = None, *, command: str | None = None, **overrides) -
         if bank is not None:
             protocol.update(backbone_protocol(cfg, bank, len(ds.images)))
             if cfg.finetune != "none":
-                protocol["finetune"] = (f"{cfg.finetune}: blocks {FINETUNE_START}.. + head conv of the ImageNet backbone "
+                protocol["finetune"] = (f"{cfg.finetune}: blocks {finetune_start(cfg.finetune)}.. + head conv of the ImageNet backbone "
                                         f"fine-tuned with the base model (lr x {cfg.finetune_lr_mult:g}, batch norm "
                                         "statistics frozen) on cached maps; every crop re-encoded once after training")
         proto_mch = dict(protocol, database_codes=f"whole image + 5 crops (sigma={cfg.sigma:g}) kept when "

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..crop_features import crop_resize
-from ..finetune import imagenet_tail
+from ..finetune import finetune_start, imagenet_tail
 from ..data.crops import CropBank
 from ..losses.pairwise import ADSHLoss, _sign, hashnet_beta, make_loss, similarity
 from ..models.mch_hashers import DeepHasher, FeatureHasher, KSHHasher
@@ -187,10 +187,10 @@ def train_base(cfg, backbone_state: dict, x_train: torch.Tensor, y_train: np.nda
             hasher = FeatureHasher(KSHOnFeatures(backbone, ksh.eval()), bank, device)
     else:
         tuned = bank is not None and getattr(cfg, "finetune", "none") != "none"
-        if tuned:  # x_train: maps entering the last block; the block + head conv train (finetune_lr_mult)
+        if tuned:  # x_train: maps entering the tuned blocks; the blocks + head conv train (finetune_lr_mult)
             head = FeatureBackbone(int(backbone_state["mean"].shape[0]), hidden=cfg.head_hidden)
             head.load_state_dict(backbone_state)
-            model = HashModel(TunedFeatureBackbone(imagenet_tail(cfg.backbone, cfg.backbone_size), head), q, RELAXATION[cfg.base]).to(device)
+            model = HashModel(TunedFeatureBackbone(imagenet_tail(cfg.backbone, cfg.backbone_size, finetune_start(cfg.finetune)), head), q, RELAXATION[cfg.base]).to(device)
             body = [{"params": list(model.backbone.tail.parameters()), "lr": cfg.base_lr * cfg.finetune_lr_mult},
                     {"params": list(model.backbone.head.parameters()), "lr": cfg.base_lr}]
         else:

@@ -291,7 +291,7 @@ def _sweep_command(cfg, dataset: str, bits) -> str:
     from ..methods import mch
 
     params = "".join(f" -p {k} {v:g}" for k, v in mch.tuned_fields(cfg).items())
-    tune = " -p finetune last_block" if cfg.finetune == "last_block" else ""
+    tune = f" -p finetune {cfg.finetune}" if cfg.finetune != "none" else ""
     return (f"hashrepro sweep mch --dataset {dataset} --bits {bits} --seeds 0 1 2 --scale default "
             f"-p backbone {cfg.backbone}{tune} -p base {cfg.base}{params}")
 

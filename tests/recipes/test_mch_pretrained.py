@@ -271,11 +271,13 @@ def test_finetune_config_errors_and_names():
     cfg = M.Config.for_scale("default", backbone="efficientnet_lite0", finetune="last_block")
     assert M.name_tag(cfg) == "lastblock" and M.name_tag(cfg.replace(finetune="none")) == ""
     assert M.name_tag(cfg.replace(n_images=4000)) == "mosaic4000-q20-t80-lastblock"
+    assert M.name_tag(cfg.replace(finetune="last_4_blocks")) == "last4blocks"
 
 
-def test_finetune_last_block_smoke_run(monkeypatch):
-    """The real EfficientNet-Lite0 at 32 px (maps before its last block: 192 x 1 x 1): the block trains,
-    every crop is re-encoded, the records are named apart, LSH / ITQ are not re-run."""
+@pytest.mark.parametrize("finetune, tag, n_blocks", [("last_block", "lastblock", 1), ("last_4_blocks", "last4blocks", 4)])
+def test_finetune_smoke_run(monkeypatch, finetune, tag, n_blocks):
+    """The real EfficientNet-Lite0 at 32 px (maps before block 15 or 12: 192 x 1 x 1): the tuned blocks
+    train, every crop is re-encoded, the records are named apart, LSH / ITQ are not re-run."""
     from hashrepro.methods import mch_train
 
     torch.set_num_threads(1)
@@ -284,19 +286,20 @@ def test_finetune_last_block_smoke_run(monkeypatch):
 
     def spy(tail, maps, device, batch_size=512):
         seen["dim"] = maps.dim
+        seen["blocks"] = (tail.start, len(tail.blocks))
         seen["moved"] = any((p0 - p).abs().max() > 0 for p0, p in zip(
-            imagenet_tail(cfg.backbone, cfg.backbone_size).parameters(), tail.parameters()))
+            imagenet_tail(cfg.backbone, cfg.backbone_size, tail.start).parameters(), tail.parameters()))
         return real(tail, maps, device, batch_size)
 
     monkeypatch.setattr(mch_train, "reencode_bank", spy)
     cfg = M.Config.for_scale("smoke", dataset="mosaic-digits", base="hashnet", bits=8, backbone="efficientnet_lite0",
-                             backbone_input_size=32, progress=False, finetune="last_block", cache=False,
+                             backbone_input_size=32, progress=False, finetune=finetune, cache=False,
                              sigma_grid=(0.5,), xi_grid=(0.5,), oracle=False, n_visual=0)
     rec = M.run(cfg)
-    assert rec["method"] == "mch-hashnet-lastblock-efficientnet_lite0" and rec["complete"]
-    assert [c["method"] for c in rec["companions"]] == ["hashnet-lastblock-efficientnet_lite0"]
-    assert seen == {"dim": 192, "moved": True}
-    assert rec["protocol"]["finetune"].startswith("last_block") and rec["metrics"]["reencode_s"] >= 0
+    assert rec["method"] == f"mch-hashnet-{tag}-efficientnet_lite0" and rec["complete"]
+    assert [c["method"] for c in rec["companions"]] == [f"hashnet-{tag}-efficientnet_lite0"]
+    assert seen == {"dim": 192, "blocks": (16 - n_blocks, n_blocks), "moved": True}
+    assert rec["protocol"]["finetune"].startswith(f"{finetune}: blocks {16 - n_blocks}..") and rec["metrics"]["reencode_s"] >= 0
 
 
 def test_the_notebook_finds_the_base_record_of_a_finetuned_run():

@@ -16,6 +16,8 @@ from hashrepro.models.drsch_net import DRSCHFeatureNet
 def test_finetune_config_errors_and_names():
     with pytest.raises(ValueError, match="finetune must be one of"):
         drsch.Config.for_scale("smoke", backbone="efficientnet_lite0", finetune="all")
+    with pytest.raises(ValueError, match=r"one of \('none', 'last_block'\)"):  # MCH's four-block mode only
+        drsch.Config.for_scale("smoke", backbone="efficientnet_lite0", finetune="last_4_blocks")
     with pytest.raises(ValueError, match="applies to the ImageNet backbone"):
         drsch.Config.for_scale("smoke", finetune="last_block")
     with pytest.raises(ValueError, match="finetune_lr_mult must be > 0"):
