@@ -376,6 +376,51 @@ def chosen_finetune_outputs(recs, selections, field: str = "finetune_lr_mult", d
     return out
 
 
+def four_blocks_outputs(recs, dataset: str = "mosaic-cifar10", bits=(16, 32, 64), margin: float = 0.02) -> list:
+    """X with the backbone's last *four* blocks fine-tuned (``finetune="last_4_blocks"``; run names
+    :data:`hashrepro.claims.mch.FOUR_BLOCKS`: the training fields of ``CHOSEN_ON_VALIDATION``) beside the
+    same X with the last block tuned and X from scratch on the same mosaics, per base model and length
+    where four-block runs exist: the means, the paired differences per seed (four blocks − last block,
+    four blocks − scratch), the agent's ANHC (MCH-X, σ = ξ = 0.5), a run's wall time, and how many settings
+    are higher than from scratch by more than ``margin`` in every seed (claim ``mch-pt-ft4-base-map``) with
+    ≥ 3 seeds. A table and a sentence, or one :func:`no_runs` line with the command."""
+    from ..claims.mch import CHOSEN_ON_VALIDATION, FOUR_BLOCKS, PRETRAINED_SPLIT
+
+    ok = [r for r in as_records(recs) if not r.get("flags")]
+    rows, judged, passed = [], [], []
+    for x, name in FOUR_BLOCKS.items():
+        for b in bits:
+            four = _by_seed(ok, name, dataset, b)
+            if not four:
+                continue
+            one = _by_seed(ok, CHOSEN_ON_VALIDATION[x], dataset, b)
+            scratch = _by_seed(ok, f"{x}-{PRETRAINED_SPLIT}", dataset, b)
+            anhc = _by_seed(ok, f"mch-{name}", dataset, b, "anhc")
+            wall = [float(r.get("wall_time_s", np.nan)) for r in ok
+                    if r["method"] == f"mch-{name}" and r["dataset"] == dataset and int(r["bits"]) == int(b)]
+            vs_one = [four[s] - one[s] for s in sorted(set(four) & set(one))]
+            vs_scratch = [four[s] - scratch[s] for s in sorted(set(four) & set(scratch))]
+
+            def mean(d: dict) -> str:
+                return f"{np.mean(list(d.values())):.3f} (n={len(d)})" if d else "—"
+
+            rows.append({"model": x, "bits": b, "scratch CNN, same mosaics": mean(scratch),
+                         "last block tuned": mean(one), "last four blocks tuned": mean(four),
+                         "four − one block, per seed": " / ".join(f"{d:+.3f}" for d in vs_one) or "—",
+                         "four blocks − scratch, per seed": " / ".join(f"{d:+.3f}" for d in vs_scratch) or "—",
+                         "ANHC of MCH-X": mean(anhc), "min / run": f"{np.nanmean(wall) / 60:.1f}" if wall else "—"})
+            _tally_margin(f"{x} {b}", vs_scratch, margin, judged, passed)
+    if not rows:
+        return [no_runs("the base models with the backbone's last four blocks fine-tuned",
+                        f"hashrepro sweep mch --dataset {dataset} --bits 32 --seeds 0 1 2 --scale default -p backbone "
+                        "efficientnet_lite0 -p finetune last_4_blocks -p base dch -p finetune_lr_mult 0.03 "
+                        "-p base_weight_decay 0.1")]
+    return [pd.DataFrame(rows), Markdown(
+        f"{_DATASET_NAMES.get(dataset, dataset)}, mAP of X alone (no agent). With the last four blocks tuned, higher "
+        f"than from scratch on the same mosaics by more than {margin:g} in every seed: {len(passed)} of {len(judged)} "
+        "settings with ≥ 3 seeds" + (f" ({', '.join(passed)})" if passed else "") + ".")]
+
+
 def finetune_outputs(recs, dataset: str = "mosaic-cifar10", bits: int = 32,
                      bases=("hashnet", "adsh", "dch", "mmhh"), backbone: str = "efficientnet_lite0",
                      margin: float = 0.02) -> list:

@@ -284,7 +284,7 @@ def test_mch_pretrained_claims_win_lose_disagree_and_too_few_seeds():
     assert [(c["bits"], c["verdict"]) for c in v.cells] == [(32, "reproduced"), (64, "not reproduced")]
     # one regime's table: only its claims, in the chapter's order
     t = C.claims_table("mch", everything, ids=[c.id for c in C.CLAIMS["mch"] if c.id.startswith("mch-pt-")])
-    assert len(t) == 10 and t["claim"].str.startswith("[ImageNet backbone] ").all()
+    assert len(t) == 11 and t["claim"].str.startswith("[ImageNet backbone] ").all()
     assert t.iloc[0]["verdict"] == "not reproduced"
     with pytest.raises(ValueError, match="no claim 'mch-pt-nope' in chapter 'mch'; its claim ids: mch-r0, "):
         C.claims_table("mch", [], ids=["mch-pt-nope"])
@@ -376,7 +376,7 @@ def test_mch_chosen_on_validation_names_the_committed_choices_and_the_claim_read
     configuration the ratio selection left (DCH's 0.03), named by the recipe."""
     import dataclasses
 
-    from hashrepro.claims.mch import CHOSEN_ON_VALIDATION, FINETUNED_BASES, PRETRAINED_SPLIT
+    from hashrepro.claims.mch import CHOSEN_ON_VALIDATION, FINETUNED_BASES, FOUR_BLOCKS, PRETRAINED_SPLIT
     from hashrepro.methods import mch as M
     from hashrepro.paths import results_root
     from hashrepro.plots.mch_page import _selection_configs, _selections_over
@@ -391,11 +391,15 @@ def test_mch_chosen_on_validation_names_the_committed_choices_and_the_claim_read
         assert start.finetune_lr_mult == float(ratio[x]["chosen"]["finetune_lr_mult"]), x  # wd started from the ratio
         assert M.record_method(chosen) == CHOSEN_ON_VALIDATION[x], x
         assert dataclasses.replace(chosen, base_weight_decay=0.0) == start
+        assert M.record_method(dataclasses.replace(chosen, finetune="last_4_blocks")) == FOUR_BLOCKS[x], x
     runs = [mch_rec(CHOSEN_ON_VALIDATION["dch"], s, map=v) for s, v in enumerate([0.64, 0.65, 0.63])]
     runs += [mch_rec(f"dch-lastblock" + PT, s, map=0.9) for s in range(3)]      # the preset's tuned runs: not read
     split = [mch_rec("dch-" + PRETRAINED_SPLIT, s, map=v) for s, v in enumerate([0.63, 0.64, 0.62])]
     v = C.evaluate_paper("mch", runs + split, ids=["mch-pt-ft-chosen-base-map"])[0]
     assert _cells(v) == {"dch: tuned and chosen on validation − scratch − 0.02": ("not reproduced", 3)}  # +0.01 each
+    runs4 = [mch_rec(FOUR_BLOCKS["dch"], s, map=v) for s, v in enumerate([0.66, 0.67, 0.65])]
+    v4 = C.evaluate_paper("mch", runs + runs4 + split, ids=["mch-pt-ft4-base-map"])[0]
+    assert _cells(v4) == {"dch: last four blocks tuned − scratch − 0.02": ("reproduced", 3)}  # +0.03 each
 
 
 def test_drsch_tuned_claim_reads_only_runs_named_with_a_chosen_schedule():

@@ -355,7 +355,7 @@ def test_claims_outputs_per_regime(tmp_path):
     out = MP.claims_outputs(scratch + backbone, frame, _Cfg(EMA), regime="pretrained")
     assert out[0].data == "**Agent update *baseline ema + norm*** (3 MCH runs on the ImageNet backbone; the default):"
     table = out[1]
-    assert len(table) == 10 and table["claim"].str.startswith("[ImageNet backbone] ").all()
+    assert len(table) == 11 and table["claim"].str.startswith("[ImageNet backbone] ").all()
     assert out[-1].data.startswith("**How a verdict is reached.** With the rule of *Claims* below")
     # the from-scratch section counts and judges its own runs only, and points to the other regime
     out = MP.claims_outputs(scratch + backbone, frame, _Cfg(EMA))
@@ -447,6 +447,29 @@ def test_finetune_selection_outputs_name_each_choice_and_keep_the_latest():
     assert len(table) == 6 and list(table[table["chosen"] == "✓"]["candidate"]) == ["finetune_lr_mult=0.1",
                                                                                   "finetune_lr_mult=0.3"]
     assert "hashrepro select mch" in MP.finetune_selection_outputs([other])[0].data
+
+
+def test_four_blocks_outputs_pair_four_blocks_with_the_chosen_last_block_and_scratch():
+    from hashrepro.claims.mch import CHOSEN_ON_VALIDATION, FOUR_BLOCKS
+
+    four, one, split = FOUR_BLOCKS["dch"], CHOSEN_ON_VALIDATION["dch"], "dch-mosaic2000-q20-t80"
+    assert four == one.replace("-lastblock-", "-last4blocks-")
+    recs = ([_rec(split, seed=s, metrics={"map": v}) for s, v in enumerate([0.60, 0.61, 0.60])]
+            + [_rec(one, seed=s, metrics={"map": v}) for s, v in enumerate([0.62, 0.63, 0.61])]
+            + [_rec(four, seed=s, metrics={"map": v}) for s, v in enumerate([0.65, 0.64, 0.66])]
+            + [dict(_mch(four, seed=s, metrics={"anhc": 1.2}), wall_time_s=1200.0) for s in range(3)]
+            + [_rec(four, seed=s, bits=64, metrics={"map": 0.7}) for s in range(2)]
+            + [dict(_rec(four, seed=2, bits=64, metrics={"map": 0.99}), flags=["constant_bits: 9 of 64 bits"])])
+    table, text = MP.four_blocks_outputs(recs)
+    row = table.set_index(["model", "bits"]).loc[("dch", 32)]
+    assert row["last four blocks tuned"] == "0.650 (n=3)" and row["last block tuned"] == "0.620 (n=3)"
+    assert row["four − one block, per seed"] == "+0.030 / +0.010 / +0.050"
+    assert row["four blocks − scratch, per seed"] == "+0.050 / +0.030 / +0.060"
+    assert row["ANHC of MCH-X"] == "1.200 (n=3)" and row["min / run"] == "20.0"
+    assert table.set_index(["model", "bits"]).loc[("dch", 64), "last four blocks tuned"] == "0.700 (n=2)"  # flagged: out
+    assert "by more than 0.02 in every seed: 1 of 1 settings with ≥ 3 seeds (dch 32)" in text.data
+    none = MP.four_blocks_outputs([_rec(one, seed=0)])
+    assert len(none) == 1 and "-p finetune last_4_blocks" in none[0].data
 
 
 def test_chosen_finetune_outputs_pair_the_chosen_ratio_with_the_preset_and_scratch():
