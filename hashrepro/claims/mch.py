@@ -86,7 +86,7 @@ FINETUNED_BASES = ("hashnet", "adsh", "dch", "mmhh")
 #: validation (``hashrepro select mch`` at 32 bits on the mosaics of seed 1: the tuned block's learning-rate
 #: ratio, then X's decoupled weight decay from that configuration; records under ``results/validation/``,
 #: a test checks that these names are :func:`hashrepro.methods.mch.record_method` of the choices).
-CHOSEN_ON_VALIDATION = {"hashnet": "hashnet-base_weight_decay-1-lastblock-efficientnet_lite0",
+CHOSEN_ON_VALIDATION = {"hashnet": "hashnet-base_weight_decay-3-lastblock-efficientnet_lite0",
                         "adsh": "adsh-lastblock-efficientnet_lite0",
                         "dch": "dch-finetune_lr_mult-0.03-base_weight_decay-0.1-lastblock-efficientnet_lite0",
                         "mmhh": "mmhh-base_weight_decay-0.1-lastblock-efficientnet_lite0"}

@@ -254,7 +254,7 @@ def chance_outputs(dataset: str = "mosaic-cifar10", seeds=(0,)) -> list:
 SELECT_FINETUNE = ("hashrepro select mch --dataset mosaic-cifar10 --bits 32 --seed 1 -p base dch -p backbone "
                    "efficientnet_lite0 -p finetune last_block --grid finetune_lr_mult=0.03,0.1,0.3")
 SELECT_WEIGHT_DECAY = ("hashrepro select mch --dataset mosaic-cifar10 --bits 32 --seed 1 -p base hashnet -p backbone "
-                       "efficientnet_lite0 -p finetune last_block --grid base_weight_decay=0,0.1,1")
+                       "efficientnet_lite0 -p finetune last_block --grid base_weight_decay=0,0.1,1,3,10")
 #: The X training fields chosen on validation that the page shows: field -> (what it is, the command
 #: that chooses it when no selection record exists).
 SELECTED_FIELDS = {"finetune_lr_mult": ("the tuned block's learning rate", SELECT_FINETUNE),
