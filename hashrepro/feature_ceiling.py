@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-__all__ = ["CeilingConfig", "RETRIEVERS", "fit_softmax", "label_agreement", "reference_maps"]
+__all__ = ["CeilingConfig", "RETRIEVERS", "fit_classifier", "fit_softmax", "label_agreement", "reference_maps"]
 
 #: Retrievers measured by :func:`reference_maps`, in the order they are reported.
 RETRIEVERS = ("euclidean", "linear-p", "mlp-p", "mlp-class")
@@ -57,16 +57,17 @@ class CeilingConfig:
     extra: dict = field(default_factory=dict)
 
 
-def fit_softmax(x: torch.Tensor, y: torch.Tensor, n_classes: int, hidden: int, weight_decay: float, epochs: int,
-                batch_size: int, lr: float, seed: int) -> torch.nn.Module:
-    """A softmax classifier on features ``x`` (N, D) float32 with labels ``y`` (N,) int64:
-    linear (``hidden=0``) or D -> hidden (ReLU) -> C. Adam, ``epochs`` passes of shuffled batches.
-    Returns the trained module in eval mode (logits (N, C))."""
+def fit_classifier(x: torch.Tensor, y: torch.Tensor, n_out: int, hidden: int, weight_decay: float, epochs: int,
+                   batch_size: int, lr: float, seed: int, loss=torch.nn.functional.cross_entropy) -> torch.nn.Module:
+    """A classifier on features ``x`` (N, D) float32 with targets ``y`` (whatever ``loss(logits, y)``
+    takes: (N,) int64 for the default cross-entropy, (N, C) multi-hot float32 for binary cross-entropy):
+    linear (``hidden=0``) or D -> hidden (ReLU) -> ``n_out``. Adam, ``epochs`` passes of shuffled
+    batches. Returns the trained module in eval mode (logits (N, n_out))."""
     g = torch.Generator().manual_seed(int(seed))
     torch.manual_seed(int(seed))
     d = x.shape[1]
-    net = (torch.nn.Linear(d, n_classes) if hidden == 0 else
-           torch.nn.Sequential(torch.nn.Linear(d, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, n_classes)))
+    net = (torch.nn.Linear(d, n_out) if hidden == 0 else
+           torch.nn.Sequential(torch.nn.Linear(d, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, n_out)))
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     n = x.shape[0]
     net.train()
@@ -74,11 +75,18 @@ def fit_softmax(x: torch.Tensor, y: torch.Tensor, n_classes: int, hidden: int, w
         perm = torch.randperm(n, generator=g)
         for s in range(0, n, batch_size):
             idx = perm[s:s + batch_size]
-            loss = torch.nn.functional.cross_entropy(net(x[idx]), y[idx])
+            loss_value = loss(net(x[idx]), y[idx])
             opt.zero_grad()
-            loss.backward()
+            loss_value.backward()
             opt.step()
     return net.eval()
+
+
+def fit_softmax(x: torch.Tensor, y: torch.Tensor, n_classes: int, hidden: int, weight_decay: float, epochs: int,
+                batch_size: int, lr: float, seed: int) -> torch.nn.Module:
+    """A softmax classifier on features ``x`` (N, D) float32 with labels ``y`` (N,) int64
+    (:func:`fit_classifier` with cross-entropy): logits (N, C)."""
+    return fit_classifier(x, y, n_classes, hidden, weight_decay, epochs, batch_size, lr, seed)
 
 
 def label_agreement(p_query: np.ndarray, p_db: np.ndarray) -> np.ndarray:

@@ -77,11 +77,13 @@ def load_data(cfg):
 _DATA_MEMO: dict = {}  # the last data set loaded (the notebook draws Fig. 8 from it after run())
 
 
-def relevant_fraction(cfg) -> float:
+def relevant_fraction(cfg, ds=None, sp=None) -> float:
     """The mean over queries of the fraction of database items relevant to the query (sharing ≥ 1
     label, §5.1) on ``cfg``'s split: about the mAP of a random ranking, the floor every mAP of the
-    chapter should be read against (multi-label mosaics have a high one). Uses :func:`load_data`."""
-    ds, sp = load_data(cfg)
+    chapter should be read against (multi-label mosaics have a high one). ``ds``, ``sp``: the data and
+    split of ``cfg`` when already loaded (else :func:`load_data`)."""
+    if ds is None or sp is None:
+        ds, sp = load_data(cfg)
     Y = ds.label_matrix().astype(np.float32)
     q, db = np.asarray(sp.query), np.asarray(sp.database)
     return float(((Y[q] @ Y[db].T) > 0).mean())
