@@ -421,6 +421,55 @@ def four_blocks_outputs(recs, dataset: str = "mosaic-cifar10", bits=(16, 32, 64)
         "settings with ≥ 3 seeds" + (f" ({', '.join(passed)})" if passed else "") + ".")]
 
 
+#: The reference retrievers of :mod:`hashrepro.mch_ceiling`, as the page names them.
+CEILING_LABELS = {"euclidean": "raw pooled features, Euclidean",
+                  "linear-p": "linear multi-label classifier, P(share a label)",
+                  "mlp-p": "MLP (1,024 ReLU) multi-label classifier, P(share a label)"}
+
+
+def feature_ceiling_outputs(ceiling_records, recs, dataset: str = "mosaic-cifar10", bits: int = 32) -> list:
+    """What the frozen features of the mosaics allow (``benchmarks/mch_feature_ceiling.py``,
+    :mod:`hashrepro.mch_ceiling`): per seed, the mAP of each reference retriever and of a random ranking
+    (the share of relevant database items), beside X at ``bits`` bits from scratch on the same mosaics and
+    X with every training choice made on validation (``CHOSEN_ON_VALIDATION``). Only clean ceiling records
+    count; flagged runs are left out. A table (rows: retrievers and models; columns: seeds and their mean)
+    and a sentence counted from it, or the command."""
+    from ..claims.mch import CHOSEN_ON_VALIDATION, PRETRAINED_SPLIT
+
+    ceil = [r for r in as_records(ceiling_records) if r.get("dataset") == dataset and r.get("git_dirty") is False]
+    if not ceil:
+        return [Markdown("*No reference-retriever record yet; run* `python benchmarks/mch_feature_ceiling.py "
+                         "--seeds 0 1 2` *(commit first) and rebuild the book.*")]
+    latest = {}
+    for r in sorted(ceil, key=lambda r: str(r.get("finished") or "")):
+        latest[int(r["seed"])] = r["metrics"]
+    seeds = sorted(latest)
+    rows = [("random ranking (share of relevant items)", {s: latest[s]["relevant_fraction"] for s in seeds})]
+    rows += [(label, {s: latest[s][f"map_{k}"] for s in seeds if f"map_{k}" in latest[s]})
+             for k, label in CEILING_LABELS.items()]
+    ok = [r for r in as_records(recs) if not r.get("flags")]
+    models = {}
+    for x, name in CHOSEN_ON_VALIDATION.items():
+        models[f"{x}, scratch CNN, same mosaics ({bits} bits)"] = _by_seed(ok, f"{x}-{PRETRAINED_SPLIT}", dataset, bits)
+        models[f"{x}, last block tuned, chosen on validation ({bits} bits)"] = _by_seed(ok, name, dataset, bits)
+    rows += [(k, {s: v for s, v in d.items() if s in latest}) for k, d in models.items()]
+    table = pd.DataFrame([{"retriever / model": k, **{f"seed {s}": (f"{d[s]:.3f}" if s in d else "—") for s in seeds},
+                           "mean": f"{np.mean(list(d.values())):.3f}" if d else "—"} for k, d in rows])
+    mean = {k: float(np.mean(list(d.values()))) for k, d in rows if d}
+    best_ref = max((k for k in CEILING_LABELS.values() if k in mean), key=lambda k: mean[k], default=None)
+    tuned = {k: v for k, v in mean.items() if "chosen on validation" in k}
+    scratch = {k: v for k, v in mean.items() if "scratch CNN" in k}
+    text = [f"mAP on the MCH pretrained preset's split (seeds {', '.join(map(str, seeds))}: the same queries and "
+            "database as the chapter's runs; the classifiers' weight decay chosen on a validation split of the "
+            "training mosaics)."]
+    if best_ref is not None and tuned and scratch:
+        text.append(f"The best reference ranking reaches {mean[best_ref]:.3f}; at {bits} bits the tuned base models "
+                    f"reach {min(tuned.values()):.3f}–{max(tuned.values()):.3f} and the same models from scratch "
+                    f"{min(scratch.values()):.3f}–{max(scratch.values()):.3f} (means), over a random ranking at "
+                    f"{mean[rows[0][0]]:.3f}.")
+    return [table, Markdown(" ".join(text))]
+
+
 def finetune_outputs(recs, dataset: str = "mosaic-cifar10", bits: int = 32,
                      bases=("hashnet", "adsh", "dch", "mmhh"), backbone: str = "efficientnet_lite0",
                      margin: float = 0.02) -> list:

@@ -472,6 +472,29 @@ def test_four_blocks_outputs_pair_four_blocks_with_the_chosen_last_block_and_scr
     assert len(none) == 1 and "-p finetune last_4_blocks" in none[0].data
 
 
+def test_feature_ceiling_outputs_put_the_references_beside_the_models_per_seed():
+    from hashrepro.claims.mch import CHOSEN_ON_VALIDATION
+
+    def ceil(seed, lin, dirty=False):
+        return {"paper": "mch", "method": "feature-ceiling-efficientnet_lite0", "dataset": "mosaic-cifar10",
+                "bits": 0, "seed": seed, "git_dirty": dirty, "finished": f"2026-12-01T0{seed}",
+                "metrics": {"relevant_fraction": 0.5, "map_euclidean": 0.49, "map_linear-p": lin, "map_mlp-p": lin + 0.01}}
+
+    assert "benchmarks/mch_feature_ceiling.py" in MP.feature_ceiling_outputs([ceil(0, 0.7, dirty=True)], [])[0].data
+    recs = ([_rec("dch-mosaic2000-q20-t80", seed=s, metrics={"map": v}) for s, v in enumerate([0.60, 0.62, 0.64])]
+            + [_rec(CHOSEN_ON_VALIDATION["dch"], seed=s, metrics={"map": 0.66}) for s in range(2)]
+            + [_rec(CHOSEN_ON_VALIDATION["dch"], seed=5, metrics={"map": 0.99})])       # no reference at seed 5
+    table, text = MP.feature_ceiling_outputs([ceil(0, 0.70), ceil(1, 0.72), ceil(1, 0.0, dirty=True)], recs)
+    t = table.set_index("retriever / model")
+    assert list(t.columns) == ["seed 0", "seed 1", "mean"]
+    assert t.loc["MLP (1,024 ReLU) multi-label classifier, P(share a label)", "mean"] == "0.720"
+    assert t.loc["dch, scratch CNN, same mosaics (32 bits)"].tolist() == ["0.600", "0.620", "0.610"]
+    assert t.loc["dch, last block tuned, chosen on validation (32 bits)", "mean"] == "0.660"
+    assert t.loc["hashnet, last block tuned, chosen on validation (32 bits)", "mean"] == "—"
+    assert "best reference ranking reaches 0.720" in text.data and "random ranking at 0.500" in text.data
+    assert "tuned base models reach 0.660–0.660" in text.data
+
+
 def test_chosen_finetune_outputs_pair_the_chosen_ratio_with_the_preset_and_scratch():
     from hashrepro.plots import mch_page as MP
 
