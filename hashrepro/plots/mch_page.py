@@ -463,10 +463,17 @@ def feature_ceiling_outputs(ceiling_records, recs, dataset: str = "mosaic-cifar1
             "database as the chapter's runs; the classifiers' weight decay chosen on a validation split of the "
             "training mosaics)."]
     if best_ref is not None and tuned and scratch:
+        floor = mean[rows[0][0]]
+
+        def way(v: float) -> str:  # share of the way from the random ranking to the best reference
+            return f"{100 * (v - floor) / (mean[best_ref] - floor):.0f} %"
+
         text.append(f"The best reference ranking reaches {mean[best_ref]:.3f}; at {bits} bits the tuned base models "
                     f"reach {min(tuned.values()):.3f}–{max(tuned.values()):.3f} and the same models from scratch "
                     f"{min(scratch.values()):.3f}–{max(scratch.values()):.3f} (means), over a random ranking at "
-                    f"{mean[rows[0][0]]:.3f}.")
+                    f"{floor:.3f}: the tuned models go {way(min(tuned.values()))}–{way(max(tuned.values()))} of the way "
+                    f"from the random ranking to that reference, the scratch ones {way(min(scratch.values()))}–"
+                    f"{way(max(scratch.values()))}.")
     return [table, Markdown(" ".join(text))]
 
 

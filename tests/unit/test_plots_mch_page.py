@@ -493,6 +493,7 @@ def test_feature_ceiling_outputs_put_the_references_beside_the_models_per_seed()
     assert t.loc["hashnet, last block tuned, chosen on validation (32 bits)", "mean"] == "—"
     assert "best reference ranking reaches 0.720" in text.data and "random ranking at 0.500" in text.data
     assert "tuned base models reach 0.660–0.660" in text.data
+    assert "the tuned models go 73 %–73 % of the way" in text.data and "the scratch ones 50 %–50 %" in text.data
 
 
 def test_chosen_finetune_outputs_pair_the_chosen_ratio_with_the_preset_and_scratch():
