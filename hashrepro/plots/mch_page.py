@@ -257,8 +257,17 @@ SELECT_WEIGHT_DECAY = ("hashrepro select mch --dataset mosaic-cifar10 --bits 32 
                        "efficientnet_lite0 -p finetune last_block --grid base_weight_decay=0,0.1,1,3,10")
 #: The X training fields chosen on validation that the page shows: field -> (what it is, the command
 #: that chooses it when no selection record exists).
+SELECT_DEPTH = ("hashrepro select mch --dataset mosaic-cifar10 --bits 32 --seed 1 -p base dch -p backbone "
+                "efficientnet_lite0 -p finetune_lr_mult 0.03 -p base_weight_decay 0.1 --grid "
+                "finetune=none,last_block,last_4_blocks")
 SELECTED_FIELDS = {"finetune_lr_mult": ("the tuned block's learning rate", SELECT_FINETUNE),
-                   "base_weight_decay": ("X's decoupled weight decay", SELECT_WEIGHT_DECAY)}
+                   "base_weight_decay": ("X's decoupled weight decay", SELECT_WEIGHT_DECAY),
+                   "finetune": ("how much of the backbone X tunes", SELECT_DEPTH)}
+
+
+def _value(v) -> str:
+    """A chosen value as the page writes it: numbers with ``:g``, names as they are."""
+    return f"{v:g}" if isinstance(v, (int, float)) else str(v)
 
 
 def _selections_over(selections, field: str) -> dict:
@@ -282,7 +291,8 @@ def _selection_configs(r: dict, field: str):
     keep = {f.name for f in dataclasses.fields(mch.Config)} & (
         {"base", "backbone", "finetune"} | set(mch.NAMED_FIELDS) | set(mch.SPLIT_FIELDS))
     cfg = mch.Config.for_scale(rc.get("scale") or "default", **{k: v for k, v in rc.items() if k in keep and v is not None})
-    return cfg, dataclasses.replace(cfg, **{field: float(r["chosen"][field])})
+    v = r["chosen"][field]
+    return cfg, dataclasses.replace(cfg, **{field: v if isinstance(v, str) else float(v)})
 
 
 def _sweep_command(cfg, dataset: str, bits) -> str:
@@ -313,9 +323,9 @@ def finetune_selection_outputs(selections, field: str = "finetune_lr_mult") -> l
     parts = []
     for (method, bits, seed), r in sorted(latest.items()):
         gain = r["metrics"].get("gain_over_current")
-        before = float(getattr(_selection_configs(r, field)[0], field))
-        parts.append(f"{method} ({bits} bits, seed {seed}): {r['chosen'][field]:g}"
-                     + (f" (+{gain:.4f} over {before:g})" if gain else f" (the value before, {before:g})"))
+        before = getattr(_selection_configs(r, field)[0], field)
+        parts.append(f"{method} ({bits} bits, seed {seed}): {_value(r['chosen'][field])}"
+                     + (f" (+{gain:.4f} over {_value(before)})" if gain else f" (the value before, {_value(before)})"))
     table = selection_table(list(latest.values())).drop(columns=["active triplets"])
     return [Markdown("**Chosen on validation** (argmax of the validation mAP; a tie keeps the value the runs "
                      "had before): " + "; ".join(parts) + "."), table]

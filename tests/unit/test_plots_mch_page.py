@@ -447,6 +447,18 @@ def test_finetune_selection_outputs_name_each_choice_and_keep_the_latest():
     assert len(table) == 6 and list(table[table["chosen"] == "✓"]["candidate"]) == ["finetune_lr_mult=0.1",
                                                                                   "finetune_lr_mult=0.3"]
     assert "hashrepro select mch" in MP.finetune_selection_outputs([other])[0].data
+    depth = {"paper": "mch", "method": "dch-efficientnet_lite0", "dataset": "mosaic-cifar10", "bits": 32, "seed": 1,
+             "finished": "2026-12-01T10:00:00", "chosen": {"finetune": "last_block"},
+             "config": {"recipe": {"base": "dch", "backbone": "efficientnet_lite0", "finetune": "none", "scale": "default",
+                                   "finetune_lr_mult": 0.03, "base_weight_decay": 0.1}},
+             "metrics": {"gain_over_current": 0.0117},
+             "selection": {"grid": {"finetune": ["none", "last_block", "last_4_blocks"]}, "chosen_label": "finetune=last_block",
+                           "candidates": [{"label": f"finetune={v}", "params": {"finetune": v}, "validation_map": m,
+                                           "train_time_s": 60.0} for v, m in
+                                          (("none", 0.7314), ("last_block", 0.7431), ("last_4_blocks", 0.7392))]}}
+    head, table = MP.finetune_selection_outputs([depth, new], field="finetune")
+    assert "dch-efficientnet_lite0 (32 bits, seed 1): last_block (+0.0117 over none)" in head.data and "0.3" not in head.data
+    assert list(table[table["chosen"] == "✓"]["candidate"]) == ["finetune=last_block"]
 
 
 def test_four_blocks_outputs_pair_four_blocks_with_the_chosen_last_block_and_scratch():
