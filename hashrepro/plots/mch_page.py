@@ -181,13 +181,20 @@ def _by_seed(recs: list[dict], method: str, dataset: str, bits: int, metric: str
     return {s: v for s, (_, v) in sorted(out.items())}
 
 
+#: How the page names the claims' rule (:func:`hashrepro.claims.evaluator.decide`) for "higher by a margin".
+MARGIN_RULE = "in every seed, with the mean beyond twice its standard error"
+
+
 def _tally_margin(model: str, diffs: list[float], margin: float, judged: list, higher: list) -> None:
-    """Judge one model's paired per-seed differences (claims ``mch-pt-base-map``, ``mch-pt-ft-base-map``):
-    with ≥ 3 seeds it is judged (appended to ``judged``), and higher when every difference exceeds
-    ``margin`` (appended to ``higher``)."""
-    if len(diffs) >= 3:
+    """Judge one model's paired per-seed differences by the claims' rule
+    (:func:`hashrepro.claims.evaluator.decide` on ``diff − margin``: claims ``mch-pt-base-map``,
+    ``mch-pt-ft-base-map`` …): with ≥ 3 seeds it is judged (appended to ``judged``), and higher
+    (appended to ``higher``) when the rule reads reproduced."""
+    from ..claims.evaluator import MIN_SEEDS, decide
+
+    if len(diffs) >= MIN_SEEDS:
         judged.append(model)
-        if all(d > margin for d in diffs):
+        if decide([d - margin for d in diffs])[0] == "reproduced":
             higher.append(model)
 
 
@@ -197,7 +204,7 @@ def same_split_outputs(recs, dataset: str = "mosaic-cifar10", bits: int = 32,
     """X trained from scratch on the pretrained regime's split (``<x>-mosaic2000-q20-t80``: the same
     mosaics, queries and database per seed) beside X on the ImageNet backbone, and LSH / ITQ on each
     regime's features: per method the mean mAP of each side, the paired difference per seed, and
-    whether the backbone is higher by more than ``margin`` in every seed (claim ``mch-pt-base-map``).
+    whether the backbone is higher by more than ``margin`` by the claims' rule (claim ``mch-pt-base-map``).
     A table and a sentence counted from the records, or a :func:`no_runs` line with the command."""
     from ..claims.mch import PRETRAINED_SPLIT
 
@@ -223,7 +230,7 @@ def same_split_outputs(recs, dataset: str = "mosaic-cifar10", bits: int = 32,
                         "-p n_query_per_class 20 -p n_train_per_class 80")]
     lsh = next((r for r in rows if r["model"] == "lsh"), None)
     text = (f"{_DATASET_NAMES.get(dataset, dataset)}, {bits} bits, mAP of X alone (no agent). On the same mosaics "
-            f"the ImageNet backbone is higher by more than {margin:g} in every seed for {len(higher)} of "
+            f"the ImageNet backbone is higher by more than {margin:g} {MARGIN_RULE} for {len(higher)} of "
             f"{len(judged)} base models with ≥ 3 seeds" + (f" ({', '.join(higher)})" if higher else "") + ".")
     if lsh is not None:
         text += (f" LSH, which learns nothing, measures the features themselves: {lsh['scratch CNN, same mosaics']} "
@@ -338,7 +345,7 @@ def chosen_finetune_outputs(recs, selections, field: str = "finetune_lr_mult", d
     ``<x>-finetune_lr_mult-0.03-lastblock-<backbone>``) beside those earlier tuned runs and X from scratch
     on the same mosaics, per base model and length: the means, the paired differences per seed (chosen −
     before, chosen − scratch), and whether the chosen runs are higher than from scratch by more than
-    ``margin`` in every seed (the test of claim ``mch-pt-ft-base-map``) with ≥ 3 seeds. A table and a
+    ``margin`` by the claims' rule (claim ``mch-pt-ft-base-map``) with ≥ 3 seeds. A table and a
     sentence, or a :func:`no_runs` line per choice still to run; nothing when every choice kept the value."""
     from ..claims.mch import PRETRAINED_SPLIT
 
@@ -378,7 +385,7 @@ def chosen_finetune_outputs(recs, selections, field: str = "finetune_lr_mult", d
         out += [pd.DataFrame(rows), Markdown(
             f"{_DATASET_NAMES.get(dataset, dataset)}, mAP of X alone (no agent), runs with the chosen "
             f"{field} (`{', '.join(sorted(mch.record_method(c[1]) for c in chosen.values()))}`). Higher than from scratch on the "
-            f"same mosaics by more than {margin:g} in every seed: {len(passed)} of {len(judged)} settings with ≥ 3 "
+            f"same mosaics by more than {margin:g} {MARGIN_RULE}: {len(passed)} of {len(judged)} settings with ≥ 3 "
             f"seeds" + (f" ({', '.join(passed)})" if passed else "") + ".")]
     for pick_cfg, v, b in missing:
         out.append(no_runs(f"{mch.record_method(pick_cfg)} (the chosen {field} {v:g}) at {b} bits",
@@ -392,7 +399,7 @@ def four_blocks_outputs(recs, dataset: str = "mosaic-cifar10", bits=(16, 32, 64)
     same X with the last block tuned and X from scratch on the same mosaics, per base model and length
     where four-block runs exist: the means, the paired differences per seed (four blocks − last block,
     four blocks − scratch), the agent's ANHC (MCH-X, σ = ξ = 0.5), a run's wall time, and how many settings
-    are higher than from scratch by more than ``margin`` in every seed (claim ``mch-pt-ft4-base-map``) with
+    are higher than from scratch by more than ``margin`` by the claims' rule (claim ``mch-pt-ft4-base-map``) with
     ≥ 3 seeds. A table and a sentence, or one :func:`no_runs` line with the command."""
     from ..claims.mch import CHOSEN_ON_VALIDATION, FOUR_BLOCKS, PRETRAINED_SPLIT
 
@@ -427,7 +434,7 @@ def four_blocks_outputs(recs, dataset: str = "mosaic-cifar10", bits=(16, 32, 64)
                         "-p base_weight_decay 0.1")]
     return [pd.DataFrame(rows), Markdown(
         f"{_DATASET_NAMES.get(dataset, dataset)}, mAP of X alone (no agent). With the last four blocks tuned, higher "
-        f"than from scratch on the same mosaics by more than {margin:g} in every seed: {len(passed)} of {len(judged)} "
+        f"than from scratch on the same mosaics by more than {margin:g} {MARGIN_RULE}: {len(passed)} of {len(judged)} "
         "settings with ≥ 3 seeds" + (f" ({', '.join(passed)})" if passed else "") + ".")]
 
 
@@ -495,7 +502,7 @@ def finetune_outputs(recs, dataset: str = "mosaic-cifar10", bits: int = 32,
     and X on the frozen backbone (``<x>-<backbone>``): per base model the mean mAP of each, the paired
     differences tuned − scratch and tuned − frozen per seed, the agent's ANHC of the tuned runs (MCH-X, σ = ξ = 0.5), the
     wall time of a tuned run, and how many base models are higher than from scratch by more than
-    ``margin`` in every seed (claim ``mch-pt-ft-base-map``). Flagged runs (e.g. constant bits) are
+    ``margin`` by the claims' rule (claim ``mch-pt-ft-base-map``). Flagged runs (e.g. constant bits) are
     left out and counted. A table and a sentence, or a :func:`no_runs` line with the command."""
     from ..claims.mch import FINETUNE_TAG, PRETRAINED_SPLIT
 
@@ -537,7 +544,7 @@ def finetune_outputs(recs, dataset: str = "mosaic-cifar10", bits: int = 32,
                         f"-p backbone {backbone} -p finetune last_block -p base hashnet -p base adsh -p base dch "
                         "-p base mmhh")]
     text = (f"{_DATASET_NAMES.get(dataset, dataset)}, {bits} bits, mAP of X alone (no agent). With the last block "
-            f"fine-tuned, X is higher than from scratch on the same mosaics by more than {margin:g} in every seed for "
+            f"fine-tuned, X is higher than from scratch on the same mosaics by more than {margin:g} {MARGIN_RULE} for "
             f"{len(higher)} of {len(judged)} base models with ≥ 3 seeds" + (f" ({', '.join(higher)})" if higher else "")
             + f". Against the frozen backbone, fine-tuning is higher in {above_frozen[0]} of {above_frozen[1]} "
             "seed pairs." + (f" {n_flagged} flagged run(s) left out." if n_flagged else ""))

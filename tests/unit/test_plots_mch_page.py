@@ -394,7 +394,7 @@ def test_same_split_outputs_pairs_x_per_seed_on_one_split():
     assert row["scratch CNN, same mosaics"] == "0.603" and row["ImageNet backbone"] == "0.650"
     assert row["ImageNet − scratch, per seed"] == "+0.050 / +0.030 / +0.060" and row["seeds"] == "0, 1, 2"
     assert list(table["model"]) == ["ksh", "dch", "lsh"]
-    assert "higher by more than 0.02 in every seed for 1 of 2 base models with ≥ 3 seeds (dch)" in text.data
+    assert "higher by more than 0.02 in every seed, with the mean beyond twice its standard error for 1 of 2 base models with ≥ 3 seeds (dch)" in text.data
     assert "0.590 on the scratch CNN's against 0.530 on the ImageNet backbone's" in text.data
     none = MP.same_split_outputs([_rec("dch", seed=0)])
     assert len(none) == 1 and "-p n_images 2000" in none[0].data
@@ -479,7 +479,7 @@ def test_four_blocks_outputs_pair_four_blocks_with_the_chosen_last_block_and_scr
     assert row["four blocks − scratch, per seed"] == "+0.050 / +0.030 / +0.060"
     assert row["ANHC of MCH-X"] == "1.200 (n=3)" and row["min / run"] == "20.0"
     assert table.set_index(["model", "bits"]).loc[("dch", 64), "last four blocks tuned"] == "0.700 (n=2)"  # flagged: out
-    assert "by more than 0.02 in every seed: 1 of 1 settings with ≥ 3 seeds (dch 32)" in text.data
+    assert "by more than 0.02 in every seed, with the mean beyond twice its standard error: 1 of 1 settings with ≥ 3 seeds (dch 32)" in text.data
     none = MP.four_blocks_outputs([_rec(one, seed=0)])
     assert len(none) == 1 and "-p finetune last_4_blocks" in none[0].data
 
@@ -570,3 +570,16 @@ def test_chosen_weight_decay_outputs_start_from_the_selections_own_configuration
     assert ("--bits 16 --seeds 0 1 2 --scale default -p backbone efficientnet_lite0 -p finetune last_block -p base dch "
             "-p finetune_lr_mult 0.03 -p base_weight_decay 1") in todo16.data
     assert MP.finetune_selection_outputs([], field="base_weight_decay")[0].data.count("base_weight_decay=0,0.1,1") == 1
+
+
+def test_margin_tally_is_the_claims_rule_not_only_every_seed():
+    """+0.045 / +0.024 / +0.022 clear a 0.02 margin in every seed, but the mean excess (0.0103) is
+    within twice its standard error (0.0148): the claims read inconclusive, and so does the page."""
+    from hashrepro.claims.evaluator import decide
+
+    judged, higher = [], []
+    MP._tally_margin("dch 16", [0.045, 0.024, 0.022], 0.02, judged, higher)
+    MP._tally_margin("dch 64", [0.030, 0.037, 0.023], 0.02, judged, higher)
+    MP._tally_margin("few", [0.5, 0.5], 0.02, judged, higher)
+    assert judged == ["dch 16", "dch 64"] and higher == ["dch 64"]
+    assert decide([0.025, 0.004, 0.002])[0] == "inconclusive"
