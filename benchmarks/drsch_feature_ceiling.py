@@ -15,38 +15,21 @@ DRSCH page reads them with :func:`hashrepro.plots.drsch_page.feature_ceiling_out
 """
 from __future__ import annotations
 
-import argparse
-import sys
-import time
-
 OUT = "results/diagnostics/drsch_feature_ceiling"
 
 
 def main(argv=None) -> int:
-    from hashrepro.feature_ceiling import CeilingConfig, reference_maps
-    from hashrepro.provenance import start_run
-    from hashrepro.results import make_record, save_run
-    from hashrepro.train import describe_device
+    import dataclasses
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=CeilingConfig.epochs)
-    ap.add_argument("--out", default=OUT)
-    a = ap.parse_args(argv)
-    if a.epochs <= 0:
-        ap.error(f"--epochs must be a positive integer, got {a.epochs}")
-    cmd = ("python benchmarks/drsch_feature_ceiling.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
-    for seed in a.seeds:
-        started = start_run()
-        t0 = time.perf_counter()
-        cfg = CeilingConfig(seed=seed, epochs=a.epochs)
-        out = reference_maps(cfg, progress=lambda s: print(s, flush=True))
-        rec = make_record("drsch", "feature-ceiling-efficientnet_lite0", cfg.dataset, 0, seed, "default", out["config"],
-                          out["protocol"], out["metrics"], None, time.perf_counter() - t0, describe_device("cpu"),
-                          cmd, started=started)
-        path = save_run(rec, a.out, f"feature-ceiling_{cfg.dataset}_seed{seed}")
-        print(f"seed {seed}: {time.perf_counter() - t0:.0f} s -> {path}", flush=True)
-    return 0
+    from hashrepro.feature_ceiling import benchmark_main
+    from hashrepro.feature_ceiling import CeilingConfig, reference_maps
+
+    def make_config(seed, epochs):
+        cfg = CeilingConfig(seed=seed)
+        return cfg if epochs is None else dataclasses.replace(cfg, epochs=epochs)
+
+    return benchmark_main(argv, paper="drsch", script="benchmarks/drsch_feature_ceiling.py", out=OUT,
+                          make_config=make_config, measure=reference_maps, description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

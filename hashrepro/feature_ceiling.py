@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-__all__ = ["CeilingConfig", "RETRIEVERS", "fit_classifier", "fit_softmax", "label_agreement", "reference_maps"]
+__all__ = ["CeilingConfig", "RETRIEVERS", "benchmark_main", "fit_classifier", "fit_softmax", "label_agreement", "reference_maps"]
 
 #: Retrievers measured by :func:`reference_maps`, in the order they are reported.
 RETRIEVERS = ("euclidean", "linear-p", "mlp-p", "mlp-class")
@@ -177,3 +177,36 @@ def reference_maps(cfg: CeilingConfig, progress=print) -> dict:
                     model_selection=f"weight decay by accuracy on {cfg.n_val_per_class} training images per "
                                     "class held out; queries never used")
     return {"metrics": metrics, "protocol": protocol, "config": asdict(cfg)}
+
+
+def benchmark_main(argv, *, paper: str, script: str, out: str, make_config, measure, description: str) -> int:
+    """The command line shared by the feature-ceiling benchmarks (``benchmarks/drsch_feature_ceiling.py``,
+    ``benchmarks/mch_feature_ceiling.py``): ``--seeds``, ``--epochs``, ``--out``; per seed ``make_config(seed,
+    epochs)`` -> ``measure(cfg, progress)`` (a dict with ``metrics``, ``protocol``, ``config``) -> one record
+    ``feature-ceiling-<backbone>`` of ``paper`` saved under ``out`` with the command, commit and wall time."""
+    import argparse
+    import sys
+
+    from .provenance import start_run
+    from .results import make_record, save_run
+    from .train import describe_device
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--epochs", type=int, default=make_config(0, None).epochs)
+    ap.add_argument("--out", default=out)
+    a = ap.parse_args(argv)
+    if a.epochs <= 0:
+        ap.error(f"--epochs must be a positive integer, got {a.epochs}")
+    cmd = (f"python {script} " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
+    for seed in a.seeds:
+        started = start_run()
+        t0 = time.perf_counter()
+        cfg = make_config(seed, a.epochs)
+        res = measure(cfg, progress=lambda s: print(s, flush=True))
+        rec = make_record(paper, f"feature-ceiling-{cfg.backbone}", cfg.dataset, 0, seed, "default", res["config"],
+                          res["protocol"], res["metrics"], None, time.perf_counter() - t0, describe_device("cpu"),
+                          cmd, started=started)
+        path = save_run(rec, a.out, f"feature-ceiling_{cfg.dataset}_seed{seed}")
+        print(f"seed {seed}: {time.perf_counter() - t0:.0f} s -> {path}", flush=True)
+    return 0

@@ -78,3 +78,34 @@ def test_mosaic_reference_maps_on_a_small_mosaic(monkeypatch):
         assert m[f"chosen_wd_{model}"] in (1e-4, 1e-2)
         assert m[f"val_map_{model}_wd{m[f'chosen_wd_{model}']:g}"] == max(m[f"val_map_{model}_wd{w:g}"] for w in (1e-4, 1e-2))
     assert out["protocol"]["n_query"] == len(sp.query) and out["protocol"]["database_includes_train"]
+
+
+def test_benchmark_main_writes_one_record_per_seed_and_rejects_bad_epochs(tmp_path, capsys):
+    """The shared command line of the feature-ceiling benchmarks, with a stand-in measurement."""
+    import dataclasses
+    import json
+
+    from hashrepro.feature_ceiling import benchmark_main
+
+    seen = []
+
+    def make_config(seed, epochs):
+        cfg = MC.MosaicCeilingConfig(seed=seed)
+        return cfg if epochs is None else dataclasses.replace(cfg, epochs=epochs)
+
+    def measure(cfg, progress):
+        seen.append((cfg.seed, cfg.epochs))
+        return {"metrics": {"map_euclidean": 0.5}, "protocol": {"n_query": 1}, "config": {"seed": cfg.seed}}
+
+    kw = dict(paper="mch", script="benchmarks/mch_feature_ceiling.py", out=str(tmp_path), make_config=make_config,
+              measure=measure, description="test")
+    assert benchmark_main(["--seeds", "0", "2", "--epochs", "7"], **kw) == 0
+    assert seen == [(0, 7), (2, 7)]
+    recs = sorted((json.loads(p.read_text()) for p in tmp_path.rglob("*.json")), key=lambda r: r["seed"])
+    assert [r["seed"] for r in recs] == [0, 2]
+    r = recs[0]
+    assert r["method"] == "feature-ceiling-efficientnet_lite0" and r["command"].startswith(
+        "python benchmarks/mch_feature_ceiling.py --seeds 0 2 --epochs 7")
+    with pytest.raises(SystemExit):
+        benchmark_main(["--epochs", "0"], **kw)
+    assert "--epochs must be a positive integer, got 0" in capsys.readouterr().err
