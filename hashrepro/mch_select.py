@@ -126,6 +126,7 @@ class MCHValidation:
             self.protocol_extra["backbone_pretraining"] = ("small CNN pretrained on the fit rows only "
                                                            "(not the runs' cached backbone)")
         else:
+            from .finetune import FINETUNE_STARTS
             from .methods.mch_eval import backbone_protocol
 
             self.rows = torch.arange(len(ds.images))  # what the hasher codes: dataset rows
@@ -134,7 +135,8 @@ class MCHValidation:
             meta["backbone"] = (f"{cfg.backbone} (ImageNet; whole-image features cached; with finetune=last_block "
                                 "or last_4_blocks those blocks train on the cached maps)")
             meta["standardisation"] = "fitted on the fit rows"
-            meta["finetune"] = ("a candidate's finetune: 'last_block' / 'last_4_blocks' trains blocks 15.. / 12.. + head conv "
+            meta["finetune"] = ("a candidate's finetune: 'last_block' / 'last_4_blocks' trains blocks "
+                                f"{FINETUNE_STARTS['last_block']}.. / {FINETUNE_STARTS['last_4_blocks']}.. + head conv "
                                 "with X at base_lr x finetune_lr_mult on cached whole-image maps (batch norm "
                                 "statistics frozen), then codes the re-encoded features; 'none': X is a head on "
                                 "the cached pooled features")
